@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from core.audit import ChainedHistory
+from core.references import new_reference, new_token
+
+
+class Right(models.TextChoices):
+    """The data subject rights a community can exercise (UK GDPR Arts 15-21)."""
+
+    ACCESS = "access", "Access (Art 15)"
+    PORTABILITY = "portability", "Portability (Art 20)"
+    ERASURE = "erasure", "Erasure (Art 17)"
+    OBJECTION = "objection", "Objection (Art 21)"
+    RECTIFICATION = "rectification", "Rectification (Art 16)"
+    RESTRICTION = "restriction", "Restriction (Art 18)"
+
+
+class Community(models.Model):
+    class JoinPolicy(models.TextChoices):
+        OPEN = "open", "Anyone may join"
+        INVITE = "invite", "By invitation only"
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    purpose = models.TextField(help_text="In plain words: what the community does and for whom.")
+    description = models.TextField(blank=True)
+    contact_email = models.EmailField()
+    postal_address = models.TextField(blank=True)
+    join_policy = models.CharField(max_length=10, choices=JoinPolicy.choices, default=JoinPolicy.OPEN)
+    rights = models.JSONField(default=list, help_text="Right codes the community exercises.")
+    controllers = models.ManyToManyField(
+        "requests_engine.Controller", blank=True, related_name="communities", help_text="Controllers in scope."
+    )
+    brand_colour = models.CharField(max_length=7, default="#1d4f91")
+    # How long returned files are kept after the member is told (RULES.md: data minimisation).
+    retention_days = models.PositiveIntegerField(default=90)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "communities"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def new_member_reference() -> str:
+    return new_reference("M", 8)
+
+
+class Member(models.Model):
+    """A person's membership of one community; the pseudonymous reference is what controllers see first."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships")
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="members")
+    reference = models.CharField(max_length=16, unique=True, default=new_member_reference, editable=False)
+    full_name = models.CharField(max_length=200)
+    joined_at = models.DateTimeField(default=timezone.now)
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "community"], name="one_membership_per_community")]
+        ordering = ["community", "full_name"]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.reference})"
+
+
+class Identifier(models.Model):
+    """What a member is known as at a controller (or everywhere, when controller is empty)."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email address used there"
+        ACCOUNT_ID = "account_id", "Account or customer number"
+        PHONE = "phone", "Phone number"
+        POSTAL_ADDRESS = "postal_address", "Postal address"
+        NAME = "name", "Name used there"
+        OTHER = "other", "Other"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="identifiers")
+    controller = models.ForeignKey(
+        "requests_engine.Controller", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    label = models.CharField(max_length=200, blank=True, help_text="The controller's own name for it.")
+    value = models.CharField(max_length=500)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["member", "controller", "kind"]
+        # Serves "identifiers this member gave for this controller" on letters and manifests.
+        indexes = [models.Index(fields=["member", "controller"], name="identifier_member_ctrl")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"
+
+
+def new_mandate_token() -> str:
+    return new_token(24)
+
+
+def new_mandate_reference() -> str:
+    return new_reference("A", 8)
+
+
+class Mandate(ConcurrentTransitionMixin, ChainedHistory):
+    """A member's written authority for the community to act for them (RULES.md (e)-(f))."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
+        EXPIRED = "expired", "Expired"
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="mandates")
+    reference = models.CharField(max_length=16, unique=True, default=new_mandate_reference, editable=False)
+    rights = models.JSONField(default=list)
+    all_controllers = models.BooleanField(default=True)
+    controllers = models.ManyToManyField("requests_engine.Controller", blank=True, related_name="mandates")
+    purposes = models.TextField()
+    valid_from = models.DateField()
+    valid_until = models.DateField()
+    may_complain_to_controllers = models.BooleanField(default=True)
+    # Art 80(1) UK GDPR / s.187 DPA 2018: representation before the ICO needs its own explicit choice.
+    may_represent_before_ico = models.BooleanField(default=False)
+
+    # Signature evidence: what exactly was shown and how the member signed it.
+    template_version = models.CharField(max_length=20)
+    text = models.TextField(editable=False)
+    text_sha256 = models.CharField(max_length=64, editable=False)
+    signed_name = models.CharField(max_length=200)
+    signed_at = models.DateTimeField()
+    signed_ip = models.GenericIPAddressField(null=True, blank=True)
+    signed_user_agent = models.TextField(blank=True)
+    pdf = models.FileField(upload_to="mandates/", blank=True)
+    pdf_sha256 = models.CharField(max_length=64, blank=True)
+    verification_token = models.CharField(max_length=64, unique=True, default=new_mandate_token, editable=False)
+
+    state = FSMField(default=State.ACTIVE, choices=State.choices, protected=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-signed_at"]
+        # Serves campaign previews: active mandates of a community's members.
+        indexes = [models.Index(fields=["state", "valid_until"], name="mandate_state_until")]
+
+    def __str__(self) -> str:
+        return f"Mandate {self.reference} ({self.get_state_display()})"
+
+    def covers(self, *, right: str, controller_id: int, on: object = None) -> bool:
+        on = on or timezone.localdate()
+        if self.state != self.State.ACTIVE or not (self.valid_from <= on <= self.valid_until):
+            return False
+        if right not in self.rights:
+            return False
+        return self.all_controllers or self.controllers.filter(pk=controller_id).exists()
+
+    @transition(field=state, source=State.ACTIVE, target=State.REVOKED, custom={"label": "Revoke"})
+    def revoke(self) -> None:
+        self.ended_at = timezone.now()
+
+    @transition(field=state, source=State.ACTIVE, target=State.EXPIRED, custom={"admin": False})
+    def expire(self) -> None:
+        self.ended_at = timezone.now()

@@ -1,0 +1,224 @@
+"""The coordinators' back office. Transition buttons come from django-fsm's admin mixin, but every button
+goes through the same service as the portal and the API, so the event log and the guards always apply."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.utils import timezone
+from django_fsm.admin import FSMAdminMixin
+
+from core.audit import Actor
+
+from . import forms, services
+from .events import describe
+from .models import Batch, Campaign, Complaint, Controller, DataRightsRequest, ReceivedFile, RequestEvent, RequestState
+
+
+class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
+    """Routes django-fsm admin buttons to services.<action>(…, actor=coordinator)."""
+
+    fsm_fields = ["state"]
+    service_actions: dict[str, object] = {}
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None) -> bool:
+        action = self.service_actions.get(transition_name)
+        if action is None:
+            self.message_user(request, f"'{transition_name}' cannot be done from the back office.", messages.ERROR)
+            return False
+        try:
+            action(obj, Actor.user(request.user), **(kwargs or {}))
+        except services.RequestEngineError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return False
+        self.message_user(request, f"Done: {self.get_fsm_label(self._get_fsm_transition_by_name(obj=obj, transition_name=transition_name))}.")
+        return True
+
+
+class EventInline(admin.TabularInline):
+    model = RequestEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "sentence", "actor_kind", "actor_id", "from_state", "to_state", "payload", "seq"]
+    readonly_fields = fields
+    ordering = ["seq"]
+
+    @admin.display(description="what happened")
+    def sentence(self, event):
+        return describe(event)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class CampaignEventInline(EventInline):
+    fk_name = "campaign"
+
+
+class RequestEventInline(EventInline):
+    fk_name = "request"
+
+
+class DueFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Past the due date"), ("week", "Due within 7 days"), ("paused", "Clock paused")]
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        open_clock = Q(state__in=[RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.EXTENDED,
+                                  RequestState.INFO_REQUESTED], clock_paused=False)  # fmt: skip
+        if self.value() == "overdue":
+            return queryset.filter(Q(state=RequestState.OVERDUE) | (open_clock & Q(due_on__lt=today)))
+        if self.value() == "week":
+            return queryset.filter(open_clock, due_on__gte=today, due_on__lte=today + timedelta(days=7))
+        if self.value() == "paused":
+            return queryset.filter(clock_paused=True)
+        return queryset
+
+
+@admin.register(DataRightsRequest)
+class DataRightsRequestAdmin(ServiceTransitionAdmin):
+    list_display = ["reference", "member", "controller", "right", "state", "received_on", "due_on", "campaign"]
+    list_filter = ["state", DueFilter, "right", "campaign", "controller__jurisdiction"]
+    list_select_related = ["member", "controller", "campaign"]
+    search_fields = ["reference", "member__reference", "member__full_name", "controller__name"]
+    date_hierarchy = "due_on"
+    autocomplete_fields = ["controller"]
+    inlines = [RequestEventInline]
+    list_per_page = 100
+    show_full_result_count = False  # COUNT(*) over millions of rows on every page is not worth it
+    fsm_forms = {
+        "extend": forms.ExtendForm,
+        "request_information": forms.AskForInformationForm,
+        "receive_information": forms.GiveInformationForm,
+        "fulfil": forms.AnswerForm,
+        "partially_fulfil": forms.RefusalForm,
+        "refuse": forms.RefusalForm,
+        "escalate_to_ico": forms.EscalateForm,
+        "close": forms.NoteForm,
+        "withdraw": forms.WithdrawForm,
+    }
+    service_actions = {
+        "approve": lambda r, a: services.request_approve(request_id=r.pk, actor=a),
+        "requeue": lambda r, a: services.request_requeue(request_id=r.pk, actor=a),
+        "acknowledge": lambda r, a: services.request_acknowledge(request_id=r.pk, actor=a),
+        "request_information": lambda r, a, **kw: services.request_ask_for_information(request_id=r.pk, actor=a, **kw),
+        "receive_information": lambda r, a, **kw: services.request_give_information(request_id=r.pk, actor=a, **kw),
+        "extend": lambda r, a, **kw: services.request_extend(request_id=r.pk, actor=a, **kw),
+        "fulfil": lambda r, a, **kw: services.request_fulfil(request_id=r.pk, actor=a, **kw),
+        "partially_fulfil": lambda r, a, **kw: services.request_partially_fulfil(request_id=r.pk, actor=a, **kw),
+        "refuse": lambda r, a, **kw: services.request_refuse(request_id=r.pk, actor=a, **kw),
+        "complain_to_controller": lambda r, a: services.request_complain_to_controller(request_id=r.pk, actor=a),
+        "escalate_to_ico": lambda r, a, **kw: services.request_escalate_to_ico(request_id=r.pk, actor=a, **kw),
+        "close": lambda r, a, **kw: services.request_close(request_id=r.pk, actor=a, **kw),
+        "withdraw": lambda r, a, **kw: services.request_withdraw(request_id=r.pk, actor=a, **kw),
+    }
+
+    def get_readonly_fields(self, request, obj=None):
+        # Every field is evidence or derived: coordinators change a request only through its transitions.
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ServiceTransitionAdmin):
+    list_display = ["name", "reference", "community", "state", "request_count", "launched_at"]
+    list_filter = ["state", "community"]
+    search_fields = ["name", "reference"]
+    filter_horizontal = ["controllers"]
+    readonly_fields = ["reference", "launched_at", "launched_by", "created_by"]
+    inlines = [CampaignEventInline]
+    service_actions = {
+        "launch": lambda c, a: services.campaign_launch(campaign_id=c.pk, actor=a),
+    }
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_requests=Count("requests"))
+
+    @admin.display(description="requests", ordering="_requests")
+    def request_count(self, obj):
+        return obj._requests
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ["reference", "campaign", "controller", "state", "sent_at"]
+    list_filter = ["state", "campaign"]
+    list_select_related = ["campaign", "controller"]
+    search_fields = ["reference", "controller__name"]
+    readonly_fields = ["reference", "campaign", "controller", "state", "letter_pdf", "letter_sha256", "manifest",
+                       "sent_at", "last_error", "reply_token"]  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Controller)
+class ControllerAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "transport", "email", "jurisdiction", "open_requests"]
+    list_filter = ["transport", "jurisdiction", "individual_requests", "quality"]
+    search_fields = ["name", "slug", "email", "runs"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            _open=Count("requests", filter=Q(requests__state__in=[s.value for s in RequestState if s in (
+                RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.INFO_REQUESTED, RequestState.EXTENDED,
+                RequestState.OVERDUE)]))  # fmt: skip
+        )
+
+    @admin.display(description="open requests", ordering="_open")
+    def open_requests(self, obj):
+        return obj._open
+
+
+@admin.register(Complaint)
+class ComplaintAdmin(admin.ModelAdmin):
+    list_display = ["reference", "kind", "controller", "state", "sent_on", "acknowledgement_due_on"]
+    list_filter = ["kind", "state"]
+    search_fields = ["reference", "controller__name", "ico_case_reference"]
+    readonly_fields = ["reference", "state", "sent_on", "acknowledgement_due_on", "acknowledged_on",
+                       "evidence_pack_sha256"]  # fmt: skip
+    filter_horizontal = ["requests"]
+
+
+@admin.register(ReceivedFile)
+class ReceivedFileAdmin(admin.ModelAdmin):
+    list_display = ["original_name", "request", "content_type", "size", "received_at", "delete_after"]
+    readonly_fields = ["request", "original_name", "stored", "size", "content_type", "sha256", "received_at"]
+    list_select_related = ["request"]
+
+
+@admin.register(RequestEvent)
+class RequestEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "stream", "seq", "kind", "actor_kind", "from_state", "to_state"]
+    list_filter = ["kind", "actor_kind"]
+    search_fields = ["stream"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

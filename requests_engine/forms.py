@@ -1,0 +1,48 @@
+from django import forms
+from django.utils import timezone
+
+from .models import InformationKind, RefusalGround
+
+
+def _today():
+    return timezone.localdate()
+
+
+class ExtendForm(forms.Form):
+    months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int)
+    reason = forms.CharField(widget=forms.Textarea, help_text="The controller's stated reasons (required).")
+    noticed_on = forms.DateField(initial=_today, help_text="When the controller gave notice of the extension.")
+
+
+class AskForInformationForm(forms.Form):
+    kind = forms.ChoiceField(choices=InformationKind.choices)
+    question = forms.CharField(widget=forms.Textarea)
+    asked_on = forms.DateField(initial=_today)
+
+
+class GiveInformationForm(forms.Form):
+    received_on = forms.DateField(initial=_today, help_text="When the controller received the information.")
+    answer = forms.CharField(widget=forms.Textarea, required=False)
+
+
+class AnswerForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea, required=False)
+    answered_on = forms.DateField(initial=_today)
+
+
+class RefusalForm(forms.Form):
+    ground = forms.ChoiceField(choices=RefusalGround.choices)
+    reasons = forms.CharField(widget=forms.Textarea, help_text="The reasons the controller gave (Art 12(4)).")
+    answered_on = forms.DateField(initial=_today)
+
+
+class NoteForm(forms.Form):
+    outcome = forms.CharField(widget=forms.Textarea, required=False)
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea, required=False)
+
+
+class EscalateForm(forms.Form):
+    case_reference = forms.CharField(required=False, help_text="The ICO's case reference, if known.")

@@ -1,0 +1,537 @@
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+
+from communities.models import Community, Mandate, Member, Right
+from core.audit import ChainedHistory
+from core.references import new_reference, new_token
+
+from . import deadlines
+
+
+class Jurisdiction(models.TextChoices):
+    """The UK nation whose bank holidays apply to a controller's deadlines (RULES.md (a))."""
+
+    ENGLAND_AND_WALES = "england-and-wales", "England and Wales"
+    SCOTLAND = "scotland", "Scotland"
+    NORTHERN_IRELAND = "northern-ireland", "Northern Ireland"
+
+
+class Transport(models.TextChoices):
+    EMAIL = "email", "Email"
+    LETTER = "letter", "Letter"
+    WEBFORM = "webform", "Web form"
+    DRP = "drp", "Data Rights Protocol"
+
+
+def new_campaign_reference() -> str:
+    return new_reference("C", 6)
+
+
+def new_batch_reference() -> str:
+    return new_reference("B", 6)
+
+
+def new_complaint_reference() -> str:
+    return new_reference("K", 6)
+
+
+class Controller(models.Model):
+    """A directory entry: who a controller is and how it takes requests (datenanfragen format on import)."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=300)
+    runs = models.JSONField(default=list, blank=True, help_text="Services and brands it runs.")
+    categories = models.JSONField(default=list, blank=True)
+    email = models.EmailField(blank=True, help_text="Privacy contact address.")
+    postal_address = models.TextField(blank=True)
+    web = models.URLField(blank=True, max_length=500)
+    webform_url = models.URLField(blank=True, max_length=500)
+    phone = models.CharField(max_length=60, blank=True)
+    fax = models.CharField(max_length=60, blank=True)
+    transport = models.CharField(max_length=10, choices=Transport.choices, default=Transport.EMAIL)
+    individual_requests = models.BooleanField(
+        default=False, help_text="Send one message per member request instead of one collective letter."
+    )
+    required_identifiers = models.JSONField(
+        default=list, blank=True, help_text='What it needs to find a person: [{"desc", "type", "optional"}].'
+    )
+    needs_id_document = models.BooleanField(default=False)
+    jurisdiction = models.CharField(
+        max_length=20, choices=Jurisdiction.choices, default=Jurisdiction.ENGLAND_AND_WALES
+    )
+    drp_endpoint = models.URLField(blank=True, max_length=500, help_text="Base URL of its DRP API, if any.")
+    request_language = models.CharField(max_length=10, blank=True)
+    relevant_countries = models.JSONField(default=list, blank=True)
+    sources = models.JSONField(default=list, blank=True)
+    comments = models.JSONField(default=list, blank=True)
+    quality = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(ConcurrentTransitionMixin, ChainedHistory):
+    """A coordinated exercise of rights by a community's members against a set of controllers."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        LAUNCHED = "launched", "Launched"
+        CLOSED = "closed", "Closed"
+
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    reference = models.CharField(max_length=16, unique=True, default=new_campaign_reference, editable=False)
+    rights = models.JSONField(default=list)
+    controllers = models.ManyToManyField(Controller, related_name="campaigns")
+    purpose = models.TextField(help_text="Why the community is asking; quoted in every letter.")
+    member_note = models.TextField(blank=True, help_text="Shown to members about this campaign.")
+    state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    launched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @transition(field=state, source=State.DRAFT, target=State.LAUNCHED, custom={"label": "Approve and launch"})
+    def launch(self) -> None:
+        self.launched_at = timezone.now()
+
+    @transition(field=state, source=State.LAUNCHED, target=State.CLOSED, custom={"label": "Close"})
+    def close(self) -> None:
+        pass
+
+
+class Batch(ConcurrentTransitionMixin, ChainedHistory):
+    """One campaign's requests to one controller: the collective letter and its member manifest."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Delivery failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="batches")
+    controller = models.ForeignKey(Controller, on_delete=models.PROTECT, related_name="batches")
+    reference = models.CharField(max_length=16, unique=True, default=new_batch_reference, editable=False)
+    state = FSMField(default=State.PENDING, choices=State.choices, protected=True)
+    letter_pdf = models.FileField(upload_to="batches/", blank=True)
+    letter_sha256 = models.CharField(max_length=64, blank=True)
+    manifest = models.FileField(upload_to="batches/", blank=True)
+    # Replies to <reply_token>@… thread back to this batch without trusting the sender's address.
+    reply_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "batches"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "controller"], name="one_batch_per_campaign_controller")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} → {self.controller}"
+
+    @transition(field=state, source=[State.PENDING, State.FAILED], target=State.SENT)
+    def mark_sent(self) -> None:
+        self.sent_at = timezone.now()
+        self.last_error = ""
+
+    @transition(field=state, source=[State.PENDING, State.FAILED], target=State.FAILED)
+    def mark_failed(self, *, error: str = "") -> None:
+        self.last_error = error
+
+
+class RequestState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    QUEUED = "queued", "Queued to send"
+    SENT = "sent", "Sent, waiting for the controller"
+    FAILED_DELIVERY = "failed_delivery", "Delivery failed"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged by the controller"
+    INFO_REQUESTED = "info_requested", "Controller asked for information"
+    EXTENDED = "extended", "Deadline extended by the controller"
+    OVERDUE = "overdue", "Overdue: no answer in time"
+    FULFILLED = "fulfilled", "Fulfilled"
+    PARTIALLY_FULFILLED = "partially_fulfilled", "Partly fulfilled"
+    REFUSED = "refused", "Refused"
+    COMPLAINT_TO_CONTROLLER = "complaint_to_controller", "Complaint made to the controller"
+    ESCALATED_TO_ICO = "escalated_to_ico", "Complaint made to the ICO"
+    CLOSED = "closed", "Closed"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+S = RequestState
+# States in which the controller still owes an answer (DESIGN §3): a revoked mandate withdraws these.
+OPEN_STATES = [S.DRAFT, S.QUEUED, S.SENT, S.FAILED_DELIVERY, S.ACKNOWLEDGED, S.INFO_REQUESTED, S.EXTENDED, S.OVERDUE]
+# States whose statutory clock can run out.
+CLOCK_STATES = [S.SENT, S.ACKNOWLEDGED, S.EXTENDED, S.INFO_REQUESTED]
+ANSWERABLE_STATES = [S.SENT, S.ACKNOWLEDGED, S.INFO_REQUESTED, S.EXTENDED, S.OVERDUE, S.COMPLAINT_TO_CONTROLLER]
+
+
+class InformationKind(models.TextChoices):
+    IDENTITY = "identity", "Proof of identity"
+    AUTHORITY = "authority", "Proof of the community's authority"
+    CLARIFICATION = "clarification", "Clarification of the request"
+
+
+class RefusalGround(models.TextChoices):
+    """Grounds a controller can give for not acting (RULES.md (d)); reasons are always required too."""
+
+    MANIFESTLY_UNFOUNDED = "manifestly_unfounded", "Manifestly unfounded (Art 12(5))"
+    MANIFESTLY_EXCESSIVE = "manifestly_excessive", "Manifestly excessive (Art 12(5))"
+    EXEMPTION = "exemption", "Exemption under DPA 2018 Schedules 2-4"
+    ART17_3 = "art17_3", "Erasure exception (Art 17(3))"
+    ART20_NOT_APPLICABLE = "art20_not_applicable", "Portability does not apply (Art 20)"
+    ART21_COMPELLING_GROUNDS = "art21_compelling_grounds", "Compelling legitimate grounds (Art 21(1))"
+    IDENTITY_NOT_VERIFIED = "identity_not_verified", "Identity not verified"
+    AUTHORITY_NOT_SHOWN = "authority_not_shown", "Authority not shown"
+    NO_DATA_HELD = "no_data_held", "No personal data held"
+    OTHER = "other", "Other"
+
+
+class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
+    """One member × one controller × one right: the state machine and the statutory clock (DESIGN §3-§4).
+
+    `received_on` is when the controller received the request; `clock_start_on` is the "relevant time" of
+    Art 12A (the latest of receipt and receipt of identity or authority evidence); `due_on` is always
+    derived from them, the extension and the paused days, never typed.
+    """
+
+    reference = models.CharField(max_length=40, unique=True)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="requests")
+    mandate = models.ForeignKey(Mandate, on_delete=models.PROTECT, related_name="requests")
+    controller = models.ForeignKey(Controller, on_delete=models.PROTECT, related_name="requests")
+    right = models.CharField(max_length=20, choices=Right.choices)
+    state = FSMField(default=S.DRAFT, choices=S.choices, protected=True)
+
+    received_on = models.DateField(null=True, blank=True, editable=False)
+    clock_start_on = models.DateField(null=True, blank=True, editable=False)
+    due_on = models.DateField(null=True, blank=True, editable=False)
+    extension_months = models.PositiveSmallIntegerField(default=0, editable=False)
+    extension_reason = models.TextField(blank=True, editable=False)
+    extended_on = models.DateField(null=True, blank=True, editable=False)
+    paused_days = models.PositiveIntegerField(default=0, editable=False)
+    clock_paused = models.BooleanField(default=False, editable=False)
+    info_kind = models.CharField(max_length=20, choices=InformationKind.choices, blank=True, editable=False)
+    info_question = models.TextField(blank=True, editable=False)
+    info_requested_on = models.DateField(null=True, blank=True, editable=False)
+    answered_on = models.DateField(null=True, blank=True, editable=False)
+    refusal_ground = models.CharField(max_length=30, choices=RefusalGround.choices, blank=True, editable=False)
+    refusal_reasons = models.TextField(blank=True, editable=False)
+    closed_on = models.DateField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "data rights request"
+        ordering = ["-created_at"]
+        constraints = [
+            # One request per member, controller and right within a campaign: makes expansion idempotent.
+            models.UniqueConstraint(
+                fields=["campaign", "member", "controller", "right"],
+                condition=Q(campaign__isnull=False),
+                name="one_request_per_campaign_member_controller_right",
+            ),
+        ]
+        indexes = [
+            # The deadline sweep: open requests whose due date has passed.
+            models.Index(fields=["state", "due_on"], name="request_state_due"),
+            # The portal and register: a controller's requests by state.
+            models.Index(fields=["controller", "state"], name="request_controller_state"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    # -- the clock -------------------------------------------------------------------------------------
+
+    @property
+    def jurisdiction(self) -> str:
+        return self.controller.jurisdiction
+
+    def _recompute_due_on(self) -> None:
+        if self.clock_start_on is None:
+            self.due_on = None
+            return
+        self.due_on = deadlines.statutory_due_date(
+            self.clock_start_on,
+            jurisdiction=self.jurisdiction,
+            extension_months=self.extension_months,
+            paused_days=self.paused_days,
+        )
+
+    def days_left(self, today: datetime.date | None = None) -> int | None:
+        if self.due_on is None or self.clock_paused:
+            return None
+        return (self.due_on - (today or timezone.localdate())).days
+
+    def deadline_has_passed(self) -> bool:
+        # The deadline is the end of the due day (ICO): overdue from the day after.
+        return self.due_on is not None and not self.clock_paused and timezone.localdate() > self.due_on
+
+    def extension_is_possible(self) -> bool:
+        # Art 12(3)/12A: once, by up to two months, noticed within the first month (as moved by pauses).
+        return self.extension_months == 0 and self.due_on is not None and timezone.localdate() <= self.due_on
+
+    # -- transitions (one per arrow of DESIGN §3; services call them and record the event) -------------
+
+    @transition(field=state, source=S.DRAFT, target=S.QUEUED, custom={"label": "Approve"})
+    def approve(self) -> None:
+        pass
+
+    @transition(field=state, source=[S.QUEUED, S.FAILED_DELIVERY], target=S.SENT, custom={"admin": False})
+    def dispatch(self, *, received_on: datetime.date) -> None:
+        self.received_on = received_on
+        self.clock_start_on = received_on
+        self._recompute_due_on()
+
+    @transition(field=state, source=[S.QUEUED, S.SENT], target=S.FAILED_DELIVERY, custom={"admin": False})
+    def fail_delivery(self) -> None:
+        pass
+
+    @transition(field=state, source=S.FAILED_DELIVERY, target=S.QUEUED, custom={"label": "Send again"})
+    def requeue(self) -> None:
+        pass
+
+    @transition(field=state, source=S.SENT, target=S.ACKNOWLEDGED, custom={"label": "Record acknowledgement"})
+    def acknowledge(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[S.SENT, S.ACKNOWLEDGED, S.EXTENDED],
+        target=S.INFO_REQUESTED,
+        custom={"label": "Record a request for information"},
+    )
+    def request_information(self, *, kind: str, question: str, asked_on: datetime.date) -> None:
+        self.info_kind = kind
+        self.info_question = question
+        self.info_requested_on = asked_on
+        # Identity/authority evidence restarts the clock on receipt, so it stands still meanwhile; a
+        # clarification pauses it for access requests only (Art 12A; RULES.md (c) and ambiguity #9).
+        self.clock_paused = kind != InformationKind.CLARIFICATION or self.right == Right.ACCESS
+
+    @transition(
+        field=state,
+        source=S.INFO_REQUESTED,
+        target=RETURN_VALUE(S.ACKNOWLEDGED, S.EXTENDED),
+        custom={"label": "Record that the information was given"},
+    )
+    def receive_information(self, *, received_on: datetime.date) -> str:
+        if self.info_kind in (InformationKind.IDENTITY, InformationKind.AUTHORITY):
+            # The relevant time becomes receipt of the evidence: the month starts again (Art 12A).
+            self.clock_start_on = max(received_on, self.clock_start_on or received_on)
+            self.paused_days = 0
+        elif self.clock_paused:
+            # Stop-the-clock: the days from asking to answering, both included, do not count (Art 12A).
+            self.paused_days += (received_on - self.info_requested_on).days + 1
+        self.clock_paused = False
+        self._recompute_due_on()
+        return S.EXTENDED if self.extension_months else S.ACKNOWLEDGED
+
+    @transition(
+        field=state,
+        source=[S.SENT, S.ACKNOWLEDGED],
+        target=S.EXTENDED,
+        conditions=[extension_is_possible],
+        custom={"label": "Record an extension"},
+    )
+    def extend(self, *, months: int, reason: str, noticed_on: datetime.date) -> None:
+        self.extension_months = months
+        self.extension_reason = reason
+        self.extended_on = noticed_on
+        self._recompute_due_on()
+
+    @transition(field=state, source=ANSWERABLE_STATES, target=S.FULFILLED, custom={"label": "Record fulfilment"})
+    def fulfil(self, *, answered_on: datetime.date) -> None:
+        self.answered_on = answered_on
+        self.clock_paused = False
+
+    @transition(
+        field=state,
+        source=ANSWERABLE_STATES,
+        target=S.PARTIALLY_FULFILLED,
+        custom={"label": "Record partial fulfilment"},
+    )
+    def partially_fulfil(self, *, answered_on: datetime.date, ground: str, reasons: str) -> None:
+        self.answered_on = answered_on
+        self.refusal_ground = ground
+        self.refusal_reasons = reasons
+        self.clock_paused = False
+
+    @transition(field=state, source=ANSWERABLE_STATES, target=S.REFUSED, custom={"label": "Record refusal"})
+    def refuse(self, *, answered_on: datetime.date, ground: str, reasons: str) -> None:
+        self.answered_on = answered_on
+        self.refusal_ground = ground
+        self.refusal_reasons = reasons
+        self.clock_paused = False
+
+    @transition(
+        field=state, source=CLOCK_STATES, target=S.OVERDUE, conditions=[deadline_has_passed], custom={"admin": False}
+    )
+    def mark_overdue(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[S.OVERDUE, S.REFUSED, S.PARTIALLY_FULFILLED],
+        target=S.COMPLAINT_TO_CONTROLLER,
+        custom={"label": "Complain to the controller"},
+    )
+    def complain_to_controller(self) -> None:
+        pass
+
+    @transition(
+        field=state, source=S.COMPLAINT_TO_CONTROLLER, target=S.ESCALATED_TO_ICO, custom={"label": "Escalate to the ICO"}
+    )
+    def escalate_to_ico(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[S.FULFILLED, S.PARTIALLY_FULFILLED, S.REFUSED, S.COMPLAINT_TO_CONTROLLER, S.ESCALATED_TO_ICO],
+        target=S.CLOSED,
+        custom={"label": "Close"},
+    )
+    def close(self, *, closed_on: datetime.date) -> None:
+        self.closed_on = closed_on
+
+    @transition(field=state, source=OPEN_STATES, target=S.WITHDRAWN, custom={"label": "Withdraw"})
+    def withdraw(self, *, withdrawn_on: datetime.date) -> None:
+        self.closed_on = withdrawn_on
+        self.clock_paused = False
+
+
+class RequestEvent(models.Model):
+    """Append-only history of every transition and message, hash-chained per aggregate (core.audit)."""
+
+    stream = models.CharField(max_length=40, editable=False, help_text="Whose chain: e.g. request:42.")
+    seq = models.PositiveIntegerField(editable=False)
+    request = models.ForeignKey(
+        DataRightsRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    mandate = models.ForeignKey(Mandate, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    complaint = models.ForeignKey(
+        "Complaint", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    kind = models.CharField(max_length=64, editable=False, help_text="Stable dotted code, e.g. request.extended.")
+    actor_kind = models.CharField(max_length=20, editable=False)
+    actor_id = models.CharField(max_length=64, blank=True, editable=False)
+    from_state = models.CharField(max_length=30, blank=True, editable=False)
+    to_state = models.CharField(max_length=30, blank=True, editable=False)
+    payload = models.JSONField(default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="one_event_per_stream_position")]
+
+    def __str__(self) -> str:
+        return f"{self.stream}#{self.seq} {self.kind}"
+
+
+def received_file_path(instance: ReceivedFile, filename: str) -> str:
+    # Stored names never carry the original filename: it may hold personal data.
+    return f"received/{instance.request_id}/{new_token(12)}.bin"
+
+
+class ReceivedFile(models.Model):
+    """Data a controller returned: encrypted at rest, checksummed, deleted after the retention period."""
+
+    request = models.ForeignKey(DataRightsRequest, on_delete=models.PROTECT, related_name="files")
+    original_name = models.CharField(max_length=255)
+    stored = models.FileField(upload_to=received_file_path, max_length=300)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100, help_text="Sniffed from the content, not the name.")
+    sha256 = models.CharField(max_length=64)
+    received_at = models.DateTimeField(default=timezone.now)
+    member_notified_at = models.DateTimeField(null=True, blank=True)
+    keep = models.BooleanField(default=False, help_text="The member asked to keep it past the retention period.")
+    delete_after = models.DateField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Complaint(ConcurrentTransitionMixin, ChainedHistory):
+    """A complaint to a controller (s.164A DPA 2018), then to the ICO, covering one or many requests."""
+
+    class Kind(models.TextChoices):
+        CONTROLLER = "controller", "Complaint to the controller"
+        ICO = "ico", "Complaint to the ICO"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SENT = "sent", "Sent"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        CLOSED = "closed", "Closed"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="complaints")
+    controller = models.ForeignKey(Controller, on_delete=models.PROTECT, related_name="complaints")
+    requests = models.ManyToManyField(DataRightsRequest, related_name="complaints")
+    reference = models.CharField(max_length=16, unique=True, default=new_complaint_reference, editable=False)
+    state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
+    grounds = models.TextField()
+    sent_on = models.DateField(null=True, blank=True, editable=False)
+    acknowledgement_due_on = models.DateField(null=True, blank=True, editable=False)
+    acknowledged_on = models.DateField(null=True, blank=True, editable=False)
+    outcome = models.TextField(blank=True)
+    ico_case_reference = models.CharField(max_length=60, blank=True)
+    evidence_pack = models.FileField(upload_to="complaints/", blank=True)
+    evidence_pack_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.reference}"
+
+    @transition(field=state, source=State.DRAFT, target=State.SENT, custom={"label": "Mark sent"})
+    def send(self, *, sent_on: datetime.date) -> None:
+        self.sent_on = sent_on
+        if self.kind == self.Kind.CONTROLLER:
+            # s.164A DPA 2018: the controller must acknowledge within 30 days.
+            self.acknowledgement_due_on = deadlines.complaint_acknowledgement_due(
+                sent_on, jurisdiction=self.controller.jurisdiction
+            )
+
+    @transition(field=state, source=State.SENT, target=State.ACKNOWLEDGED, custom={"label": "Record acknowledgement"})
+    def acknowledge(self, *, acknowledged_on: datetime.date) -> None:
+        self.acknowledged_on = acknowledged_on
+
+    @transition(field=state, source=[State.SENT, State.ACKNOWLEDGED], target=State.CLOSED, custom={"label": "Close"})
+    def close(self, *, outcome: str) -> None:
+        self.outcome = outcome

@@ -1,0 +1,519 @@
+"""Business actions on controllers, campaigns and requests: one function per legal step.
+
+Each action locks its row, checks its preconditions with a clear message, calls the model's transition,
+saves, and appends the event in the same transaction. Views, admin, API, tasks and commands call these.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, can_proceed
+
+from communities.models import Mandate, Member, Right
+from core.audit import Actor, event_digest, timestamp_text
+
+from .events import record_event
+from .models import (
+    CLOCK_STATES,
+    Batch,
+    Campaign,
+    DataRightsRequest,
+    InformationKind,
+    RefusalGround,
+    RequestEvent,
+    RequestState,
+)
+
+
+class RequestEngineError(Exception):
+    """An action was refused: the message says why, in words a coordinator or controller understands."""
+
+
+# Verbs for refusal messages: "Request R1 is fulfilled: it cannot be extended now."
+_VERBS = {
+    "approve": "approved",
+    "dispatch": "sent",
+    "fail_delivery": "marked undelivered",
+    "requeue": "queued again",
+    "acknowledge": "acknowledged",
+    "request_information": "put on hold for information",
+    "receive_information": "resumed with the information",
+    "extend": "extended",
+    "fulfil": "marked fulfilled",
+    "partially_fulfil": "marked partly fulfilled",
+    "refuse": "marked refused",
+    "mark_overdue": "marked overdue",
+    "complain_to_controller": "taken to a complaint to the controller",
+    "escalate_to_ico": "escalated to the ICO",
+    "close": "closed",
+    "withdraw": "withdrawn",
+}
+
+
+def _today() -> datetime.date:
+    return timezone.localdate()
+
+
+def _check_date(value: datetime.date, *, name: str, not_before: datetime.date | None = None) -> None:
+    if value > _today():
+        raise RequestEngineError(f"The {name} ({value:%d %B %Y}) is in the future.")
+    if not_before and value < not_before:
+        raise RequestEngineError(f"The {name} ({value:%d %B %Y}) is before {not_before:%d %B %Y}.")
+
+
+def _perform(
+    *,
+    request_id: int,
+    transition: str,
+    event: str,
+    actor: Actor,
+    payload: dict[str, Any] | None = None,
+    check: Callable[[DataRightsRequest], None] | None = None,
+    **arguments: Any,
+) -> DataRightsRequest:
+    with transaction.atomic():
+        try:
+            request = DataRightsRequest.objects.select_for_update().select_related("controller").get(pk=request_id)
+        except DataRightsRequest.DoesNotExist:
+            raise RequestEngineError(f"There is no request with id {request_id}.") from None
+        method = getattr(request, transition)
+        if not can_proceed(method, check_conditions=False):
+            raise RequestEngineError(
+                f"Request {request.reference} is {request.get_state_display().lower()}: "
+                f"it cannot be {_VERBS[transition]} now."
+            )
+        if check:
+            check(request)
+        if not can_proceed(method):
+            raise RequestEngineError(f"Request {request.reference} cannot be {_VERBS[transition]} now.")
+        from_state = request.state
+        method(**arguments)
+        try:
+            request.save()
+        except ConcurrentTransition:
+            raise RequestEngineError(
+                f"Request {request.reference} was changed by someone else at the same time; reload and retry."
+            ) from None
+        record_event(
+            subject=request,
+            kind=event,
+            actor=actor,
+            from_state=from_state,
+            to_state=request.state,
+            payload=payload,
+        )
+    return request
+
+
+def request_approve(*, request_id: int, actor: Actor) -> DataRightsRequest:
+    return _perform(request_id=request_id, transition="approve", event="request.approved", actor=actor)
+
+
+def request_dispatch(
+    *, request_id: int, received_on: datetime.date, actor: Actor, channel: str = "", message_id: str = ""
+) -> DataRightsRequest:
+    """The request reached the controller; the statutory month runs from `received_on` (Art 12(3))."""
+    _check_date(received_on, name="date of receipt")
+    return _perform(
+        request_id=request_id,
+        transition="dispatch",
+        event="request.dispatched",
+        actor=actor,
+        payload={"received_on": received_on, "channel": channel, "message_id": message_id},
+        received_on=received_on,
+    )
+
+
+def request_fail_delivery(*, request_id: int, error: str, actor: Actor) -> DataRightsRequest:
+    return _perform(
+        request_id=request_id,
+        transition="fail_delivery",
+        event="request.delivery_failed",
+        actor=actor,
+        payload={"error": error[:2000]},
+    )
+
+
+def request_requeue(*, request_id: int, actor: Actor) -> DataRightsRequest:
+    return _perform(request_id=request_id, transition="requeue", event="request.requeued", actor=actor)
+
+
+def request_acknowledge(*, request_id: int, actor: Actor, note: str = "") -> DataRightsRequest:
+    return _perform(
+        request_id=request_id,
+        transition="acknowledge",
+        event="request.acknowledged",
+        actor=actor,
+        payload={"note": note} if note else None,
+    )
+
+
+def request_ask_for_information(
+    *, request_id: int, kind: str, question: str, asked_on: datetime.date, actor: Actor
+) -> DataRightsRequest:
+    """The controller asks for identity, proof of authority, or clarification (RULES.md (c))."""
+    if kind not in InformationKind.values:
+        raise RequestEngineError(f"Unknown kind of information '{kind}': use one of {', '.join(InformationKind.values)}.")
+    if not question.strip():
+        raise RequestEngineError("Say what information is needed.")
+
+    def check(request: DataRightsRequest) -> None:
+        _check_date(asked_on, name="date of the question", not_before=request.received_on)
+
+    return _perform(
+        request_id=request_id,
+        transition="request_information",
+        event="request.info_requested",
+        actor=actor,
+        payload={"information": kind, "question": question, "asked_on": asked_on},
+        check=check,
+        kind=kind,
+        question=question,
+        asked_on=asked_on,
+    )
+
+
+def request_give_information(
+    *, request_id: int, received_on: datetime.date, actor: Actor, answer: str = ""
+) -> DataRightsRequest:
+    """The controller has what it asked for: the clock restarts (identity, authority) or resumes
+    (clarification), and the due date moves accordingly."""
+
+    def check(request: DataRightsRequest) -> None:
+        _check_date(received_on, name="date the information reached the controller", not_before=request.info_requested_on)
+
+    return _perform(
+        request_id=request_id,
+        transition="receive_information",
+        event="request.info_received",
+        actor=actor,
+        payload={"received_on": received_on, "answer": answer},
+        check=check,
+        received_on=received_on,
+    )
+
+
+def request_extend(
+    *, request_id: int, months: int, reason: str, actor: Actor, noticed_on: datetime.date | None = None
+) -> DataRightsRequest:
+    """Art 12(3)/12A UK GDPR: once, by up to two further months, with reasons, noticed within the first
+    month (the one-month deadline, as moved by any pause)."""
+    noticed_on = noticed_on or _today()
+    if isinstance(months, bool) or months not in (1, 2):
+        raise RequestEngineError("An extension is one or two further months (Art 12(3) UK GDPR).")
+    if not reason.strip():
+        raise RequestEngineError("An extension must state its reasons (Art 12(3) UK GDPR).")
+
+    def check(request: DataRightsRequest) -> None:
+        _check_date(noticed_on, name="date of the extension notice", not_before=request.received_on)
+        if request.extension_months:
+            raise RequestEngineError(
+                f"Request {request.reference} was already extended once; it cannot be extended again."
+            )
+        if request.due_on is None or noticed_on > request.due_on:
+            raise RequestEngineError(
+                f"Request {request.reference} was due on {request.due_on:%d %B %Y}: an extension must be "
+                "given before the deadline."
+            )
+
+    return _perform(
+        request_id=request_id,
+        transition="extend",
+        event="request.extended",
+        actor=actor,
+        payload={"months": months, "reason": reason, "noticed_on": noticed_on},
+        check=check,
+        months=months,
+        reason=reason,
+        noticed_on=noticed_on,
+    )
+
+
+def request_fulfil(
+    *, request_id: int, actor: Actor, note: str = "", answered_on: datetime.date | None = None
+) -> DataRightsRequest:
+    answered_on = answered_on or _today()
+    _check_date(answered_on, name="date of the answer")
+    return _perform(
+        request_id=request_id,
+        transition="fulfil",
+        event="request.fulfilled",
+        actor=actor,
+        payload={"note": note, "answered_on": answered_on},
+        answered_on=answered_on,
+    )
+
+
+def _check_refusal(ground: str, reasons: str) -> None:
+    if ground not in RefusalGround.values:
+        raise RequestEngineError(f"Unknown legal ground '{ground}': use one of {', '.join(RefusalGround.values)}.")
+    if not reasons.strip():
+        # Art 12(4) UK GDPR: a controller that does not act must give its reasons.
+        raise RequestEngineError("A refusal must give its reasons (Art 12(4) UK GDPR).")
+
+
+def request_partially_fulfil(
+    *, request_id: int, ground: str, reasons: str, actor: Actor, answered_on: datetime.date | None = None
+) -> DataRightsRequest:
+    _check_refusal(ground, reasons)
+    answered_on = answered_on or _today()
+    _check_date(answered_on, name="date of the answer")
+    return _perform(
+        request_id=request_id,
+        transition="partially_fulfil",
+        event="request.partially_fulfilled",
+        actor=actor,
+        payload={"ground": ground, "reasons": reasons, "answered_on": answered_on},
+        answered_on=answered_on,
+        ground=ground,
+        reasons=reasons,
+    )
+
+
+def request_refuse(
+    *, request_id: int, ground: str, reasons: str, actor: Actor, answered_on: datetime.date | None = None
+) -> DataRightsRequest:
+    _check_refusal(ground, reasons)
+    answered_on = answered_on or _today()
+    _check_date(answered_on, name="date of the answer")
+    return _perform(
+        request_id=request_id,
+        transition="refuse",
+        event="request.refused",
+        actor=actor,
+        payload={"ground": ground, "reasons": reasons, "answered_on": answered_on},
+        answered_on=answered_on,
+        ground=ground,
+        reasons=reasons,
+    )
+
+
+def request_mark_overdue(*, request_id: int, actor: Actor | None = None) -> DataRightsRequest:
+    def check(request: DataRightsRequest) -> None:
+        if not request.deadline_has_passed():
+            due = f"{request.due_on:%d %B %Y}" if request.due_on else "not running"
+            raise RequestEngineError(f"Request {request.reference} is not overdue: its deadline is {due}.")
+
+    return _perform(
+        request_id=request_id,
+        transition="mark_overdue",
+        event="request.overdue",
+        actor=actor or Actor.system("sweep"),
+        check=check,
+    )
+
+
+def request_complain_to_controller(*, request_id: int, actor: Actor) -> DataRightsRequest:
+    return _perform(
+        request_id=request_id,
+        transition="complain_to_controller",
+        event="request.complaint_to_controller",
+        actor=actor,
+    )
+
+
+def request_escalate_to_ico(*, request_id: int, actor: Actor, case_reference: str = "") -> DataRightsRequest:
+    return _perform(
+        request_id=request_id,
+        transition="escalate_to_ico",
+        event="request.escalated_to_ico",
+        actor=actor,
+        payload={"case_reference": case_reference} if case_reference else None,
+    )
+
+
+def request_close(*, request_id: int, actor: Actor, outcome: str = "") -> DataRightsRequest:
+    return _perform(
+        request_id=request_id,
+        transition="close",
+        event="request.closed",
+        actor=actor,
+        payload={"outcome": outcome} if outcome else None,
+        closed_on=_today(),
+    )
+
+
+def request_withdraw(*, request_id: int, actor: Actor, reason: str = "") -> DataRightsRequest:
+    return _perform(
+        request_id=request_id,
+        transition="withdraw",
+        event="request.withdrawn",
+        actor=actor,
+        payload={"reason": reason} if reason else None,
+        withdrawn_on=_today(),
+    )
+
+
+# -- campaigns ---------------------------------------------------------------------------------------------
+
+RIGHT_CODES = {
+    Right.ACCESS: "AC",
+    Right.PORTABILITY: "PO",
+    Right.ERASURE: "ER",
+    Right.OBJECTION: "OB",
+    Right.RECTIFICATION: "RE",
+    Right.RESTRICTION: "RS",
+}
+
+
+def _mandate_has_right_sql() -> str:
+    if connection.vendor == "postgresql":
+        return "md.rights @> jsonb_build_array(%s::text)"
+    return "EXISTS (SELECT 1 FROM json_each(md.rights) WHERE json_each.value = %s)"
+
+
+def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, now: datetime.datetime) -> int:
+    """INSERT … SELECT one queued request per eligible member × batch for one right: set-based, so a
+    campaign of 100k members × 10 controllers costs about what the bare insert costs. Eligible = an active,
+    unexpired mandate covering the right and the controller. Conflicts (re-runs) are skipped."""
+    r = DataRightsRequest._meta.db_table
+    sql = f"""
+        INSERT INTO {r} (reference, campaign_id, batch_id, member_id, mandate_id, controller_id, "right",
+            state, extension_months, extension_reason, paused_days, clock_paused, info_kind, info_question,
+            refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
+        SELECT b.reference || '-' || m.reference || '-' || %s, b.campaign_id, b.id, m.id, md.id,
+            b.controller_id, %s, %s, 0, '', 0, FALSE, '', '', '', '', 0, '', %s, %s
+        FROM {Batch._meta.db_table} b
+        JOIN {Mandate._meta.db_table} md ON md.state = 'active' AND md.valid_from <= %s AND md.valid_until >= %s
+        JOIN {Member._meta.db_table} m ON m.id = md.member_id
+        WHERE b.campaign_id = %s AND m.community_id = %s AND m.left_at IS NULL
+          AND {_mandate_has_right_sql()}
+          AND (md.all_controllers OR EXISTS (
+                SELECT 1 FROM {Mandate.controllers.through._meta.db_table} mc
+                WHERE mc.mandate_id = md.id AND mc.controller_id = b.controller_id))
+        ON CONFLICT DO NOTHING
+    """
+    params = [
+        RIGHT_CODES[right], right, RequestState.QUEUED, now, now, today, today,
+        campaign.pk, campaign.community_id, right,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def campaign_launch(*, campaign_id: int, actor: Actor) -> dict[str, int]:
+    """Approve a draft campaign: one batch per controller, one queued request per eligible member ×
+    controller × right. Returns the number of requests created per right."""
+    now = timezone.now()
+    today = _today()
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if not can_proceed(campaign.launch):
+            raise RequestEngineError(f"Campaign {campaign.reference} is {campaign.get_state_display().lower()}.")
+        controller_ids = list(campaign.controllers.values_list("pk", flat=True))
+        if not controller_ids:
+            raise RequestEngineError("Choose at least one controller before launching the campaign.")
+        bad_rights = [r for r in campaign.rights if r not in Right.values]
+        if not campaign.rights or bad_rights:
+            raise RequestEngineError("Choose the rights the campaign exercises.")
+        Batch.objects.bulk_create(
+            [Batch(campaign=campaign, controller_id=cid) for cid in controller_ids], ignore_conflicts=True
+        )
+        created = {right: _expand_requests(campaign=campaign, right=right, today=today, now=now) for right in campaign.rights}
+        from_state = campaign.state
+        campaign.launch()
+        campaign.launched_by_id = int(actor.id) if actor.kind == Actor.COORDINATOR and actor.id else None
+        campaign.save()
+        record_event(
+            subject=campaign,
+            kind="campaign.launched",
+            actor=actor,
+            from_state=from_state,
+            to_state=campaign.state,
+            payload={"requests_created": created, "controllers": len(controller_ids)},
+        )
+    return created
+
+
+# -- the deadline sweep ----------------------------------------------------------------------------------
+
+_OVERDUE_CANDIDATES = "state IN ({}) AND due_on < %s AND clock_paused = FALSE"
+
+
+def sweep_deadlines(*, today: datetime.date | None = None) -> int:
+    """Mark every request whose deadline has passed as overdue, with its event. Set-based: on PostgreSQL
+    one statement claims the rows (skipping rows another transaction holds), moves them and writes their
+    events, hashes computed in SQL. Safe to run twice: a second run finds nothing left to move."""
+    today = today or _today()
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _sweep_postgresql(today=today, now=now)
+    return _sweep_portable(today=today, now=now)
+
+
+def _digest_sql(prev: str, stream: str, seq: str, from_state: str, payload: str) -> str:
+    """The SQL twin of core.audit.event_digest for a system 'request.overdue' event."""
+    parts = [prev, stream, f"({seq})::text", "'request.overdue'", "'system'", "'sweep'", from_state, "'overdue'", "%(ts)s", payload]
+    return f"encode(sha256(convert_to(concat_ws(chr(31), {', '.join(parts)}), 'UTF8')), 'hex')"
+
+
+def _sweep_postgresql(*, today: datetime.date, now: datetime.datetime) -> int:
+    r = DataRightsRequest._meta.db_table
+    e = RequestEvent._meta.db_table
+    payload_text = """'{"due_on":"' || to_char(d.due_on, 'YYYY-MM-DD') || '"}'"""
+    sql = f"""
+        WITH d AS (
+            SELECT id, state AS from_state, history_seq + 1 AS seq, history_head AS prev_hash, due_on,
+                   'request:' || id AS stream
+            FROM {r}
+            WHERE state = ANY(%(states)s) AND due_on < %(today)s AND clock_paused = FALSE
+            FOR UPDATE SKIP LOCKED
+        ), moved AS (
+            UPDATE {r} AS t
+            SET state = 'overdue', history_seq = d.seq, updated_at = %(now)s,
+                history_head = {_digest_sql("d.prev_hash", "d.stream", "d.seq", "d.from_state", payload_text)}
+            FROM d WHERE t.id = d.id
+            RETURNING t.id, d.stream, d.seq, d.from_state, d.prev_hash, d.due_on, t.history_head
+        )
+        INSERT INTO {e} (stream, seq, request_id, kind, actor_kind, actor_id, from_state, to_state, payload,
+                         created_at, prev_hash, hash)
+        SELECT stream, seq, id, 'request.overdue', 'system', 'sweep', from_state, 'overdue',
+               jsonb_build_object('due_on', to_char(due_on, 'YYYY-MM-DD')), %(now)s, prev_hash, history_head
+        FROM moved
+    """
+    params = {"states": [str(s) for s in CLOCK_STATES], "today": today, "now": now, "ts": timestamp_text(now)}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int = 2000) -> int:
+    """The same sweep for SQLite (the embedded default): chunks of candidate rows, each claimed with a
+    conditional UPDATE on its current state, events bulk-inserted."""
+    moved = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                DataRightsRequest.objects.filter(state__in=CLOCK_STATES, due_on__lt=today, clock_paused=False)
+                .values_list("pk", "state", "history_seq", "history_head", "due_on")[:chunk]
+            )
+            if not rows:
+                return moved
+            events = []
+            for pk, state, seq, head, due_on in rows:
+                payload = {"due_on": due_on.isoformat()}
+                stream = f"request:{pk}"
+                digest = event_digest(
+                    prev_hash=head, stream=stream, seq=seq + 1, kind="request.overdue", actor_kind="system",
+                    actor_id="sweep", from_state=state, to_state="overdue", created_at=now, payload=payload,
+                )  # fmt: skip
+                claimed = DataRightsRequest.objects.filter(pk=pk, state=state, history_seq=seq).update(
+                    state=RequestState.OVERDUE, history_seq=seq + 1, history_head=digest, updated_at=now
+                )
+                if claimed:
+                    events.append(
+                        RequestEvent(
+                            stream=stream, seq=seq + 1, request_id=pk, kind="request.overdue", actor_kind="system",
+                            actor_id="sweep", from_state=state, to_state="overdue", payload=payload,
+                            created_at=now, prev_hash=head, hash=digest,
+                        )  # fmt: skip
+                    )
+            RequestEvent.objects.bulk_create(events)
+            moved += len(events)
+

@@ -1,0 +1,53 @@
+"""The standing cast: a community with a coordinator, a member with an active mandate, a controller,
+and an outsider. Factories build the rest."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from communities.models import Community, Right
+from core.audit import Actor
+from requests_engine.models import Controller
+from tests.factories import make_mandate, make_member, make_request
+
+
+@pytest.fixture
+def coordinator(db):
+    return get_user_model().objects.create_user(
+        "coord@community.test", "coord@community.test", "pw", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def coordinator_actor(coordinator):
+    return Actor.user(coordinator)
+
+
+@pytest.fixture
+def community(db):
+    return Community.objects.create(
+        slug="writers", name="Writers", purpose="Find out about AI training.", contact_email="c@community.test",
+        rights=[Right.ACCESS, Right.ERASURE],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def controller(db):
+    return Controller.objects.create(slug="acme", name="Acme Ltd", email="privacy@acme.test")
+
+
+@pytest.fixture
+def member(community):
+    member = make_member(community)
+    make_mandate(member)
+    return member
+
+
+@pytest.fixture
+def outsider(db):
+    return get_user_model().objects.create_user("outsider@elsewhere.test", "outsider@elsewhere.test", "pw")
+
+
+@pytest.fixture
+def data_request(member, controller):
+    return make_request(member, controller)
