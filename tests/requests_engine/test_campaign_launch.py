@@ -1,0 +1,70 @@
+import datetime as dt
+
+import pytest
+import time_machine
+
+from core.audit import Actor
+from requests_engine import services
+from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
+from requests_engine.services import RequestEngineError
+from tests.factories import make_mandate, make_member
+
+
+@pytest.fixture
+def campaign(community, controller, coordinator):
+    other = Controller.objects.create(slug="globex", name="Globex", email="dpo@globex.test")
+    campaign = Campaign.objects.create(
+        community=community, name="Training data", rights=["access", "erasure"], purpose="Find out.",
+        created_by=coordinator,
+    )  # fmt: skip
+    campaign.controllers.set([controller, other])
+    return campaign
+
+
+@time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC))
+def test_launch_creates_a_batch_per_controller_and_a_request_per_eligible_member_controller_right(
+    campaign, community, controller, coordinator_actor
+):
+    everyone = make_member(community, "Ada Lovelace")
+    make_mandate(everyone, rights=["access", "erasure"])
+    access_only_acme = make_member(community, "Mary Shelley")
+    make_mandate(access_only_acme, rights=["access"], all_controllers=False, controllers=[controller])
+    revoked = make_member(community, "Sam Revoked")
+    mandate = make_mandate(revoked, rights=["access"])
+    mandate.revoke()
+    mandate.save()
+    expired = make_member(community, "Ed Expired")
+    make_mandate(expired, rights=["access"], days=-2)
+
+    created = services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+
+    assert created == {"access": 3, "erasure": 2}
+    assert Batch.objects.filter(campaign=campaign).count() == 2
+    rows = set(DataRightsRequest.objects.filter(campaign=campaign).values_list("member__full_name", "controller__slug", "right"))
+    assert rows == {
+        ("Ada Lovelace", "acme", "access"), ("Ada Lovelace", "globex", "access"),
+        ("Ada Lovelace", "acme", "erasure"), ("Ada Lovelace", "globex", "erasure"),
+        ("Mary Shelley", "acme", "access"),
+    }  # fmt: skip
+    assert set(DataRightsRequest.objects.values_list("state", flat=True)) == {"queued"}
+    request = DataRightsRequest.objects.get(member=everyone, controller=controller, right="access")
+    assert request.reference == f"{request.batch.reference}-{everyone.reference}-AC"
+    campaign.refresh_from_db()
+    assert campaign.state == "launched"
+    event = RequestEvent.objects.get(campaign=campaign)
+    assert event.kind == "campaign.launched" and event.payload["requests_created"] == created
+
+
+def test_a_launched_campaign_cannot_be_launched_again(campaign, member, coordinator_actor):
+    services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+    with pytest.raises(RequestEngineError, match="launched"):
+        services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+    assert DataRightsRequest.objects.count() == 2
+
+
+def test_a_campaign_without_controllers_is_refused(community, coordinator_actor):
+    campaign = Campaign.objects.create(community=community, name="Empty", rights=["access"], purpose="x")
+    with pytest.raises(RequestEngineError, match="at least one controller"):
+        services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system())
+    campaign.refresh_from_db()
+    assert campaign.state == "draft"
