@@ -34,7 +34,10 @@ class Community(models.Model):
     join_policy = models.CharField(max_length=10, choices=JoinPolicy.choices, default=JoinPolicy.OPEN)
     rights = models.JSONField(default=list, help_text="Right codes the community exercises.")
     controllers = models.ManyToManyField(
-        "requests_engine.Controller", blank=True, related_name="communities", help_text="Controllers in scope."
+        "requests_engine.Controller",
+        blank=True,
+        related_name="communities",
+        help_text="Controllers in scope.",
     )
     brand_colour = models.CharField(max_length=7, default="#1d4f91")
     # How long returned files are kept after the member is told (RULES.md: data minimisation).
@@ -64,7 +67,9 @@ class Member(models.Model):
     left_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "community"], name="one_membership_per_community")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "community"], name="one_membership_per_community")
+        ]
         ordering = ["community", "full_name"]
 
     def __str__(self) -> str:
@@ -138,7 +143,9 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     signed_user_agent = models.TextField(blank=True)
     pdf = models.FileField(upload_to="mandates/", blank=True)
     pdf_sha256 = models.CharField(max_length=64, blank=True)
-    verification_token = models.CharField(max_length=64, unique=True, default=new_mandate_token, editable=False)
+    verification_token = models.CharField(
+        max_length=64, unique=True, default=new_mandate_token, editable=False
+    )
 
     state = FSMField(default=State.ACTIVE, choices=State.choices, protected=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -148,6 +155,13 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
         ordering = ["-signed_at"]
         # Serves campaign previews: active mandates of a community's members.
         indexes = [models.Index(fields=["state", "valid_until"], name="mandate_state_until")]
+        constraints = [
+            # A member changes what the community may do by signing a new mandate that replaces the active
+            # one, so "the member's mandate" is never ambiguous (and a campaign makes one request each).
+            models.UniqueConstraint(
+                fields=["member"], condition=models.Q(state="active"), name="one_active_mandate_per_member"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Mandate {self.reference} ({self.get_state_display()})"

@@ -14,7 +14,16 @@ from core.audit import Actor
 
 from . import forms, services
 from .events import describe
-from .models import Batch, Campaign, Complaint, Controller, DataRightsRequest, ReceivedFile, RequestEvent, RequestState
+from .models import (
+    Batch,
+    Campaign,
+    Complaint,
+    Controller,
+    DataRightsRequest,
+    ReceivedFile,
+    RequestEvent,
+    RequestState,
+)
 
 
 class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
@@ -26,14 +35,19 @@ class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None) -> bool:
         action = self.service_actions.get(transition_name)
         if action is None:
-            self.message_user(request, f"'{transition_name}' cannot be done from the back office.", messages.ERROR)
+            self.message_user(
+                request, f"'{transition_name}' cannot be done from the back office.", messages.ERROR
+            )
             return False
         try:
             action(obj, Actor.user(request.user), **(kwargs or {}))
         except services.RequestEngineError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return False
-        self.message_user(request, f"Done: {self.get_fsm_label(self._get_fsm_transition_by_name(obj=obj, transition_name=transition_name))}.")
+        self.message_user(
+            request,
+            f"Done: {self.get_fsm_label(self._get_fsm_transition_by_name(obj=obj, transition_name=transition_name))}.",
+        )
         return True
 
 
@@ -86,7 +100,16 @@ class DueFilter(admin.SimpleListFilter):
 
 @admin.register(DataRightsRequest)
 class DataRightsRequestAdmin(ServiceTransitionAdmin):
-    list_display = ["reference", "member", "controller", "right", "state", "received_on", "due_on", "campaign"]
+    list_display = [
+        "reference",
+        "member",
+        "controller",
+        "right",
+        "state",
+        "received_on",
+        "due_on",
+        "campaign",
+    ]
     list_filter = ["state", DueFilter, "right", "campaign", "controller__jurisdiction"]
     list_select_related = ["member", "controller", "campaign"]
     search_fields = ["reference", "member__reference", "member__full_name", "controller__name"]
@@ -110,14 +133,24 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
         "approve": lambda r, a: services.request_approve(request_id=r.pk, actor=a),
         "requeue": lambda r, a: services.request_requeue(request_id=r.pk, actor=a),
         "acknowledge": lambda r, a: services.request_acknowledge(request_id=r.pk, actor=a),
-        "request_information": lambda r, a, **kw: services.request_ask_for_information(request_id=r.pk, actor=a, **kw),
-        "receive_information": lambda r, a, **kw: services.request_give_information(request_id=r.pk, actor=a, **kw),
+        "request_information": lambda r, a, **kw: services.request_ask_for_information(
+            request_id=r.pk, actor=a, **kw
+        ),
+        "receive_information": lambda r, a, **kw: services.request_give_information(
+            request_id=r.pk, actor=a, **kw
+        ),
         "extend": lambda r, a, **kw: services.request_extend(request_id=r.pk, actor=a, **kw),
         "fulfil": lambda r, a, **kw: services.request_fulfil(request_id=r.pk, actor=a, **kw),
-        "partially_fulfil": lambda r, a, **kw: services.request_partially_fulfil(request_id=r.pk, actor=a, **kw),
+        "partially_fulfil": lambda r, a, **kw: services.request_partially_fulfil(
+            request_id=r.pk, actor=a, **kw
+        ),
         "refuse": lambda r, a, **kw: services.request_refuse(request_id=r.pk, actor=a, **kw),
-        "complain_to_controller": lambda r, a: services.request_complain_to_controller(request_id=r.pk, actor=a),
-        "escalate_to_ico": lambda r, a, **kw: services.request_escalate_to_ico(request_id=r.pk, actor=a, **kw),
+        "complain_to_controller": lambda r, a: services.request_complain_to_controller(
+            request_id=r.pk, actor=a
+        ),
+        "escalate_to_ico": lambda r, a, **kw: services.request_escalate_to_ico(
+            request_id=r.pk, actor=a, **kw
+        ),
         "close": lambda r, a, **kw: services.request_close(request_id=r.pk, actor=a, **kw),
         "withdraw": lambda r, a, **kw: services.request_withdraw(request_id=r.pk, actor=a, **kw),
     }
@@ -179,10 +212,28 @@ class ControllerAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            _open=Count("requests", filter=Q(requests__state__in=[s.value for s in RequestState if s in (
-                RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.INFO_REQUESTED, RequestState.EXTENDED,
-                RequestState.OVERDUE)]))  # fmt: skip
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _open=Count(
+                    "requests",
+                    filter=Q(
+                        requests__state__in=[
+                            s.value
+                            for s in RequestState
+                            if s
+                            in (
+                                RequestState.SENT,
+                                RequestState.ACKNOWLEDGED,
+                                RequestState.INFO_REQUESTED,
+                                RequestState.EXTENDED,
+                                RequestState.OVERDUE,
+                            )
+                        ]
+                    ),
+                )  # fmt: skip
+            )
         )
 
     @admin.display(description="open requests", ordering="_open")

@@ -138,7 +138,20 @@ def find_chain_breaks() -> list[ChainBreak]:
     heads: dict[str, tuple[int, str]] = {}  # stream -> (last seq, last hash) as found in the events
     stream, expected_seq, prev = None, 0, ""
     for row in _events_in_chain_order():
-        event_id, row_stream, seq, kind, actor_kind, actor_id, from_state, to_state, at, payload, prev_hash, h = row
+        (
+            event_id,
+            row_stream,
+            seq,
+            kind,
+            actor_kind,
+            actor_id,
+            from_state,
+            to_state,
+            at,
+            payload,
+            prev_hash,
+            h,
+        ) = row
         if row_stream != stream:
             stream, expected_seq, prev = row_stream, 1, ""
         recomputed = event_digest(

@@ -11,7 +11,9 @@ def _today():
 class ExtendForm(forms.Form):
     months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int)
     reason = forms.CharField(widget=forms.Textarea, help_text="The controller's stated reasons (required).")
-    noticed_on = forms.DateField(initial=_today, help_text="When the controller gave notice of the extension.")
+    noticed_on = forms.DateField(
+        initial=_today, help_text="When the controller gave notice of the extension."
+    )
 
 
 class AskForInformationForm(forms.Form):

@@ -113,7 +113,9 @@ class Campaign(ConcurrentTransitionMixin, ChainedHistory):
     def __str__(self) -> str:
         return self.name
 
-    @transition(field=state, source=State.DRAFT, target=State.LAUNCHED, custom={"label": "Approve and launch"})
+    @transition(
+        field=state, source=State.DRAFT, target=State.LAUNCHED, custom={"label": "Approve and launch"}
+    )
     def launch(self) -> None:
         self.launched_at = timezone.now()
 
@@ -147,7 +149,9 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
         verbose_name_plural = "batches"
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "controller"], name="one_batch_per_campaign_controller")
+            models.UniqueConstraint(
+                fields=["campaign", "controller"], name="one_batch_per_campaign_controller"
+            )
         ]
 
     def __str__(self) -> str:
@@ -183,10 +187,26 @@ class RequestState(models.TextChoices):
 
 S = RequestState
 # States in which the controller still owes an answer (DESIGN §3): a revoked mandate withdraws these.
-OPEN_STATES = [S.DRAFT, S.QUEUED, S.SENT, S.FAILED_DELIVERY, S.ACKNOWLEDGED, S.INFO_REQUESTED, S.EXTENDED, S.OVERDUE]
+OPEN_STATES = [
+    S.DRAFT,
+    S.QUEUED,
+    S.SENT,
+    S.FAILED_DELIVERY,
+    S.ACKNOWLEDGED,
+    S.INFO_REQUESTED,
+    S.EXTENDED,
+    S.OVERDUE,
+]
 # States whose statutory clock can run out.
 CLOCK_STATES = [S.SENT, S.ACKNOWLEDGED, S.EXTENDED, S.INFO_REQUESTED]
-ANSWERABLE_STATES = [S.SENT, S.ACKNOWLEDGED, S.INFO_REQUESTED, S.EXTENDED, S.OVERDUE, S.COMPLAINT_TO_CONTROLLER]
+ANSWERABLE_STATES = [
+    S.SENT,
+    S.ACKNOWLEDGED,
+    S.INFO_REQUESTED,
+    S.EXTENDED,
+    S.OVERDUE,
+    S.COMPLAINT_TO_CONTROLLER,
+]
 
 
 class InformationKind(models.TextChoices):
@@ -218,12 +238,21 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     derived from them, the extension and the paused days, never typed.
     """
 
-    reference = models.CharField(max_length=40, unique=True)
-    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
+    reference = models.CharField(max_length=40)
+    # campaign, controller and member repeat what the batch and the mandate already say, for fast reads.
+    # The batch and mandate foreign keys guard integrity in the database; checking the copies as well
+    # would cost a row lock per request on a million-row campaign launch, so their constraints are
+    # enforced by Django (PROTECT) only. Campaign and controller lookups use the composite indexes in Meta.
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="requests")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="requests", db_constraint=False)
     mandate = models.ForeignKey(Mandate, on_delete=models.PROTECT, related_name="requests")
-    controller = models.ForeignKey(Controller, on_delete=models.PROTECT, related_name="requests")
+    controller = models.ForeignKey(
+        Controller, on_delete=models.PROTECT, related_name="requests", db_index=False, db_constraint=False
+    )
     right = models.CharField(max_length=20, choices=Right.choices)
     state = FSMField(default=S.DRAFT, choices=S.choices, protected=True)
 
@@ -239,7 +268,9 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     info_question = models.TextField(blank=True, editable=False)
     info_requested_on = models.DateField(null=True, blank=True, editable=False)
     answered_on = models.DateField(null=True, blank=True, editable=False)
-    refusal_ground = models.CharField(max_length=30, choices=RefusalGround.choices, blank=True, editable=False)
+    refusal_ground = models.CharField(
+        max_length=30, choices=RefusalGround.choices, blank=True, editable=False
+    )
     refusal_reasons = models.TextField(blank=True, editable=False)
     closed_on = models.DateField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -249,7 +280,10 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         verbose_name = "data rights request"
         ordering = ["-created_at"]
         constraints = [
-            # One request per member, controller and right within a campaign: makes expansion idempotent.
+            # A plain unique index: letters and replies quote the reference (no LIKE index needed).
+            models.UniqueConstraint(fields=["reference"], name="request_reference_unique"),
+            # One request per member, controller and right within a campaign: makes expansion idempotent,
+            # and serves "this campaign's requests".
             models.UniqueConstraint(
                 fields=["campaign", "member", "controller", "right"],
                 condition=Q(campaign__isnull=False),
@@ -365,7 +399,9 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         self.extended_on = noticed_on
         self._recompute_due_on()
 
-    @transition(field=state, source=ANSWERABLE_STATES, target=S.FULFILLED, custom={"label": "Record fulfilment"})
+    @transition(
+        field=state, source=ANSWERABLE_STATES, target=S.FULFILLED, custom={"label": "Record fulfilment"}
+    )
     def fulfil(self, *, answered_on: datetime.date) -> None:
         self.answered_on = answered_on
         self.clock_paused = False
@@ -390,7 +426,11 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         self.clock_paused = False
 
     @transition(
-        field=state, source=CLOCK_STATES, target=S.OVERDUE, conditions=[deadline_has_passed], custom={"admin": False}
+        field=state,
+        source=CLOCK_STATES,
+        target=S.OVERDUE,
+        conditions=[deadline_has_passed],
+        custom={"admin": False},
     )
     def mark_overdue(self) -> None:
         pass
@@ -405,7 +445,10 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         pass
 
     @transition(
-        field=state, source=S.COMPLAINT_TO_CONTROLLER, target=S.ESCALATED_TO_ICO, custom={"label": "Escalate to the ICO"}
+        field=state,
+        source=S.COMPLAINT_TO_CONTROLLER,
+        target=S.ESCALATED_TO_ICO,
+        custom={"label": "Escalate to the ICO"},
     )
     def escalate_to_ico(self) -> None:
         pass
@@ -430,16 +473,26 @@ class RequestEvent(models.Model):
 
     stream = models.CharField(max_length=40, editable=False, help_text="Whose chain: e.g. request:42.")
     seq = models.PositiveIntegerField(editable=False)
+    # Exactly one owner is set. The rarely used owners get partial indexes (see Meta) so that the bulk of
+    # events, a request's, do not pay for four indexes of NULLs.
     request = models.ForeignKey(
         DataRightsRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
     )
-    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
-    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
-    mandate = models.ForeignKey(Mandate, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
-    complaint = models.ForeignKey(
-        "Complaint", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
     )
-    kind = models.CharField(max_length=64, editable=False, help_text="Stable dotted code, e.g. request.extended.")
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    mandate = models.ForeignKey(
+        Mandate, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    complaint = models.ForeignKey(
+        "Complaint", null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    kind = models.CharField(
+        max_length=64, editable=False, help_text="Stable dotted code, e.g. request.extended."
+    )
     actor_kind = models.CharField(max_length=20, editable=False)
     actor_id = models.CharField(max_length=64, blank=True, editable=False)
     from_state = models.CharField(max_length=30, blank=True, editable=False)
@@ -451,7 +504,15 @@ class RequestEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="one_event_per_stream_position")]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "seq"], name="one_event_per_stream_position")
+        ]
+        indexes = [
+            models.Index(fields=["campaign"], condition=Q(campaign__isnull=False), name="event_campaign"),
+            models.Index(fields=["batch"], condition=Q(batch__isnull=False), name="event_batch"),
+            models.Index(fields=["mandate"], condition=Q(mandate__isnull=False), name="event_mandate"),
+            models.Index(fields=["complaint"], condition=Q(complaint__isnull=False), name="event_complaint"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.stream}#{self.seq} {self.kind}"
@@ -473,7 +534,9 @@ class ReceivedFile(models.Model):
     sha256 = models.CharField(max_length=64)
     received_at = models.DateTimeField(default=timezone.now)
     member_notified_at = models.DateTimeField(null=True, blank=True)
-    keep = models.BooleanField(default=False, help_text="The member asked to keep it past the retention period.")
+    keep = models.BooleanField(
+        default=False, help_text="The member asked to keep it past the retention period."
+    )
     delete_after = models.DateField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -528,10 +591,14 @@ class Complaint(ConcurrentTransitionMixin, ChainedHistory):
                 sent_on, jurisdiction=self.controller.jurisdiction
             )
 
-    @transition(field=state, source=State.SENT, target=State.ACKNOWLEDGED, custom={"label": "Record acknowledgement"})
+    @transition(
+        field=state, source=State.SENT, target=State.ACKNOWLEDGED, custom={"label": "Record acknowledgement"}
+    )
     def acknowledge(self, *, acknowledged_on: datetime.date) -> None:
         self.acknowledged_on = acknowledged_on
 
-    @transition(field=state, source=[State.SENT, State.ACKNOWLEDGED], target=State.CLOSED, custom={"label": "Close"})
+    @transition(
+        field=state, source=[State.SENT, State.ACKNOWLEDGED], target=State.CLOSED, custom={"label": "Close"}
+    )
     def close(self, *, outcome: str) -> None:
         self.outcome = outcome

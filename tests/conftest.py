@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+
 from communities.models import Community, Right
 from core.audit import Actor
 from requests_engine.models import Controller

@@ -53,7 +53,9 @@ def test_verify_notices_a_changed_actor_or_time(history):
     RequestEvent.objects.filter(pk=history[0].pk).update(actor_id="someone-else")
     assert find_chain_breaks()[0].event_id == history[0].pk
     RequestEvent.objects.filter(pk=history[0].pk).update(actor_id=history[0].actor_id)
-    RequestEvent.objects.filter(pk=history[2].pk).update(created_at=history[2].created_at + dt.timedelta(seconds=1))
+    RequestEvent.objects.filter(pk=history[2].pk).update(
+        created_at=history[2].created_at + dt.timedelta(seconds=1)
+    )
     assert find_chain_breaks()[0].event_id == history[2].pk
 
 

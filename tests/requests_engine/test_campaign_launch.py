@@ -40,7 +40,11 @@ def test_launch_creates_a_batch_per_controller_and_a_request_per_eligible_member
 
     assert created == {"access": 3, "erasure": 2}
     assert Batch.objects.filter(campaign=campaign).count() == 2
-    rows = set(DataRightsRequest.objects.filter(campaign=campaign).values_list("member__full_name", "controller__slug", "right"))
+    rows = set(
+        DataRightsRequest.objects.filter(campaign=campaign).values_list(
+            "member__full_name", "controller__slug", "right"
+        )
+    )
     assert rows == {
         ("Ada Lovelace", "acme", "access"), ("Ada Lovelace", "globex", "access"),
         ("Ada Lovelace", "acme", "erasure"), ("Ada Lovelace", "globex", "erasure"),

@@ -8,7 +8,6 @@ from core.audit import Actor
 from requests_engine import services
 from requests_engine.models import DataRightsRequest, InformationKind, RefusalGround, RequestEvent
 from requests_engine.services import RequestEngineError
-
 from tests.factories import make_mandate, make_member, make_request
 
 CONTROLLER = Actor(Actor.CONTROLLER, "1")
@@ -53,10 +52,15 @@ def test_the_model_refuses_a_transition_the_lifecycle_does_not_allow(data_reques
 @time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC))
 def test_extension_moves_the_due_date_by_up_to_two_months_from_the_start(data_request):
     sent(data_request, received=dt.date(2026, 3, 2))
-    request = services.request_extend(request_id=data_request.pk, months=2, reason="Many requests", actor=CONTROLLER)
+    request = services.request_extend(
+        request_id=data_request.pk, months=2, reason="Many requests", actor=CONTROLLER
+    )
     assert request.state == "extended"
     assert request.due_on == dt.date(2026, 6, 2)
-    assert RequestEvent.objects.filter(request=data_request, kind="request.extended").get().payload["months"] == 2
+    assert (
+        RequestEvent.objects.filter(request=data_request, kind="request.extended").get().payload["months"]
+        == 2
+    )
 
 
 @time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC))
@@ -106,8 +110,11 @@ def test_clarification_pauses_an_access_request_for_the_days_asked_to_answered_i
 
 
 @time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC))
-def test_clarification_does_not_pause_an_erasure_request(member, controller):
-    request = make_request(member, controller, right="erasure", mandate=make_mandate(member, rights=["erasure"]))
+def test_clarification_does_not_pause_an_erasure_request(community, controller):
+    other = make_member(community, "Eve Erasure")
+    request = make_request(
+        other, controller, right="erasure", mandate=make_mandate(other, rights=["erasure"])
+    )
     sent(request, received=dt.date(2026, 3, 2))
     services.request_ask_for_information(
         request_id=request.pk, kind="clarification", question="Which?", asked_on=dt.date(2026, 3, 4),
@@ -135,11 +142,16 @@ def test_proof_of_identity_restarts_the_month_from_its_receipt(data_request):
 def test_refusal_needs_a_known_ground_and_reasons(data_request):
     sent(data_request)
     with pytest.raises(RequestEngineError, match="reasons"):
-        services.request_refuse(request_id=data_request.pk, ground=RefusalGround.OTHER, reasons="", actor=CONTROLLER)
+        services.request_refuse(
+            request_id=data_request.pk, ground=RefusalGround.OTHER, reasons="", actor=CONTROLLER
+        )
     with pytest.raises(RequestEngineError, match="Unknown legal ground"):
         services.request_refuse(request_id=data_request.pk, ground="because", reasons="x", actor=CONTROLLER)
     request = services.request_refuse(
-        request_id=data_request.pk, ground=RefusalGround.NO_DATA_HELD, reasons="We hold nothing.", actor=CONTROLLER
+        request_id=data_request.pk,
+        ground=RefusalGround.NO_DATA_HELD,
+        reasons="We hold nothing.",
+        actor=CONTROLLER,
     )
     assert request.state == "refused"
 
@@ -159,7 +171,9 @@ def test_the_full_escalation_path_is_recorded_step_by_step(data_request):
     services.request_complain_to_controller(request_id=data_request.pk, actor=SYSTEM)
     services.request_escalate_to_ico(request_id=data_request.pk, actor=SYSTEM, case_reference="IC-1234")
     services.request_close(request_id=data_request.pk, actor=SYSTEM, outcome="ICO upheld the complaint")
-    kinds = list(RequestEvent.objects.filter(request=data_request).order_by("seq").values_list("kind", flat=True))
+    kinds = list(
+        RequestEvent.objects.filter(request=data_request).order_by("seq").values_list("kind", flat=True)
+    )
     assert kinds == [
         "request.approved", "request.dispatched", "request.overdue", "request.complaint_to_controller",
         "request.escalated_to_ico", "request.closed",
@@ -177,7 +191,10 @@ def test_refuses_to_mark_overdue_before_the_deadline(data_request):
 def test_withdrawal_ends_any_open_request_but_not_a_closed_one(member, controller, community):
     open_request = make_request(member, controller)
     sent(open_request)
-    assert services.request_withdraw(request_id=open_request.pk, actor=SYSTEM, reason="revoked").state == "withdrawn"
+    assert (
+        services.request_withdraw(request_id=open_request.pk, actor=SYSTEM, reason="revoked").state
+        == "withdrawn"
+    )
     other = make_member(community, "Mary Shelley")
     done = make_request(other, controller, mandate=make_mandate(other))
     sent(done)

@@ -1,0 +1,174 @@
+"""`make bench`: figures for the two jobs that must scale, on PostgreSQL. Prints numbers; no pass/fail.
+
+1. Campaign expansion: launching a campaign of 100,000 members × 10 controllers (1,000,000 requests),
+   against a bare INSERT … SELECT of as many rows into a copy of the requests table with the same indexes,
+   run in the same session, as a ratio (target: within 1.5×).
+2. The deadline sweep over 1,000,000 open requests (target: under 5 s).
+
+Uses its own database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/datacommunity_bench),
+dropped and re-created each run, so it never touches real data.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from urllib.parse import urlparse
+
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
+CONTROLLERS = int(os.environ.get("BENCH_CONTROLLERS", "10"))
+BENCH_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/datacommunity_bench")
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def timed(label: str, fn):
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    print(f"  {label}: {seconds:.2f} s", flush=True)
+    return seconds, result
+
+
+def main() -> int:
+    if urlparse(BENCH_URL).scheme not in ("postgres", "postgresql"):
+        print("The benchmark needs PostgreSQL: set BENCH_DATABASE_URL=postgres://…", file=sys.stderr)
+        return 2
+    recreate_database(BENCH_URL)
+    os.environ["DATABASE_URL"] = BENCH_URL
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from core.audit import Actor
+    from requests_engine import services
+    from requests_engine.events import find_chain_breaks
+    from requests_engine.models import Campaign, DataRightsRequest
+
+    call_command("migrate", verbosity=0)
+    total = MEMBERS * CONTROLLERS
+    print(
+        f"Benchmark on PostgreSQL {connection.pg_version // 10000}: {MEMBERS:,} members × {CONTROLLERS} controllers"
+    )
+    today = timezone.localdate()
+    with connection.cursor() as c:
+        print("Setting up (not timed)…", flush=True)
+        c.execute("""INSERT INTO communities_community (slug, name, purpose, description, contact_email,
+                     postal_address, join_policy, rights, brand_colour, retention_days, created_at)
+                     VALUES ('bench', 'Bench', 'x', '', 'b@x.test', '', 'open', '["access"]', '#000000', 90, now())
+                     RETURNING id""")
+        community_id = c.fetchone()[0]
+        c.execute(
+            """INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
+                     is_staff, is_active, date_joined)
+                     SELECT '!', false, 'bench' || g, '', '', 'bench' || g || '@x.test', false, true, now()
+                     FROM generate_series(1, %s) g""",
+            [MEMBERS],
+        )
+        c.execute("""INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at)
+                     SELECT id, %s, 'M' || id, 'Member ' || id, now() FROM auth_user WHERE username LIKE 'bench%%'""",
+                  [community_id])  # fmt: skip
+        c.execute(
+            """INSERT INTO communities_mandate (member_id, reference, rights, all_controllers, purposes,
+                     valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
+                     template_version, text, text_sha256, signed_name, signed_at, signed_user_agent, pdf,
+                     pdf_sha256, verification_token, state, created_at, history_seq, history_head)
+                     SELECT id, 'A' || id, '["access", "erasure"]', true, 'x', %s::date - 1, %s::date + 365, true,
+                     false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, ''
+                     FROM communities_member WHERE community_id = %s""",
+            [today, today, community_id],
+        )
+        c.execute(
+            """INSERT INTO requests_engine_controller (slug, name, runs, categories, email, postal_address,
+                     web, webform_url, phone, fax, transport, individual_requests, required_identifiers,
+                     needs_id_document, jurisdiction, drp_endpoint, request_language, relevant_countries,
+                     sources, comments, quality, created_at, updated_at)
+                     SELECT 'ctrl' || g, 'Controller ' || g, '[]', '[]', 'dpo' || g || '@x.test', '', '', '', '',
+                     '', 'email', false, '[]', false, 'england-and-wales', '', '', '[]', '[]', '[]', '', now(), now()
+                     FROM generate_series(1, %s) g""",
+            [CONTROLLERS],
+        )
+        c.execute("ANALYZE")
+    campaign = Campaign.objects.create(
+        community_id=community_id, name="Bench", rights=["access"], purpose="x"
+    )
+    campaign.controllers.set(list(range(1, CONTROLLERS + 1)))
+
+    print(f"1. Creating {total:,} requests")
+    r = DataRightsRequest._meta.db_table
+
+    def bare_insert():
+        with connection.cursor() as c:
+            c.execute(f"""INSERT INTO bench_bare (reference, campaign_id, batch_id, member_id, mandate_id,
+                controller_id, "right", state, extension_months, extension_reason, paused_days, clock_paused,
+                info_kind, info_question, refusal_ground, refusal_reasons, history_seq, history_head,
+                created_at, updated_at)
+                SELECT 'R' || g, 1, 1 + g %% {CONTROLLERS}, 1 + g / {CONTROLLERS}, 1 + g / {CONTROLLERS},
+                1 + g %% {CONTROLLERS}, 'access', 'queued', 0, '', 0, false, '', '', '', '', 0, '', now(), now()
+                FROM generate_series(1, %s) g""", [total])  # fmt: skip
+
+    with connection.cursor() as c:
+        c.execute(f"CREATE TABLE bench_bare (LIKE {r} INCLUDING ALL)")
+    bare, _ = timed("bare INSERT … SELECT into an equally indexed table", bare_insert)
+    ours, created = timed(
+        "campaign_launch (batches + eligibility + INSERT … SELECT)",
+        lambda: services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("bench")),
+    )
+    assert created == {"access": total}, created
+    print(f"  ratio: {ours / bare:.2f}× the bare insert (target ≤ 1.5×)")
+
+    print(f"2. Sweeping deadlines over {total:,} open requests")
+
+    def spread_receipts(days: int) -> int:
+        with connection.cursor() as c:
+            c.execute(f"""UPDATE {r} SET state = 'sent', received_on = %s::date - (id %% {days})::int,
+                          clock_start_on = %s::date - (id %% {days})::int,
+                          due_on = (%s::date - (id %% {days})::int + interval '1 month')::date""",
+                      [today, today, today])  # fmt: skip
+            c.execute(f"ANALYZE {r}")
+        return DataRightsRequest.objects.filter(due_on__lt=today).count()
+
+    # Day to day: receipts spread over the last 33 days, so today's sweep meets the requests whose
+    # deadline passed yesterday, about 1/33 of those open.
+    due = spread_receipts(33)
+    sweep, moved = timed(
+        f"daily sweep_deadlines ({due:,} newly past their due date)", services.sweep_deadlines
+    )
+    again, moved_again = timed("sweep_deadlines again (nothing left to move)", services.sweep_deadlines)
+    print(f"  marked overdue: {moved:,}, then {moved_again} (target: under 5 s)")
+    # A backlog: no sweep for two weeks, so about 30% of the open requests pass their deadline at once.
+    backlog_due = spread_receipts(45)
+    backlog, backlog_moved = timed(
+        f"backlog sweep_deadlines ({backlog_due:,} past their due date)", services.sweep_deadlines
+    )
+    chain_ok, breaks = timed("verify_audit_log over the swept events", find_chain_breaks)
+    print(f"  audit log: {'intact' if not breaks else breaks[0]}")
+
+    print("\nSummary")
+    print(
+        f"  expansion: {total:,} requests in {ours:.2f} s; bare insert {bare:.2f} s; ratio {ours / bare:.2f}×"
+    )
+    print(
+        f"  daily sweep: {total:,} open requests, {moved:,} marked overdue in {sweep:.2f} s; re-run {again:.2f} s"
+    )
+    print(f"  backlog sweep: {backlog_moved:,} marked overdue in {backlog:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""Demo data for the embedded default: a community, a coordinator, members with mandates, the sample
+controller directory and a launched campaign whose requests stand in several states. Idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from communities.models import Community, Identifier, Mandate, Member, Right
+from core.audit import Actor
+
+from . import services
+from .controller_import import import_controller_records, load_records
+from .events import record_event
+from .models import Campaign, Controller, DataRightsRequest, InformationKind, RefusalGround
+
+SAMPLE_CONTROLLERS = Path(__file__).resolve().parent / "data" / "controllers_sample.json"
+COORDINATOR_EMAIL = "coordinator@community.test"
+COORDINATOR_PASSWORD = "demo-coordinator"  # demo only: seed_demo refuses to run in production
+MEMBER_PASSWORD = "demo-member"
+CAMPAIGN_NAME = "Were our books used to train your models?"
+CAMPAIGN_CONTROLLERS = ["openai", "google", "meta", "microsoft"]
+MEMBERS = [
+    ("Ada Lovelace", "ada@community.test"),
+    ("Mary Shelley", "mary@community.test"),
+    ("Samuel Johnson", "samuel@community.test"),
+    ("Zadie Quill", "zadie@community.test"),
+    ("Olaudah Equiano", "olaudah@community.test"),
+    ("Jane Austen", "jane@community.test"),
+]
+DEMO_MANDATE_TEXT = (
+    "I, {name}, authorise {community} to exercise on my behalf my rights of access (Art 15), portability "
+    "(Art 20), erasure (Art 17) and objection (Art 21) under the UK GDPR against the controllers named in "
+    "its campaigns, for the purpose of finding out whether my writing was used to train AI models, until "
+    "{until}. I may revoke this authority at any time."
+)
+
+
+@dataclass
+class DemoSummary:
+    controllers_created: int = 0
+    members: list[str] = field(default_factory=list)
+    campaign: str = ""
+    requests_by_state: dict[str, int] = field(default_factory=dict)
+
+
+def _user(email: str, password: str, **extra) -> object:
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=email, defaults={"email": email, **extra})
+    if created:
+        user.set_password(password)
+        user.save()
+    return user
+
+
+def seed_demo() -> DemoSummary:
+    summary = DemoSummary()
+    with transaction.atomic():
+        report = import_controller_records(load_records(SAMPLE_CONTROLLERS))
+        summary.controllers_created = len(report.created)
+        _user(
+            COORDINATOR_EMAIL,
+            COORDINATOR_PASSWORD,
+            is_staff=True,
+            is_superuser=True,
+            first_name="Coordinator",
+        )
+        community, _ = Community.objects.get_or_create(
+            slug="writers",
+            defaults={
+                "name": "Writers' Data Collective",
+                "purpose": "We help writers find out whether AI developers trained models on their work, and "
+                "object or ask for erasure where they did. Members decide what we ask, and can stop at any time.",
+                "contact_email": "hello@writers.community.test",
+                "rights": [Right.ACCESS, Right.OBJECTION, Right.ERASURE, Right.PORTABILITY],
+            },
+        )
+        targets = list(Controller.objects.filter(slug__in=CAMPAIGN_CONTROLLERS))
+        community.controllers.add(*targets)
+        today = timezone.localdate()
+        for name, email in MEMBERS:
+            member, _ = Member.objects.get_or_create(
+                user=_user(email, MEMBER_PASSWORD, first_name=name.split()[0]),
+                community=community,
+                defaults={"full_name": name},
+            )
+            summary.members.append(email)
+            Identifier.objects.get_or_create(
+                member=member, kind=Identifier.Kind.EMAIL, defaults={"value": email}
+            )
+            if not member.mandates.exists():
+                until = today + timedelta(days=365)
+                text = DEMO_MANDATE_TEXT.format(
+                    name=name, community=community.name, until=f"{until:%d %B %Y}"
+                )
+                mandate = Mandate.objects.create(
+                    member=member,
+                    rights=[Right.ACCESS, Right.OBJECTION, Right.ERASURE, Right.PORTABILITY],
+                    purposes="Finding out whether my writing was used to train AI models.",
+                    valid_from=today - timedelta(days=60),
+                    valid_until=until,
+                    may_represent_before_ico=True,
+                    template_version="demo-1",
+                    text=text,
+                    text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    signed_name=name,
+                    signed_at=timezone.now() - timedelta(days=60),
+                )
+                record_event(
+                    subject=mandate, kind="mandate.signed", actor=Actor(Actor.MEMBER, str(member.pk))
+                )
+        coordinator = get_user_model().objects.get(username=COORDINATOR_EMAIL)
+        campaign, created = Campaign.objects.get_or_create(
+            community=community,
+            name=CAMPAIGN_NAME,
+            defaults={
+                "rights": [Right.ACCESS],
+                "purpose": "To learn whether our members' published work was used to train your models.",
+                "created_by": coordinator,
+            },
+        )
+        summary.campaign = campaign.reference
+        if created:
+            campaign.controllers.set(targets)
+            services.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
+            _play_out_requests(campaign, Actor.user(coordinator))
+    services.sweep_deadlines()
+    for state in DataRightsRequest.objects.filter(campaign=campaign).values_list("state", flat=True):
+        summary.requests_by_state[state] = summary.requests_by_state.get(state, 0) + 1
+    return summary
+
+
+def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
+    """Move the demo requests through the lifecycle as a coordinator recording controllers' replies would."""
+    today = timezone.localdate()
+    controller_actor = Actor(Actor.CONTROLLER, "demo")
+    script = [
+        # (days since receipt, steps)
+        (45, []),  # silence: the sweep marks it overdue
+        (40, ["acknowledge"]),  # acknowledged, then silence: overdue too
+        (20, ["acknowledge", "extend"]),
+        (12, ["acknowledge", "ask_identity"]),
+        (25, ["acknowledge", "ask_clarification", "clarified"]),
+        (30, ["refuse"]),
+        (28, ["acknowledge", "fulfil"]),
+        (3, []),
+    ]
+    requests = list(campaign.requests.order_by("pk"))
+    for index, request in enumerate(requests):
+        days_ago, steps = script[index % len(script)]
+        rid = request.pk
+        received = today - timedelta(days=days_ago)
+        services.request_dispatch(
+            request_id=rid, received_on=received, actor=Actor.system("dispatch"), channel="email"
+        )
+        for step in steps:
+            if step == "acknowledge":
+                services.request_acknowledge(request_id=rid, actor=controller_actor)
+            elif step == "extend":
+                services.request_extend(
+                    request_id=rid, months=2, reason="We received many requests from this community at once.",
+                    actor=controller_actor,
+                )  # fmt: skip
+            elif step == "ask_identity":
+                services.request_ask_for_information(
+                    request_id=rid, kind=InformationKind.IDENTITY, question="Please send a copy of photo ID.",
+                    asked_on=received + timedelta(days=5), actor=controller_actor,
+                )  # fmt: skip
+            elif step == "ask_clarification":
+                services.request_ask_for_information(
+                    request_id=rid, kind=InformationKind.CLARIFICATION,
+                    question="Which of our services did the member use?", asked_on=received + timedelta(days=4),
+                    actor=controller_actor,
+                )  # fmt: skip
+            elif step == "clarified":
+                services.request_give_information(
+                    request_id=rid, received_on=received + timedelta(days=9), actor=coordinator,
+                    answer="The consumer chat service, with the email address given.",
+                )  # fmt: skip
+            elif step == "refuse":
+                services.request_refuse(
+                    request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE,
+                    reasons="Bulk requests from third parties are excessive.", actor=controller_actor,
+                )  # fmt: skip
+            elif step == "fulfil":
+                services.request_fulfil(
+                    request_id=rid, note="Copy of the data sent by email.", actor=controller_actor
+                )

@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from requests_engine import demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo community, people, controllers and a campaign (idempotent; never in production)."
+
+    def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo creates accounts with published passwords: not in production.")
+        summary = demo.seed_demo()
+        states = ", ".join(f"{n} {s}" for s, n in sorted(summary.requests_by_state.items()))
+        site = settings.SITE_URL.rstrip("/")
+        self.stdout.write(
+            f"Demo data ready: {summary.controllers_created} controllers imported this run; "
+            f"campaign {summary.campaign}: {states}.\n"
+            f"  Back office  {site}/admin/   user {demo.COORDINATOR_EMAIL}   password {demo.COORDINATOR_PASSWORD}\n"
+            f"  Members      {', '.join(summary.members[:2])} … (password {demo.MEMBER_PASSWORD})\n"
+            f"  Health       {site}/healthz"
+        )
