@@ -32,6 +32,9 @@ class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
     fsm_fields = ["state"]
     service_actions: dict[str, object] = {}
 
+    def get_help_text(self, transition) -> str:
+        return transition.custom.get("help_text") or ""
+
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None) -> bool:
         action = self.service_actions.get(transition_name)
         if action is None:
