@@ -31,6 +31,14 @@ class Community(models.Model):
     description = models.TextField(blank=True)
     contact_email = models.EmailField()
     postal_address = models.TextField(blank=True)
+    # Who the mandate names as the agent (RULES.md (e)): the legal person, its number and its contact.
+    legal_name = models.CharField(max_length=300, blank=True)
+    registration_number = models.CharField(
+        max_length=60, blank=True, help_text="Company or charity number, if registered."
+    )
+    agent_name = models.CharField(
+        max_length=200, blank=True, help_text="The named person who acts for members."
+    )
     join_policy = models.CharField(max_length=10, choices=JoinPolicy.choices, default=JoinPolicy.OPEN)
     rights = models.JSONField(default=list, help_text="Right codes the community exercises.")
     controllers = models.ManyToManyField(
@@ -50,6 +58,34 @@ class Community(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def new_invite_token() -> str:
+    return new_token(18)
+
+
+class Invite(models.Model):
+    """A link that lets people join a closed community until it expires or is used up."""
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="invites")
+    token = models.CharField(max_length=64, unique=True, default=new_invite_token, editable=False)
+    note = models.CharField(max_length=200, blank=True, help_text="Who it was for (for coordinators).")
+    expires_at = models.DateTimeField()
+    max_uses = models.PositiveIntegerField(default=1)
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invite to {self.community} ({self.note or self.token[:6]})"
+
+    def is_usable(self) -> bool:
+        return self.uses < self.max_uses and timezone.now() < self.expires_at
 
 
 def new_member_reference() -> str:
@@ -129,6 +165,15 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     purposes = models.TextField()
     valid_from = models.DateField()
     valid_until = models.DateField()
+
+    class ResponsesTo(models.TextChoices):
+        COMMUNITY = "community", "To the community, which passes them on to me"
+        MEMBER = "member", "To me directly"
+        BOTH = "both", "To both"
+
+    send_responses_to = models.CharField(
+        max_length=10, choices=ResponsesTo.choices, default=ResponsesTo.COMMUNITY
+    )
     may_complain_to_controllers = models.BooleanField(default=True)
     # Art 80(1) UK GDPR / s.187 DPA 2018: representation before the ICO needs its own explicit choice.
     may_represent_before_ico = models.BooleanField(default=False)

@@ -31,6 +31,7 @@ else:
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+SITE_NAME = env.str("SITE_NAME", default="Data community")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +43,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_fsm",
+    "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "core",
     "communities",
     "requests_engine",
@@ -56,7 +61,35 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "communities.middleware.StaffMfaMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/me/"
+LOGOUT_REDIRECT_URL = "/"
+
+# Accounts (django-allauth): email is the login, it must be verified before joining a community;
+# allauth rate-limits logins, failed logins, sign-ups and password resets by default.
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # mail scanners open links: confirming takes a button press
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Data community")
+# Coordinators and staff must use a second factor for the back office. The embedded demo relaxes it so
+# `make run` can be tried without an authenticator app; production always requires it.
+STAFF_MFA_REQUIRED = PRODUCTION or env.bool("STAFF_MFA_REQUIRED", default=False)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -120,11 +153,12 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
-# Email: outside production it can only reach files or an SMTP server on loopback (DESIGN §6).
+# Email: outside production it goes to the console (the `make run` terminal), a file backend or an SMTP
+# server on loopback, never further (DESIGN §6).
 if PRODUCTION:
     _email = env.email_url("EMAIL_URL", default="smtp://localhost:25")
 else:
-    _email = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
+    _email = env.email_url("EMAIL_URL", default="consolemail://")
     if _email.get("EMAIL_BACKEND", "").endswith("smtp.EmailBackend") and _email.get("EMAIL_HOST") not in (
         "127.0.0.1",
         "localhost",
@@ -132,10 +166,18 @@ else:
     ):
         raise environ.ImproperlyConfigured("Outside production, EMAIL_URL may only point at a loopback host.")
 vars().update(_email)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # a hung SMTP server must not hold a worker
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Data Community <community@localhost>")
+# The outbox (core.outbox): every message we send is a row, sent after commit, retried with backoff.
+MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="community.localhost")
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
+OUTBOX_RETRY_DELAY_SECONDS = env.int("OUTBOX_RETRY_DELAY_SECONDS", default=60)
+OUTBOX_STUCK_AFTER_MINUTES = env.int("OUTBOX_STUCK_AFTER_MINUTES", default=15)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Celery: eager in the embedded default so the same code path runs without a broker.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL == "memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -148,6 +190,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-deadlines": {
         "task": "requests_engine.tasks.sweep_deadlines",
         "schedule": env.int("SWEEP_INTERVAL_SECONDS", default=3600),
+    },
+    "sweep-outbox": {
+        "task": "core.tasks.sweep_outbox",
+        "schedule": env.int("OUTBOX_SWEEP_INTERVAL_SECONDS", default=300),
     },
 }
 
@@ -167,8 +213,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"},
+                "fontTools": {"level": "WARNING"}},
 }
+
+# The community's document seal (mandate PDFs): a self-signed key pair created on first use. In production
+# keep it on persistent, backed-up storage; a lost key makes older PDFs check as intact but not trusted.
+SEAL_DIR = env.path("SEAL_DIR", default=str(VAR_DIR / "seal"))
+SEAL_COMMON_NAME = env.str("SEAL_COMMON_NAME", default="Data community document seal")
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

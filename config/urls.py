@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import path
+from django.shortcuts import redirect
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.views import healthz
@@ -7,9 +8,19 @@ from core.views import healthz
 admin.site.site_header = "Data community back office"
 admin.site.site_title = "Data community"
 
+
+def admin_login(request, extra_context=None):
+    """The back office signs in through the same accounts (allauth: rate limits, verified email, 2FA)."""
+    return redirect(f"/accounts/login/?next={request.GET.get('next', '/admin/')}")
+
+
+admin.site.login = admin_login
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("communities.urls")),
 ]

@@ -51,11 +51,14 @@ class DemoSummary:
 
 
 def _user(email: str, password: str, **extra) -> object:
+    from allauth.account.models import EmailAddress
+
     User = get_user_model()
     user, created = User.objects.get_or_create(username=email, defaults={"email": email, **extra})
     if created:
         user.set_password(password)
         user.save()
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     return user
 
 
@@ -78,6 +81,9 @@ def seed_demo() -> DemoSummary:
                 "purpose": "We help writers find out whether AI developers trained models on their work, and "
                 "object or ask for erasure where they did. Members decide what we ask, and can stop at any time.",
                 "contact_email": "hello@writers.community.test",
+                "legal_name": "Writers' Data Collective CIC",
+                "registration_number": "CIC 00000000 (demo)",
+                "agent_name": "The coordinators of the Writers' Data Collective",
                 "rights": [Right.ACCESS, Right.OBJECTION, Right.ERASURE, Right.PORTABILITY],
             },
         )

@@ -206,6 +206,40 @@ def request_give_information(
     )
 
 
+def request_answer_from_member(*, request_id: int, answer: str, actor: Actor) -> DataRightsRequest:
+    """The member answers the controller's question through their page: we forward the answer by email,
+    and the controller counts as having it today (an accepted email is received that day)."""
+    if not answer.strip():
+        raise RequestEngineError("Enter your answer.")
+    with transaction.atomic():
+        request = request_give_information(request_id=request_id, received_on=_today(), actor=actor, answer=answer)
+        transaction.on_commit(lambda: _queue_answer_email(request.pk, answer))
+    return request
+
+
+def _queue_answer_email(request_id: int, answer: str) -> None:
+    from django.template.loader import render_to_string
+
+    from core import outbox
+
+    request = DataRightsRequest.objects.select_related("controller", "member__community").get(pk=request_id)
+    if not request.controller.email:
+        return  # letter and web-form controllers: the coordinator forwards it (visible in the history)
+    community = request.member.community
+    outbox.queue_email(
+        to=[request.controller.email],
+        reply_to=[community.contact_email],
+        subject=f"Re: data rights request {request.reference}: the information you asked for",
+        body_text=render_to_string(
+            "requests_engine/email/information_answer.txt",
+            {"request": request, "community": community, "answer": answer},
+        ),
+        subject_type="request",
+        subject_id=str(request.pk),
+        purpose="request.information_answer",
+    )
+
+
 def request_extend(
     *, request_id: int, months: int, reason: str, actor: Actor, noticed_on: datetime.date | None = None
 ) -> DataRightsRequest:

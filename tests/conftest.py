@@ -12,6 +12,18 @@ from requests_engine.models import Controller
 from tests.factories import make_mandate, make_member, make_request
 
 
+@pytest.fixture(scope="session")
+def seal_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("seal")
+
+
+@pytest.fixture(autouse=True)
+def _files_stay_in_tmp(settings, tmp_path, seal_dir):
+    """Uploaded and generated files, and the seal key, never land in the project's own var/."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.SEAL_DIR = str(seal_dir)
+
+
 @pytest.fixture
 def coordinator(db):
     return get_user_model().objects.create_user(

@@ -38,3 +38,11 @@ def make_request(member, controller, *, mandate=None, right=Right.ACCESS, refere
         reference=reference or f"R-{member.pk}-{controller.pk}-{right}",
         member=member, mandate=mandate, controller=controller, right=right,
     )  # fmt: skip
+
+
+def verified_user(email: str, password: str = "pw-correct-horse-7"):
+    from allauth.account.models import EmailAddress
+
+    user = get_user_model().objects.create_user(email, email, password)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user

@@ -1,0 +1,82 @@
+"""The mandate's exact wording, from a versioned template (RULES.md (e) lists what it must say).
+
+The text a member reads is the text hashed and signed: it is rendered once from the member's choices, shown
+in full, and re-rendered at signing to prove the signed text is the one shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from .models import Community, Mandate, Member, Right
+
+TEMPLATE_VERSION = "v1"
+TEMPLATES = {"v1": "communities/mandate/v1.txt"}
+
+
+@dataclass(frozen=True)
+class MandateChoices:
+    rights: tuple[str, ...]
+    controller_ids: tuple[int, ...] | None  # None = all the community's controllers
+    purposes: str
+    valid_from: date
+    valid_until: date
+    send_responses_to: str
+    may_complain_to_controllers: bool
+    may_represent_before_ico: bool
+
+
+def _controller_names(community: Community, controller_ids: tuple[int, ...] | None) -> list[str]:
+    controllers = community.controllers.all()
+    if controller_ids is not None:
+        controllers = controllers.filter(pk__in=controller_ids)
+    return [c.name for c in controllers.order_by("name")]
+
+
+def _identifier_lines(member: Member) -> list[str]:
+    lines = []
+    for identifier in member.identifiers.select_related("controller").order_by("controller__name", "kind"):
+        where = f" at {identifier.controller.name}" if identifier.controller else ""
+        lines.append(f"{identifier.label or identifier.get_kind_display()}{where}: {identifier.value}")
+    return lines
+
+
+def render_mandate_text(*, member: Member, choices: MandateChoices, version: str = TEMPLATE_VERSION) -> str:
+    community = member.community
+    labels = dict(Right.choices)
+    context = {
+        "version": version,
+        "member_name": member.full_name,
+        "member_reference": member.reference,
+        "identifiers": _identifier_lines(member),
+        "community_name": community.name,
+        "community_legal_name": community.legal_name or community.name,
+        "registration_number": community.registration_number,
+        "contact_email": community.contact_email,
+        "postal_address": " ".join(community.postal_address.split()),
+        "agent_name": community.agent_name,
+        "rights": [labels[r] for r in Right.values if r in choices.rights],
+        "all_controllers": choices.controller_ids is None,
+        "controllers": _controller_names(community, choices.controller_ids),
+        "purposes": " ".join(choices.purposes.split()),
+        "responses_to": {
+            Mandate.ResponsesTo.COMMUNITY: "to the community, which passes them on to me",
+            Mandate.ResponsesTo.MEMBER: "to me directly",
+            Mandate.ResponsesTo.BOTH: "to both me and the community",
+        }[choices.send_responses_to],
+        "may_complain_to_controllers": choices.may_complain_to_controllers,
+        "may_represent_before_ico": choices.may_represent_before_ico,
+        "valid_from": f"{choices.valid_from:%d %B %Y}",
+        "valid_until": f"{choices.valid_until:%d %B %Y}",
+        "revoke_url": settings.SITE_URL.rstrip("/") + "/me/",
+    }
+    return render_to_string(TEMPLATES[version], context).strip() + "\n"
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

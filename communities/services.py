@@ -1,0 +1,272 @@
+"""Business actions of members: joining, identifiers, signing and revoking mandates, their own data."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections import defaultdict
+from datetime import date
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.audit import Actor
+
+from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, text_sha256
+from .models import Community, Identifier, Invite, Mandate, Member, Right
+
+
+class CommunityError(Exception):
+    """A member action was refused; the message says why in plain words."""
+
+
+def email_is_verified(user) -> bool:
+    from allauth.account.models import EmailAddress
+
+    return EmailAddress.objects.filter(user=user, verified=True).exists()
+
+
+def member_join(*, user, community: Community, full_name: str, invite_token: str = "") -> tuple[Member, bool]:
+    """Join a community (open, or closed with a usable invite). Joining twice returns the membership."""
+    full_name = " ".join(full_name.split())
+    if not full_name:
+        raise CommunityError("Enter your full name.")
+    if not email_is_verified(user):
+        raise CommunityError("Verify your email address before joining.")
+    with transaction.atomic():
+        existing = Member.objects.filter(user=user, community=community).first()
+        if existing:
+            return existing, False
+        if community.join_policy == Community.JoinPolicy.INVITE:
+            invite = (
+                Invite.objects.select_for_update().filter(community=community, token=invite_token).first()
+            )
+            if invite is None or not invite.is_usable():
+                raise CommunityError(
+                    "This community is by invitation only, and this invite link is not valid."
+                )
+            Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)
+        member = Member.objects.create(user=user, community=community, full_name=full_name)
+    return member, True
+
+
+def identifiers_save(*, member: Member, entries: list[tuple[int | None, str, str, str]]) -> int:
+    """Replace the member's identifiers with `entries` of (controller id or None, kind, label, value)."""
+    cleaned = []
+    for controller_id, kind, label, value in entries:
+        value = value.strip()
+        if not value:
+            continue
+        if kind not in Identifier.Kind.values:
+            raise CommunityError(f"Unknown kind of identifier '{kind}'.")
+        cleaned.append(
+            Identifier(member=member, controller_id=controller_id, kind=kind, label=label, value=value)
+        )
+    with transaction.atomic():
+        member.identifiers.all().delete()
+        Identifier.objects.bulk_create(cleaned)
+    return len(cleaned)
+
+
+def _same_name(typed: str, full_name: str) -> bool:
+    return " ".join(typed.split()).casefold() == " ".join(full_name.split()).casefold()
+
+
+def mandate_sign(
+    *,
+    member: Member,
+    choices: MandateChoices,
+    shown_text_sha256: str,
+    signed_name: str,
+    ip: str | None,
+    user_agent: str,
+) -> Mandate:
+    """Sign the text the member was shown. The PDF is rendered, sealed and emailed after commit."""
+    from requests_engine.events import record_event
+
+    if not choices.rights or any(r not in Right.values for r in choices.rights):
+        raise CommunityError("Choose at least one right.")
+    if choices.controller_ids is not None and not choices.controller_ids:
+        raise CommunityError("Choose at least one controller, or all of them.")
+    if choices.valid_until <= choices.valid_from:
+        raise CommunityError("The end date must be after today.")
+    if not _same_name(signed_name, member.full_name):
+        raise CommunityError(f"Type your full name exactly as it appears in the mandate: {member.full_name}.")
+    text = render_mandate_text(member=member, choices=choices)
+    if text_sha256(text) != shown_text_sha256:
+        raise CommunityError("The mandate text changed since you read it. Read the new text and sign again.")
+    with transaction.atomic():
+        Member.objects.select_for_update().get(pk=member.pk)
+        if member.mandates.filter(state=Mandate.State.ACTIVE).exists():
+            raise CommunityError("You already have an active mandate. Revoke it before signing a new one.")
+        mandate = Mandate.objects.create(
+            member=member,
+            rights=list(choices.rights),
+            all_controllers=choices.controller_ids is None,
+            purposes=choices.purposes,
+            valid_from=choices.valid_from,
+            valid_until=choices.valid_until,
+            send_responses_to=choices.send_responses_to,
+            may_complain_to_controllers=choices.may_complain_to_controllers,
+            may_represent_before_ico=choices.may_represent_before_ico,
+            template_version=TEMPLATE_VERSION,
+            text=text,
+            text_sha256=text_sha256(text),
+            signed_name=" ".join(signed_name.split()),
+            signed_at=timezone.now(),
+            signed_ip=ip,
+            signed_user_agent=user_agent[:1000],
+        )
+        if choices.controller_ids is not None:
+            mandate.controllers.set(choices.controller_ids)
+        record_event(
+            subject=mandate,
+            kind="mandate.signed",
+            actor=Actor(Actor.MEMBER, str(member.pk)),
+            to_state=mandate.state,
+            payload={"text_sha256": mandate.text_sha256, "template_version": TEMPLATE_VERSION, "ip": ip},
+        )
+        from . import tasks
+
+        transaction.on_commit(lambda: tasks.render_signed_mandate.delay(mandate.pk))
+    return mandate
+
+
+def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
+    """End a mandate now: every open request under it is withdrawn and each controller that already has
+    one is told, in one notice per controller. Returns how many requests were withdrawn."""
+    from requests_engine import services as engine
+    from requests_engine.events import record_event
+    from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestState
+
+    told_states = {RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.INFO_REQUESTED,
+                   RequestState.EXTENDED, RequestState.OVERDUE}  # fmt: skip
+    with transaction.atomic():
+        mandate = Mandate.objects.select_for_update().get(pk=mandate_id)
+        if mandate.state != Mandate.State.ACTIVE:
+            raise CommunityError(f"This mandate is already {mandate.get_state_display().lower()}.")
+        from_state = mandate.state
+        mandate.revoke()
+        mandate.save()
+        record_event(subject=mandate, kind="mandate.revoked", actor=actor, from_state=from_state,
+                     to_state=mandate.state, payload={"reason": reason} if reason else None)  # fmt: skip
+        notices: dict[int, list[int]] = defaultdict(list)
+        withdrawn = 0
+        for request_id, state, controller_id in DataRightsRequest.objects.filter(
+            mandate=mandate, state__in=OPEN_STATES
+        ).values_list("pk", "state", "controller_id"):
+            engine.request_withdraw(
+                request_id=request_id, actor=actor, reason="The member revoked the mandate."
+            )
+            withdrawn += 1
+            if state in told_states:
+                notices[controller_id].append(request_id)
+        from . import tasks
+
+        for controller_id, request_ids in notices.items():
+            transaction.on_commit(
+                lambda c=controller_id, r=tuple(request_ids): tasks.tell_controller_of_withdrawal.delay(
+                    c, list(r)
+                )
+            )
+    return withdrawn
+
+
+def account_export(*, user) -> bytes:
+    """Everything the service holds on the member, as a ZIP: data.json plus their signed mandate PDFs."""
+    from requests_engine.events import describe
+    from requests_engine.models import DataRightsRequest, RequestEvent
+
+    members = list(Member.objects.filter(user=user).select_related("community"))
+    data = {
+        "exported_at": timezone.now(),
+        "account": {"email": user.email, "date_joined": user.date_joined, "last_login": user.last_login},
+        "memberships": [],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member in members:
+            entry = {
+                "community": member.community.name,
+                "reference": member.reference,
+                "full_name": member.full_name,
+                "joined_at": member.joined_at,
+                "identifiers": [
+                    {
+                        "controller": i.controller.name if i.controller else None,
+                        "kind": i.kind,
+                        "label": i.label,
+                        "value": i.value,
+                    }
+                    for i in member.identifiers.select_related("controller")
+                ],  # fmt: skip
+                "mandates": [],
+                "requests": [],
+            }
+            for mandate in member.mandates.all():
+                entry["mandates"].append({
+                    "reference": mandate.reference, "state": mandate.state, "rights": mandate.rights,
+                    "valid_from": mandate.valid_from, "valid_until": mandate.valid_until,
+                    "signed_at": mandate.signed_at, "signed_name": mandate.signed_name, "text": mandate.text,
+                    "text_sha256": mandate.text_sha256, "pdf_sha256": mandate.pdf_sha256,
+                })  # fmt: skip
+                if mandate.pdf:
+                    with mandate.pdf.open("rb") as pdf:
+                        archive.writestr(f"mandates/{mandate.reference}.pdf", pdf.read())
+            for request in DataRightsRequest.objects.filter(member=member).select_related("controller"):
+                events = RequestEvent.objects.filter(request=request).order_by("seq")
+                entry["requests"].append({
+                    "reference": request.reference, "controller": request.controller.name, "right": request.right,
+                    "state": request.state, "received_on": request.received_on, "due_on": request.due_on,
+                    "history": [{"at": e.created_at, "what": describe(e), "code": e.kind} for e in events],
+                })  # fmt: skip
+            data["memberships"].append(entry)
+        archive.writestr("data.json", json.dumps(data, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False))
+    return buffer.getvalue()
+
+
+def account_delete(*, user) -> dict[str, int]:
+    """Close the account: active mandates are revoked (open requests withdrawn, controllers told), the
+    identifiers and the login are erased. Signed mandates and the request history stay as evidence of the
+    requests made in the member's name (Art 17(3)(e) UK GDPR: legal claims), under a pseudonymous name."""
+    summary = {"mandates_revoked": 0, "requests_withdrawn": 0}
+    actor = Actor(Actor.MEMBER, str(user.pk))
+    for mandate_id in Mandate.objects.filter(member__user=user, state=Mandate.State.ACTIVE).values_list(
+        "pk", flat=True
+    ):
+        summary["requests_withdrawn"] += mandate_revoke(
+            mandate_id=mandate_id, actor=actor, reason="Account deleted."
+        )
+        summary["mandates_revoked"] += 1
+    with transaction.atomic():
+        Identifier.objects.filter(member__user=user).delete()
+        Member.objects.filter(user=user).update(left_at=timezone.now())
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.filter(user=user).delete()
+        user.username = f"deleted-{user.pk}"
+        user.email = ""
+        user.first_name = user.last_name = ""
+        user.is_active = False
+        user.set_unusable_password()
+        user.save()
+    return summary
+
+
+def default_choices(member: Member, *, today: date | None = None) -> MandateChoices:
+    today = today or timezone.localdate()
+    return MandateChoices(
+        rights=tuple(member.community.rights or [Right.ACCESS]),
+        controller_ids=None,
+        purposes=member.community.purpose,
+        valid_from=today,
+        valid_until=today.replace(year=today.year + 1)
+        if not (today.month == 2 and today.day == 29)
+        else date(today.year + 1, 2, 28),
+        send_responses_to=Mandate.ResponsesTo.COMMUNITY,
+        may_complain_to_controllers=True,
+        may_represent_before_ico=True,
+    )

@@ -1,0 +1,356 @@
+"""Member pages: thin views that load through a permission check (others' records are 404), bind a form,
+call one service, and redirect with a message."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from core.audit import Actor
+from requests_engine.events import describe
+from requests_engine.models import DataRightsRequest, InformationKind, RequestEvent, RequestState
+
+from . import services
+from .forms import (
+    AnswerForm,
+    DeleteAccountForm,
+    IdentifiersForm,
+    JoinForm,
+    MandateChoicesForm,
+    RevokeForm,
+    SignForm,
+)
+from .mandate_text import MandateChoices, render_mandate_text, text_sha256
+from .models import Community, Invite, Mandate, Member, Right
+
+SESSION_CHOICES = "mandate_choices"
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _own_member(request, reference: str) -> Member:
+    return get_object_or_404(Member.objects.select_related("community", "user"), reference=reference,
+                             user=request.user, left_at__isnull=True)  # fmt: skip
+
+
+def _own_mandate(request, reference: str) -> Mandate:
+    return get_object_or_404(Mandate.objects.select_related("member__community"), reference=reference,
+                             member__user=request.user)  # fmt: skip
+
+
+def home(request):
+    communities = Community.objects.filter(join_policy=Community.JoinPolicy.OPEN).order_by("name")
+    return render(request, "communities/home.html", {"communities": communities})
+
+
+@require_http_methods(["GET", "POST"])
+def join(request, slug: str):
+    community = get_object_or_404(Community, slug=slug)
+    invite_token = request.GET.get("invite") or request.POST.get("invite") or ""
+    invite = Invite.objects.filter(community=community, token=invite_token).first() if invite_token else None
+    invite_problem = ""
+    if community.join_policy == Community.JoinPolicy.INVITE:
+        if invite is None:
+            invite_problem = (
+                "This community is open by invitation only. Ask a coordinator for an invite link."
+            )
+        elif not invite.is_usable():
+            invite_problem = (
+                "This invite link has expired or has already been used. Ask a coordinator for a new one."
+            )
+    membership = None
+    verified = False
+    if request.user.is_authenticated:
+        membership = Member.objects.filter(
+            user=request.user, community=community, left_at__isnull=True
+        ).first()
+        verified = services.email_is_verified(request.user)
+    form = JoinForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('account_signup')}?next={request.get_full_path()}")
+        if membership:
+            messages.info(request, f"You are already a member of {community.name}.")
+            return redirect("me")
+        if form.is_valid():
+            try:
+                member, _ = services.member_join(user=request.user, community=community,
+                                                 full_name=form.cleaned_data["full_name"], invite_token=invite_token)  # fmt: skip
+            except services.CommunityError as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(
+                    request, f"Welcome to {community.name}. Next, tell us how organisations know you."
+                )
+                return redirect("member-identifiers", reference=member.reference)
+    controllers = community.controllers.order_by("name")
+    rights = [label for value, label in Right.choices if value in community.rights]
+    next_url = request.get_full_path()
+    return render(request, "communities/join.html", {
+        "community": community, "form": form, "membership": membership, "verified": verified,
+        "invite_problem": invite_problem, "invite_token": invite_token, "controllers": controllers,
+        "rights": rights, "next_url": next_url,
+    })  # fmt: skip
+
+
+@login_required
+def me(request):
+    members = list(Member.objects.filter(user=request.user, left_at__isnull=True).select_related("community"))
+    today = timezone.localdate()
+    blocks = []
+    for member in members:
+        requests = list(
+            DataRightsRequest.objects.filter(member=member)
+            .select_related("controller")
+            .order_by("-created_at")
+        )
+        blocks.append({
+            "member": member,
+            "mandates": list(member.mandates.order_by("-signed_at")),
+            "requests": [{"request": r, "days_left": r.days_left(today),
+                          "days_late": -r.days_left(today) if (r.days_left(today) or 0) < 0 else 0}
+                         for r in requests],
+            "needs_answer": [r for r in requests if r.state == RequestState.INFO_REQUESTED
+                             and r.info_kind != InformationKind.AUTHORITY],
+            "has_identifiers": member.identifiers.exists(),
+        })  # fmt: skip
+    return render(request, "communities/me.html", {"blocks": blocks, "today": today})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def identifiers(request, reference: str):
+    member = _own_member(request, reference)
+    form = IdentifiersForm(request.POST if request.method == "POST" else None, member=member)
+    if request.method == "POST" and form.is_valid():
+        services.identifiers_save(member=member, entries=form.entries())
+        messages.success(request, "Saved. You can change these at any time.")
+        if member.mandates.filter(state=Mandate.State.ACTIVE).exists():
+            return redirect("me")
+        return redirect("mandate-new", reference=member.reference)
+    return render(request, "communities/identifiers.html", {"member": member, "community": member.community,
+                                                            "form": form})  # fmt: skip
+
+
+def _choices_to_session(choices: MandateChoices) -> dict:
+    return {"rights": list(choices.rights), "controller_ids": list(choices.controller_ids)
+            if choices.controller_ids is not None else None, "purposes": choices.purposes,
+            "valid_from": choices.valid_from.isoformat(), "valid_until": choices.valid_until.isoformat(),
+            "send_responses_to": choices.send_responses_to,
+            "may_complain_to_controllers": choices.may_complain_to_controllers,
+            "may_represent_before_ico": choices.may_represent_before_ico}  # fmt: skip
+
+
+def _choices_from_session(data: dict) -> MandateChoices:
+    return MandateChoices(
+        rights=tuple(data["rights"]),
+        controller_ids=tuple(data["controller_ids"]) if data["controller_ids"] is not None else None,
+        purposes=data["purposes"], valid_from=date.fromisoformat(data["valid_from"]),
+        valid_until=date.fromisoformat(data["valid_until"]), send_responses_to=data["send_responses_to"],
+        may_complain_to_controllers=data["may_complain_to_controllers"],
+        may_represent_before_ico=data["may_represent_before_ico"],
+    )  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mandate_new(request, reference: str):
+    member = _own_member(request, reference)
+    defaults = services.default_choices(member)
+    saved = request.session.get(SESSION_CHOICES, {}).get(member.reference)
+    start = _choices_from_session(saved) if saved else defaults
+    initial = {
+        "rights": list(start.rights), "scope": "all" if start.controller_ids is None else "some",
+        "controllers": [str(c) for c in start.controller_ids or ()], "purposes": start.purposes,
+        "valid_until": start.valid_until, "send_responses_to": start.send_responses_to,
+        "may_complain_to_controllers": start.may_complain_to_controllers,
+        "may_represent_before_ico": start.may_represent_before_ico,
+    }  # fmt: skip
+    form = MandateChoicesForm(
+        request.POST if request.method == "POST" else None, initial=initial, community=member.community
+    )
+    if request.method == "POST" and form.is_valid():
+        stash = request.session.get(SESSION_CHOICES, {})
+        stash[member.reference] = _choices_to_session(form.choices())
+        request.session[SESSION_CHOICES] = stash
+        return redirect("mandate-review", reference=member.reference)
+    return render(request, "communities/mandate_new.html", {"member": member, "community": member.community,
+                                                            "form": form})  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mandate_review(request, reference: str):
+    member = _own_member(request, reference)
+    saved = request.session.get(SESSION_CHOICES, {}).get(member.reference)
+    if not saved:
+        return redirect("mandate-new", reference=member.reference)
+    choices = _choices_from_session(saved)
+    text = render_mandate_text(member=member, choices=choices)
+    form = SignForm(
+        request.POST if request.method == "POST" else None, initial={"text_sha256": text_sha256(text)}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            mandate = services.mandate_sign(
+                member=member, choices=choices, shown_text_sha256=form.cleaned_data["text_sha256"],
+                signed_name=form.cleaned_data["signed_name"], ip=_client_ip(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )  # fmt: skip
+        except services.CommunityError as error:
+            form.add_error("signed_name" if "full name" in str(error) else None, str(error))
+        else:
+            request.session[SESSION_CHOICES] = {k: v for k, v in request.session.get(SESSION_CHOICES, {}).items()
+                                                if k != member.reference}  # fmt: skip
+            messages.success(
+                request, f"Mandate {mandate.reference} signed. A sealed copy is on its way to your inbox."
+            )
+            return redirect("mandate-detail", reference=mandate.reference)
+    return render(request, "communities/mandate_review.html", {
+        "member": member, "community": member.community, "form": form, "text": text,
+        "text_sha256": text_sha256(text),
+    })  # fmt: skip
+
+
+@login_required
+def mandate_detail(request, reference: str):
+    mandate = _own_mandate(request, reference)
+    requests = mandate.requests.select_related("controller").order_by("controller__name", "right")
+    return render(request, "communities/mandate_detail.html", {
+        "mandate": mandate, "member": mandate.member, "community": mandate.member.community,
+        "requests": requests, "controllers": mandate.controllers.order_by("name") if not mandate.all_controllers
+        else mandate.member.community.controllers.order_by("name"),
+    })  # fmt: skip
+
+
+@login_required
+def mandate_pdf(request, reference: str):
+    mandate = _own_mandate(request, reference)
+    if not mandate.pdf:
+        raise Http404("The PDF is still being prepared.")
+    return FileResponse(mandate.pdf.open("rb"), as_attachment=True, filename=f"mandate-{mandate.reference}.pdf",
+                        content_type="application/pdf")  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mandate_revoke(request, reference: str):
+    mandate = _own_mandate(request, reference)
+    form = RevokeForm(request.POST if request.method == "POST" else None)
+    if mandate.state != Mandate.State.ACTIVE:
+        messages.info(
+            request, f"Mandate {mandate.reference} is already {mandate.get_state_display().lower()}."
+        )
+        return redirect("mandate-detail", reference=mandate.reference)
+    if request.method == "POST" and form.is_valid():
+        withdrawn = services.mandate_revoke(
+            mandate_id=mandate.pk,
+            actor=Actor(Actor.MEMBER, str(mandate.member_id)),
+            reason=form.cleaned_data["reason"],
+        )
+        messages.success(request, f"Mandate {mandate.reference} is revoked. {withdrawn} open request(s) were "
+                                  "withdrawn and the organisations told.")  # fmt: skip
+        return redirect("mandate-detail", reference=mandate.reference)
+    open_requests = mandate.requests.filter(
+        state__in=[
+            s.value
+            for s in RequestState
+            if s.value
+            in {
+                "draft",
+                "queued",
+                "sent",
+                "failed_delivery",
+                "acknowledged",
+                "info_requested",
+                "extended",
+                "overdue",
+            }
+        ]
+    )
+    return render(request, "communities/mandate_revoke.html", {
+        "mandate": mandate, "member": mandate.member, "community": mandate.member.community, "form": form,
+        "open_count": open_requests.count(),
+    })  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_detail(request, reference: str):
+    data_request = get_object_or_404(
+        DataRightsRequest.objects.select_related("controller", "member__community", "mandate"),
+        reference=reference, member__user=request.user,
+    )  # fmt: skip
+    can_answer = (data_request.state == RequestState.INFO_REQUESTED
+                  and data_request.info_kind != InformationKind.AUTHORITY)  # fmt: skip
+    form = AnswerForm(request.POST if request.method == "POST" else None) if can_answer else None
+    if request.method == "POST":
+        if not can_answer:
+            messages.error(request, "There is no question waiting for your answer on this request.")
+            return redirect("request-detail", reference=reference)
+        if form.is_valid():
+            from requests_engine import services as engine
+
+            try:
+                engine.request_answer_from_member(request_id=data_request.pk, answer=form.cleaned_data["answer"],
+                                                  actor=Actor(Actor.MEMBER, str(data_request.member_id)))  # fmt: skip
+            except engine.RequestEngineError as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(request, "Thank you. Your answer was sent to the organisation.")
+                return redirect("request-detail", reference=reference)
+    events = [{"event": e, "sentence": describe(e)} for e in
+              RequestEvent.objects.filter(request=data_request).order_by("seq")]  # fmt: skip
+    return render(request, "communities/request_detail.html", {
+        "data_request": data_request, "community": data_request.member.community, "events": events,
+        "form": form, "days_left": data_request.days_left(), "files": data_request.files.filter(deleted_at__isnull=True),
+    })  # fmt: skip
+
+
+@login_required
+def account_export(request):
+    data = services.account_export(user=request.user)
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="my-data-{timezone.localdate():%Y-%m-%d}.zip"'
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_delete(request):
+    form = DeleteAccountForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        from django.contrib.auth import logout
+
+        summary = services.account_delete(user=request.user)
+        logout(request)
+        messages.success(request, f"Your account is deleted. {summary['requests_withdrawn']} open request(s) were "
+                                  "withdrawn.")  # fmt: skip
+        return redirect("home")
+    pending = DataRightsRequest.objects.filter(member__user=request.user, state__in=[
+        RequestState.COMPLAINT_TO_CONTROLLER, RequestState.ESCALATED_TO_ICO]).count()  # fmt: skip
+    return render(request, "communities/account_delete.html", {"form": form, "pending_complaints": pending})
+
+
+def mandate_verify(request, token: str):
+    """Public: lets a controller check a mandate's authority without asking us, and see a revocation at once."""
+    mandate = get_object_or_404(Mandate.objects.select_related("member__community"), verification_token=token)
+    controllers = mandate.member.community.controllers if mandate.all_controllers else mandate.controllers
+    today = timezone.localdate()
+    in_force = mandate.state == Mandate.State.ACTIVE and mandate.valid_from <= today <= mandate.valid_until
+    response = render(request, "communities/mandate_verify.html", {
+        "mandate": mandate, "community": mandate.member.community, "in_force": in_force,
+        "rights": [label for value, label in Right.choices if value in mandate.rights],
+        "controllers": controllers.order_by("name"),
+    })  # fmt: skip
+    response["X-Robots-Tag"] = "noindex"
+    return response
