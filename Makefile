@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 # Debian packages: WeasyPrint's runtime (libharfbuzz-subset0 makes it ~9x faster), file-type sniffing.
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core libmagic1
+# Tests also drive Debian's Chromium (never a downloaded browser) and read PDFs with poppler's pdftotext.
+DEBIAN_TEST := chromium poppler-utils
+DEBIAN_PACKAGES ?= $(DEBIAN_RUNTIME)
 
 .PHONY: install system-packages run test bench lint clean
 
@@ -12,7 +15,7 @@ install: system-packages $(VENV)/.installed
 
 # Installs missing Debian packages when run as root; otherwise says what is missing and carries on.
 system-packages:
-	@missing=$$(for p in $(DEBIAN_RUNTIME); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "Installing Debian packages: $$missing"; \
@@ -37,6 +40,7 @@ run: install
 	$(VENV)/bin/gunicorn config.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 \
 	  --access-logfile - --graceful-timeout 5
 
+test: DEBIAN_PACKAGES = $(DEBIAN_RUNTIME) $(DEBIAN_TEST)
 test: install
 	@mkdir -p var
 	$(PY) manage.py check -v0

@@ -341,6 +341,22 @@ def account_delete(request):
     return render(request, "communities/account_delete.html", {"form": form, "pending_complaints": pending})
 
 
+def privacy(request):
+    return render(request, "communities/privacy.html", {"retention_days": 90})
+
+
+def mandate_check(request):
+    """Where a controller pastes a mandate's check link or token (the QR code leads straight past it)."""
+    value = (request.GET.get("link") or "").strip()
+    error = ""
+    if value:
+        token = value.rstrip("/").rsplit("/", 1)[-1]
+        if Mandate.objects.filter(verification_token=token).exists():
+            return redirect("mandate-verify", token=token)
+        error = "No mandate has this check link. Copy the whole link from the letter or the PDF."
+    return render(request, "communities/mandate_check.html", {"value": value, "error": error})
+
+
 def mandate_verify(request, token: str):
     """Public: lets a controller check a mandate's authority without asking us, and see a revocation at once."""
     mandate = get_object_or_404(Mandate.objects.select_related("member__community"), verification_token=token)

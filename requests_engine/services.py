@@ -212,7 +212,9 @@ def request_answer_from_member(*, request_id: int, answer: str, actor: Actor) ->
     if not answer.strip():
         raise RequestEngineError("Enter your answer.")
     with transaction.atomic():
-        request = request_give_information(request_id=request_id, received_on=_today(), actor=actor, answer=answer)
+        request = request_give_information(
+            request_id=request_id, received_on=_today(), actor=actor, answer=answer
+        )
         transaction.on_commit(lambda: _queue_answer_email(request.pk, answer))
     return request
 

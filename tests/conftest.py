@@ -10,6 +10,7 @@ from communities.models import Community, Right
 from core.audit import Actor
 from requests_engine.models import Controller
 from tests.factories import make_mandate, make_member, make_request
+from tests.smtp import Mailbox, free_port, use_smtp
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +65,16 @@ def outsider(db):
 @pytest.fixture
 def data_request(member, controller):
     return make_request(member, controller)
+
+
+@pytest.fixture
+def mailbox(settings):
+    """An SMTP server on 127.0.0.1 that the service's email goes to for this test."""
+    from aiosmtpd.controller import Controller as SMTPController
+
+    box = Mailbox()
+    server = SMTPController(box, hostname="127.0.0.1", port=free_port())
+    server.start()
+    use_smtp(settings, server.port)
+    yield box
+    server.stop()

@@ -56,7 +56,9 @@ def test_signing_stores_the_evidence_and_issues_a_sealed_pdf_by_email(
     person, community, controller, mailoutbox, django_capture_on_commit_callbacks
 ):
     community.controllers.add(controller)
-    member, _ = services.member_join(user=person, community=community, full_name="Zoë <script>alert(1)</script> O'Brien")
+    member, _ = services.member_join(
+        user=person, community=community, full_name="Zoë <script>alert(1)</script> O'Brien"
+    )
     choices = choices_for(member)
     text = render_mandate_text(member=member, choices=choices)
     with django_capture_on_commit_callbacks(execute=True):

@@ -11,7 +11,7 @@ from communities.models import Community, Invite, Mandate, Member
 from tests.factories import make_request, verified_user
 
 pytestmark = pytest.mark.django_db
-NASTY = "Zoë <script>alert(1)</script> \"Q\" O'Brien עברית 📚"
+NASTY = 'Zoë <script>alert(1)</script> "Q" O\'Brien עברית 📚'
 
 
 @pytest.fixture
@@ -73,7 +73,9 @@ def test_identifiers_are_validated_per_type_and_values_kept(client, joined, cont
     assert joined.identifiers.get(controller=controller, kind="email").value == "me@acme-user.test"
 
 
-def test_the_mandate_flow_shows_the_exact_text_and_signs_it(client, joined, mailoutbox, django_capture_on_commit_callbacks):
+def test_the_mandate_flow_shows_the_exact_text_and_signs_it(
+    client, joined, mailoutbox, django_capture_on_commit_callbacks
+):
     url = f"/me/{joined.reference}/mandate/new/"
     bad = client.post(url, {"rights": [], "scope": "some", "purposes": "", "valid_until": "2000-01-01",
                             "send_responses_to": "community"})  # fmt: skip
@@ -113,7 +115,9 @@ def test_revoking_takes_a_confirmation_step(client, joined, django_capture_on_co
     assert "Not in force" in verify
 
 
-def test_the_public_check_shows_the_mandate_but_nothing_personal(client, joined, django_capture_on_commit_callbacks):
+def test_the_public_check_shows_the_mandate_but_nothing_personal(
+    client, joined, django_capture_on_commit_callbacks
+):
     mandate = sign(joined, django_capture_on_commit_callbacks)
     client.logout()
     page = client.get(f"/verify/{mandate.verification_token}/").content.decode()
@@ -122,7 +126,9 @@ def test_the_public_check_shows_the_mandate_but_nothing_personal(client, joined,
     assert client.get("/verify/not-a-token/").status_code == 404
 
 
-def test_another_members_records_are_404_whatever_the_url(client, joined, controller, community, django_capture_on_commit_callbacks):
+def test_another_members_records_are_404_whatever_the_url(
+    client, joined, controller, community, django_capture_on_commit_callbacks
+):
     mandate = sign(joined, django_capture_on_commit_callbacks)
     request = make_request(joined, controller, mandate=mandate)
     client.force_login(verified_user("outsider@example.test"))
@@ -139,7 +145,9 @@ def test_member_pages_need_a_sign_in(client, community):
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
-def test_the_dashboard_shows_days_left_and_the_question_to_answer(client, joined, controller, django_capture_on_commit_callbacks):
+def test_the_dashboard_shows_days_left_and_the_question_to_answer(
+    client, joined, controller, django_capture_on_commit_callbacks
+):
     from core.audit import Actor
     from requests_engine import services as engine
 

@@ -3,18 +3,12 @@ with the Message-ID stored on its row; failures are recorded and retried; stuck 
 
 from __future__ import annotations
 
-import email
-import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from io import StringIO
 
 import pytest
-from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 from django.db import close_old_connections, connection, transaction
@@ -26,63 +20,16 @@ from core import outbox
 from core.models import OutboundAttachment, OutboundMessage
 from core.outbox import OutboxError, queue_email, requeue_stuck, retry_failed, send_message
 from core.tasks import send_outbound_message
+from tests.smtp import free_port, use_smtp  # noqa: F401  (the mailbox fixture is in tests/conftest.py)
 
 pytestmark = pytest.mark.django_db
 
 Status = OutboundMessage.Status
 
 
-@dataclass
-class Mailbox:
-    """What the SMTP server received; refuses every recipient when `refuse` is set."""
-
-    received: list = field(default_factory=list)
-    refuse: str = ""
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.refuse:
-            return self.refuse
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.received.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def messages(self) -> list[EmailMessage]:
-        return [email.message_from_bytes(e.original_content, policy=default_policy) for e in self.received]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def use_smtp(settings, port: int) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 10
-
-
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture
-def mailbox(settings):
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    use_smtp(settings, controller.port)
-    yield box
-    controller.stop()
 
 
 def queue(**overrides) -> OutboundMessage:
