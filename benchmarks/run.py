@@ -59,6 +59,7 @@ def main() -> int:
     from django.db import connection
     from django.utils import timezone
 
+    from communities.models import Community
     from core.audit import Actor
     from requests_engine import services
     from requests_engine.events import find_chain_breaks
@@ -72,11 +73,9 @@ def main() -> int:
     today = timezone.localdate()
     with connection.cursor() as c:
         print("Setting up (not timed)…", flush=True)
-        c.execute("""INSERT INTO communities_community (slug, name, purpose, description, contact_email,
-                     postal_address, join_policy, rights, brand_colour, retention_days, created_at)
-                     VALUES ('bench', 'Bench', 'x', '', 'b@x.test', '', 'open', '["access"]', '#000000', 90, now())
-                     RETURNING id""")
-        community_id = c.fetchone()[0]
+        community_id = Community.objects.create(
+            slug="bench", name="Bench", purpose="x", contact_email="b@x.test", rights=["access"]
+        ).pk
         c.execute(
             """INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
                      is_staff, is_active, date_joined)
@@ -91,9 +90,11 @@ def main() -> int:
             """INSERT INTO communities_mandate (member_id, reference, rights, all_controllers, purposes,
                      valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
                      template_version, text, text_sha256, signed_name, signed_at, signed_user_agent, pdf,
-                     pdf_sha256, verification_token, state, created_at, history_seq, history_head)
+                     pdf_sha256, verification_token, state, created_at, history_seq, history_head,
+                     send_responses_to)
                      SELECT id, 'A' || id, '["access", "erasure"]', true, 'x', %s::date - 1, %s::date + 365, true,
-                     false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, ''
+                     false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
+                     'community'
                      FROM communities_member WHERE community_id = %s""",
             [today, today, community_id],
         )
@@ -101,9 +102,10 @@ def main() -> int:
             """INSERT INTO requests_engine_controller (slug, name, runs, categories, email, postal_address,
                      web, webform_url, phone, fax, transport, individual_requests, required_identifiers,
                      needs_id_document, jurisdiction, drp_endpoint, request_language, relevant_countries,
-                     sources, comments, quality, created_at, updated_at)
+                     sources, comments, quality, created_at, updated_at, drp_version, send_rate_per_minute)
                      SELECT 'ctrl' || g, 'Controller ' || g, '[]', '[]', 'dpo' || g || '@x.test', '', '', '', '',
-                     '', 'email', false, '[]', false, 'england-and-wales', '', '', '[]', '[]', '[]', '', now(), now()
+                     '', 'email', false, '[]', false, 'england-and-wales', '', '', '[]', '[]', '[]', '', now(), now(),
+                     '', 60
                      FROM generate_series(1, %s) g""",
             [CONTROLLERS],
         )
@@ -120,10 +122,11 @@ def main() -> int:
         with connection.cursor() as c:
             c.execute(f"""INSERT INTO bench_bare (reference, campaign_id, batch_id, member_id, mandate_id,
                 controller_id, "right", state, extension_months, extension_reason, paused_days, clock_paused,
-                info_kind, info_question, refusal_ground, refusal_reasons, history_seq, history_head,
-                created_at, updated_at)
+                info_kind, info_question, message_id, delivery_error, drp_request_id, drp_status,
+                refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
                 SELECT 'R' || g, 1, 1 + g %% {CONTROLLERS}, 1 + g / {CONTROLLERS}, 1 + g / {CONTROLLERS},
-                1 + g %% {CONTROLLERS}, 'access', 'queued', 0, '', 0, false, '', '', '', '', 0, '', now(), now()
+                1 + g %% {CONTROLLERS}, 'access', 'queued', 0, '', 0, false, '', '', '', '', '', '', '', '', 0, '',
+                now(), now()
                 FROM generate_series(1, %s) g""", [total])  # fmt: skip
 
     with connection.cursor() as c:

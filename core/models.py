@@ -46,6 +46,10 @@ class OutboundMessage(models.Model):
         max_length=60, blank=True, help_text='A stable code, e.g. "mandate.signed_copy".'
     )
 
+    # What to run once the message is accepted or has failed for good: a Celery task name called with the
+    # message's id, so the app that queued it (core imports neither app) records delivery in its domain.
+    on_sent_task = models.CharField(max_length=200, blank=True)
+    on_failed_task = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     queued_at = models.DateTimeField(default=timezone.now)

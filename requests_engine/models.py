@@ -67,6 +67,9 @@ class Controller(models.Model):
         max_length=20, choices=Jurisdiction.choices, default=Jurisdiction.ENGLAND_AND_WALES
     )
     drp_endpoint = models.URLField(blank=True, max_length=500, help_text="Base URL of its DRP API, if any.")
+    drp_version = models.CharField(max_length=5, blank=True, choices=[("0.5", "DRP 0.5"), ("1.0", "DRP 1.0")])
+    # Large batches to one controller are spread out (individual emails, DRP calls) so it is not flooded.
+    send_rate_per_minute = models.PositiveIntegerField(default=60)
     request_language = models.CharField(max_length=10, blank=True)
     relevant_countries = models.JSONField(default=list, blank=True)
     sources = models.JSONField(default=list, blank=True)
@@ -129,11 +132,17 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
 
     class State(models.TextChoices):
         PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         FAILED = "failed", "Delivery failed"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="batches")
     controller = models.ForeignKey(Controller, on_delete=models.PROTECT, related_name="batches")
+    transport = models.CharField(max_length=10, choices=Transport.choices, default=Transport.EMAIL)
+    message_id = models.CharField(
+        max_length=255, blank=True, help_text="Message-ID of the collective letter."
+    )
+    posted_on = models.DateField(null=True, blank=True, help_text="Letters: the day the pack was posted.")
     reference = models.CharField(max_length=16, unique=True, default=new_batch_reference, editable=False)
     state = FSMField(default=State.PENDING, choices=State.choices, protected=True)
     letter_pdf = models.FileField(upload_to="batches/", blank=True)
@@ -157,12 +166,16 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
     def __str__(self) -> str:
         return f"{self.reference} → {self.controller}"
 
-    @transition(field=state, source=[State.PENDING, State.FAILED], target=State.SENT)
+    @transition(field=state, source=[State.PENDING, State.FAILED], target=State.SENDING)
+    def start_sending(self) -> None:
+        self.last_error = ""
+
+    @transition(field=state, source=[State.PENDING, State.SENDING, State.FAILED], target=State.SENT)
     def mark_sent(self) -> None:
         self.sent_at = timezone.now()
         self.last_error = ""
 
-    @transition(field=state, source=[State.PENDING, State.FAILED], target=State.FAILED)
+    @transition(field=state, source=[State.PENDING, State.SENDING, State.FAILED], target=State.FAILED)
     def mark_failed(self, *, error: str = "") -> None:
         self.last_error = error
 
@@ -268,6 +281,12 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     info_question = models.TextField(blank=True, editable=False)
     info_requested_on = models.DateField(null=True, blank=True, editable=False)
     answered_on = models.DateField(null=True, blank=True, editable=False)
+    message_id = models.CharField(
+        max_length=255, blank=True, editable=False, help_text="Message that carried it."
+    )
+    delivery_error = models.TextField(blank=True, editable=False)
+    drp_request_id = models.CharField(max_length=100, blank=True, editable=False)
+    drp_status = models.CharField(max_length=40, blank=True, editable=False)
     refusal_ground = models.CharField(
         max_length=30, choices=RefusalGround.choices, blank=True, editable=False
     )
@@ -342,14 +361,16 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         pass
 
     @transition(field=state, source=[S.QUEUED, S.FAILED_DELIVERY], target=S.SENT, custom={"admin": False})
-    def dispatch(self, *, received_on: datetime.date) -> None:
+    def dispatch(self, *, received_on: datetime.date, message_id: str = "") -> None:
+        self.message_id = message_id
+        self.delivery_error = ""
         self.received_on = received_on
         self.clock_start_on = received_on
         self._recompute_due_on()
 
     @transition(field=state, source=[S.QUEUED, S.SENT], target=S.FAILED_DELIVERY, custom={"admin": False})
-    def fail_delivery(self) -> None:
-        pass
+    def fail_delivery(self, *, error: str = "") -> None:
+        self.delivery_error = error
 
     @transition(field=state, source=S.FAILED_DELIVERY, target=S.QUEUED, custom={"label": "Send again"})
     def requeue(self) -> None:
@@ -607,3 +628,50 @@ class Complaint(ConcurrentTransitionMixin, ChainedHistory):
     )
     def close(self, *, outcome: str) -> None:
         self.outcome = outcome
+
+
+def inbound_raw_path(instance: InboundMessage, filename: str) -> str:
+    return f"inbound/{new_token(12)}.eml.enc"
+
+
+class InboundMessage(models.Model):
+    """A reply read from the community's mailbox, matched to its batch or request when it can be."""
+
+    class Status(models.TextChoices):
+        MATCHED = "matched", "Matched"
+        UNMATCHED = "unmatched", "Unmatched: needs a coordinator"
+        HANDLED = "handled", "Handled by a coordinator"
+
+    mailbox = models.CharField(max_length=200, help_text="Which mailbox and folder it was read from.")
+    uid_validity = models.BigIntegerField()
+    uid = models.BigIntegerField()
+    message_id = models.CharField(max_length=998, blank=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    from_address = models.CharField(max_length=320, blank=True)
+    to_addresses = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    raw = models.FileField(upload_to=inbound_raw_path, help_text="The whole message, encrypted at rest.")
+    raw_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNMATCHED)
+    matched_by = models.CharField(
+        max_length=20, blank=True, help_text="reply-address, in-reply-to, reference"
+    )
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="replies")
+    request = models.ForeignKey(
+        DataRightsRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="replies"
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            # Re-reading the same mailbox never stores a message twice.
+            models.UniqueConstraint(
+                fields=["mailbox", "uid_validity", "uid"], name="one_row_per_mailbox_uid"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="inbound_status_received")]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id

@@ -128,6 +128,7 @@ def request_dispatch(
         actor=actor,
         payload={"received_on": received_on, "channel": channel, "message_id": message_id},
         received_on=received_on,
+        message_id=message_id,
     )
 
 
@@ -138,6 +139,7 @@ def request_fail_delivery(*, request_id: int, error: str, actor: Actor) -> DataR
         event="request.delivery_failed",
         actor=actor,
         payload={"error": error[:2000]},
+        error=error[:2000],
     )
 
 
@@ -422,9 +424,10 @@ def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, no
     sql = f"""
         INSERT INTO {r} (reference, campaign_id, batch_id, member_id, mandate_id, controller_id, "right",
             state, extension_months, extension_reason, paused_days, clock_paused, info_kind, info_question,
+            message_id, delivery_error, drp_request_id, drp_status,
             refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
         SELECT b.reference || '-' || m.reference || '-' || %s, b.campaign_id, b.id, m.id, md.id,
-            b.controller_id, %s, %s, 0, '', 0, FALSE, '', '', '', '', 0, '', %s, %s
+            b.controller_id, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', 0, '', %s, %s
         FROM {Batch._meta.db_table} b
         JOIN {Mandate._meta.db_table} md ON md.state = 'active' AND md.valid_from <= %s AND md.valid_until >= %s
         JOIN {Member._meta.db_table} m ON m.id = md.member_id
@@ -457,14 +460,19 @@ def campaign_launch(*, campaign_id: int, actor: Actor) -> dict[str, int]:
             raise RequestEngineError(
                 f"Campaign {campaign.reference} is {campaign.get_state_display().lower()}."
             )
-        controller_ids = list(campaign.controllers.values_list("pk", flat=True))
+        controllers = list(campaign.controllers.values_list("pk", "transport"))
+        controller_ids = [pk for pk, _ in controllers]
         if not controller_ids:
             raise RequestEngineError("Choose at least one controller before launching the campaign.")
         bad_rights = [r for r in campaign.rights if r not in Right.values]
         if not campaign.rights or bad_rights:
             raise RequestEngineError("Choose the rights the campaign exercises.")
         Batch.objects.bulk_create(
-            [Batch(campaign=campaign, controller_id=cid) for cid in controller_ids], ignore_conflicts=True
+            [
+                Batch(campaign=campaign, controller_id=cid, transport=transport)
+                for cid, transport in controllers
+            ],
+            ignore_conflicts=True,
         )
         created = {
             right: _expand_requests(campaign=campaign, right=right, today=today, now=now)
