@@ -1,6 +1,11 @@
-from django.contrib import admin
+from datetime import timedelta
 
-from .models import Community, Identifier, Mandate, Member
+from django.conf import settings
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+
+from .models import Community, Identifier, Invite, Mandate, Member
 
 
 @admin.register(Community)
@@ -43,3 +48,35 @@ class MandateAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+def _in_two_weeks():
+    return timezone.now() + timedelta(days=14)
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    """Invite links for closed communities: a coordinator creates one and sends the link to the person."""
+
+    list_display = ["community", "note", "link", "uses", "max_uses", "expires_at"]
+    list_filter = ["community"]
+    readonly_fields = ["link", "uses", "created_by"]
+    fields = ["community", "note", "expires_at", "max_uses", "link", "uses", "created_by"]
+
+    def get_changeform_initial_data(self, request):
+        return {"expires_at": _in_two_weeks(), **super().get_changeform_initial_data(request)}
+
+    @admin.display(description="link to send")
+    def link(self, obj):
+        if not obj.pk:
+            return "Shown once saved."
+        return (
+            settings.SITE_URL.rstrip("/")
+            + reverse("join", args=[obj.community.slug])
+            + f"?invite={obj.token}"
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
