@@ -7,12 +7,15 @@ from datetime import timedelta
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
 from django.utils import timezone
 from django_fsm.admin import FSMAdminMixin
 
 from core.audit import Actor
 
-from . import forms, services
+from . import forms, selectors, services
 from .events import describe
 from .models import (
     Batch,
@@ -171,6 +174,11 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
 
 @admin.register(Campaign)
 class CampaignAdmin(ServiceTransitionAdmin):
+    """Create, preview, approve and follow a campaign: the change page shows who a launch would include
+    and who lacks an identifier; once launched, its progress refreshes in place."""
+
+    change_form_template = "admin/requests_engine/campaign/change_form.html"
+    form = forms.CampaignAdminForm
     list_display = ["name", "reference", "community", "state", "request_count", "launched_at"]
     list_filter = ["state", "community"]
     search_fields = ["name", "reference"]
@@ -183,6 +191,39 @@ class CampaignAdmin(ServiceTransitionAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_requests=Count("requests"))
+
+    def get_urls(self):
+        extra = [
+            path("<int:campaign_id>/progress/", self.admin_site.admin_view(self.progress_view),
+                 name="requests_engine_campaign_progress"),
+            path("<int:campaign_id>/ask-identifiers/", self.admin_site.admin_view(self.ask_identifiers_view),
+                 name="requests_engine_campaign_ask_identifiers"),
+        ]  # fmt: skip
+        return extra + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if campaign is not None:
+            if campaign.state == Campaign.State.DRAFT:
+                extra_context["preview"] = selectors.campaign_preview(campaign)
+            else:
+                extra_context["progress"] = selectors.campaign_progress(campaign)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def progress_view(self, request, campaign_id: int):
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_view_permission(request, campaign):
+            raise Http404
+        return render(request, "admin/requests_engine/campaign/progress.html",
+                      {"campaign": campaign, "progress": selectors.campaign_progress(campaign)})  # fmt: skip
+
+    def ask_identifiers_view(self, request, campaign_id: int):
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise Http404
+        asked = services.campaign_ask_for_identifiers(campaign_id=campaign_id, actor=Actor.user(request.user))
+        self.message_user(request, f"Asked {asked} member(s) to add their identifiers.")
+        return redirect("admin:requests_engine_campaign_change", campaign_id)
 
     @admin.display(description="requests", ordering="_requests")
     def request_count(self, obj):

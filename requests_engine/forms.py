@@ -1,7 +1,9 @@
 from django import forms
 from django.utils import timezone
 
-from .models import InformationKind, RefusalGround
+from communities.models import Right
+
+from .models import Campaign, InformationKind, RefusalGround
 
 
 def _today():
@@ -48,3 +50,13 @@ class WithdrawForm(forms.Form):
 
 class EscalateForm(forms.Form):
     case_reference = forms.CharField(required=False, help_text="The ICO's case reference, if known.")
+
+
+class CampaignAdminForm(forms.ModelForm):
+    """Rights as checkboxes rather than raw JSON."""
+
+    rights = forms.MultipleChoiceField(choices=Right.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = Campaign
+        fields = ["community", "name", "rights", "controllers", "purpose", "member_note"]

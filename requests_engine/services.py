@@ -610,3 +610,44 @@ def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int 
                     )
             RequestEvent.objects.bulk_create(events)
             moved += len(events)
+
+
+def campaign_ask_for_identifiers(*, campaign_id: int, actor: Actor) -> int:
+    """Email each member a launch would include who has not said how a campaign's controller knows them.
+    Returns how many members were asked. Asking twice on the same day sends nothing new."""
+    from django.conf import settings
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+
+    from core import outbox
+    from core.models import OutboundMessage
+
+    from .selectors import campaign_preview
+
+    campaign = Campaign.objects.select_related("community").get(pk=campaign_id)
+    missing: dict[int, tuple[Member, set[str]]] = {}
+    for row in campaign_preview(campaign, sample=100_000):
+        for member in row.missing_identifiers:
+            missing.setdefault(member.pk, (member, set()))[1].add(row.controller.name)
+    today = timezone.localdate().isoformat()
+    asked = 0
+    with transaction.atomic():
+        for member, controllers in missing.values():
+            tag = f"{campaign.pk}:{member.pk}:{today}"
+            if OutboundMessage.objects.filter(purpose="campaign.identifiers_needed", subject_id=tag).exists():
+                continue
+            url = settings.SITE_URL.rstrip("/") + reverse("member-identifiers", args=[member.reference])
+            outbox.queue_email(
+                to=[member.user.email],
+                reply_to=[campaign.community.contact_email],
+                subject=f"{campaign.community.name}: how do these organisations know you?",
+                body_text=render_to_string(
+                    "requests_engine/email/identifiers_needed.txt",
+                    {"member": member, "campaign": campaign, "controllers": sorted(controllers), "url": url},
+                ),
+                subject_type="campaign",
+                subject_id=tag,
+                purpose="campaign.identifiers_needed",
+            )
+            asked += 1
+    return asked

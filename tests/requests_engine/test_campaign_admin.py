@@ -1,0 +1,97 @@
+"""Coordinators create, preview, launch and follow a campaign in the back office."""
+
+import pytest
+
+from core.models import OutboundMessage
+from requests_engine.models import Campaign, Controller
+from tests.factories import make_mandate, make_member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def campaign(community, controller, coordinator):
+    campaign = Campaign.objects.create(community=community, name="Training data", rights=["access"],
+                                       purpose="Find out.", created_by=coordinator)  # fmt: skip
+    campaign.controllers.set([controller])
+    return campaign
+
+
+def hidden_inputs(client, url):
+    import re
+
+    page = client.get(url).content.decode()
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    fields.pop("csrfmiddlewaretoken", None)
+    return fields
+
+
+def test_a_coordinator_creates_a_campaign_in_the_admin(client, coordinator, community, controller):
+    client.force_login(coordinator)
+    response = client.post("/admin/requests_engine/campaign/add/", {
+        **hidden_inputs(client, "/admin/requests_engine/campaign/add/"),
+        "community": community.pk, "name": "Pay data", "rights": ["access", "portability"],
+        "controllers": [controller.pk], "purpose": "See what sets our pay.", "member_note": "",
+    })  # fmt: skip
+    assert response.status_code == 302
+    created = Campaign.objects.get(name="Pay data")
+    assert created.state == "draft" and created.created_by == coordinator
+
+
+def test_the_preview_counts_eligible_members_and_names_those_missing_an_identifier(
+    client, coordinator, campaign, community, controller
+):
+    with_email = make_member(community, "Ada Lovelace")
+    make_mandate(with_email)
+    with_email.identifiers.create(kind="email", value="ada@acme-user.test", controller=controller)
+    without = make_member(community, "Mary Shelley")
+    make_mandate(without)
+    other_only = make_member(community, "Sam Elsewhere")
+    make_mandate(
+        other_only, all_controllers=False, controllers=[Controller.objects.create(slug="x", name="X")]
+    )
+    client.force_login(coordinator)
+    page = client.get(f"/admin/requests_engine/campaign/{campaign.pk}/change/").content.decode()
+    assert "Preview: who a launch would include" in page
+    row = page[page.index("Acme Ltd") :]
+    assert "<td>2</td>" in row and "Mary Shelley" in row and "Ada Lovelace" not in row[:400]
+
+
+def test_asking_for_missing_identifiers_emails_each_member_once_a_day(
+    client, coordinator, campaign, community, mailoutbox, django_capture_on_commit_callbacks
+):
+    member = make_member(community, "Mary Shelley")
+    make_mandate(member)
+    client.force_login(coordinator)
+    url = f"/admin/requests_engine/campaign/{campaign.pk}/ask-identifiers/"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url).status_code == 302
+        client.post(url)
+    assert OutboundMessage.objects.filter(purpose="campaign.identifiers_needed").count() == 1
+    assert len(mailoutbox) == 1 and f"/me/{member.reference}/identifiers/" in mailoutbox[0].body
+
+
+def test_after_launch_the_page_shows_progress_that_refreshes_in_place(
+    client, coordinator, campaign, community
+):
+    make_mandate(make_member(community, "Ada Lovelace"))
+    client.force_login(coordinator)
+    page = client.get(f"/admin/requests_engine/campaign/{campaign.pk}/change/")
+    fields = dict(
+        __import__("re").findall(
+            r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.content.decode()
+        )
+    )
+    fields.pop("csrfmiddlewaretoken", None)
+    response = client.post(f"/admin/requests_engine/campaign/{campaign.pk}/change/", {
+        **fields, "community": community.pk, "name": campaign.name, "rights": ["access"],
+        "controllers": [c.pk for c in campaign.controllers.all()], "purpose": campaign.purpose,
+        "_fsm_transition_to": "launch",
+    })  # fmt: skip
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.state == "launched"
+    page = client.get(f"/admin/requests_engine/campaign/{campaign.pk}/change/").content.decode()
+    assert 'hx-trigger="every 3s"' in page and "batches sent" in page
+    fragment = client.get(f"/admin/requests_engine/campaign/{campaign.pk}/progress/").content.decode()
+    assert "of 1</strong> batches sent" in fragment and "All" in fragment
