@@ -675,3 +675,54 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return self.subject or self.message_id
+
+
+class ControllerContact(models.Model):
+    """A person at a controller who answers our requests: signs in to the portal by emailed link, and
+    may hold an API token (only its SHA-256 is stored)."""
+
+    controller = models.ForeignKey(Controller, on_delete=models.CASCADE, related_name="contacts")
+    email = models.EmailField()
+    name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True, help_text="Untick to revoke portal and API access at once.")
+    api_token_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    api_token_hint = models.CharField(max_length=12, blank=True, editable=False, help_text="Last characters.")
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["controller", "email"]
+        constraints = [models.UniqueConstraint(fields=["controller", "email"], name="one_contact_per_address")]
+        # Serves API authentication by token.
+        indexes = [models.Index(fields=["api_token_sha256"], name="contact_api_token")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.controller})"
+
+
+class PortalSignInLink(models.Model):
+    """A single-use, expiring sign-in link for a contact. Only the token's SHA-256 is stored; the link
+    signs in after a POST from its confirm page, because mail scanners open links."""
+
+    contact = models.ForeignKey(ControllerContact, on_delete=models.CASCADE, related_name="sign_in_links")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class IdempotentResponse(models.Model):
+    """The first answer to an API POST with an Idempotency-Key, replayed for retries of the same key."""
+
+    contact = models.ForeignKey(ControllerContact, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact", "key"], name="one_response_per_idempotency_key")]

@@ -445,6 +445,9 @@ def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, no
         campaign.pk, campaign.community_id, right,
     ]  # fmt: skip
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Room to sort a million rows in memory for this transaction only, not on disk.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(sql, params)
         return cursor.rowcount
 
