@@ -317,6 +317,28 @@ def request_detail(request, reference: str):
 
 
 @login_required
+def received_file(request, file_id: int):
+    """A file a controller returned, decrypted for the member it concerns only; each download is an event."""
+    from requests_engine import returned_data
+    from requests_engine.events import record_event
+    from requests_engine.models import ReceivedFile
+
+    received = get_object_or_404(ReceivedFile.objects.select_related("request"), pk=file_id,
+                                 request__member__user=request.user, deleted_at__isnull=True)  # fmt: skip
+    data = returned_data.read_file(received)
+    from django.db import transaction
+
+    with transaction.atomic():
+        locked = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
+        record_event(subject=locked, kind="request.file_downloaded", actor=Actor(Actor.MEMBER, str(locked.member_id)),
+                     payload={"file": received.pk, "sha256": received.sha256})  # fmt: skip
+    response = HttpResponse(data, content_type=received.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{received.original_name.replace(chr(34), "")}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
 def account_export(request):
     data = services.account_export(user=request.user)
     response = HttpResponse(data, content_type="application/zip")

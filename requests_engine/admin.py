@@ -22,6 +22,7 @@ from .models import (
     Campaign,
     Complaint,
     Controller,
+    ControllerContact,
     DataRightsRequest,
     ReceivedFile,
     RequestEvent,
@@ -248,8 +249,18 @@ class BatchAdmin(admin.ModelAdmin):
         return False
 
 
+class ControllerContactInline(admin.TabularInline):
+    """People who answer for this controller; untick "active" to revoke their portal and API access."""
+
+    model = ControllerContact
+    extra = 0
+    fields = ["email", "name", "is_active", "api_token_hint", "last_seen_at"]
+    readonly_fields = ["api_token_hint", "last_seen_at"]
+
+
 @admin.register(Controller)
 class ControllerAdmin(admin.ModelAdmin):
+    inlines = [ControllerContactInline]
     list_display = ["name", "slug", "transport", "email", "jurisdiction", "open_requests"]
     list_filter = ["transport", "jurisdiction", "individual_requests", "quality"]
     search_fields = ["name", "slug", "email", "runs"]

@@ -654,3 +654,90 @@ def campaign_ask_for_identifiers(*, campaign_id: int, actor: Actor) -> int:
             )
             asked += 1
     return asked
+
+
+def request_answer_with_files(
+    *,
+    request_id: int,
+    uploads: list,
+    actor: Actor,
+    outcome: str = "fulfil",
+    note: str = "",
+    ground: str = "",
+    reasons: str = "",
+) -> DataRightsRequest:
+    """Fulfil (or partly fulfil) with the data attached: the files are checked and stored encrypted and
+    the transition made in one transaction, so a refused file leaves the request as it was. The member is
+    told after commit; a portability answer without any structured file is flagged to the coordinator."""
+    from . import returned_data
+
+    with transaction.atomic():
+        request = DataRightsRequest.objects.select_for_update().select_related("member__community").get(pk=request_id)
+        if outcome == "fulfil":
+            method = request.fulfil
+        elif outcome == "partially_fulfil":
+            method = request.partially_fulfil
+            _check_refusal(ground, reasons)
+        else:
+            raise RequestEngineError(f"Unknown outcome '{outcome}'.")
+        if not can_proceed(method, check_conditions=False):
+            raise RequestEngineError(
+                f"Request {request.reference} is {request.get_state_display().lower()}: it cannot be answered now."
+            )
+        try:
+            stored = returned_data.store_files(request=request, uploads=uploads, actor=actor)
+        except returned_data.UploadRefused as refused:
+            raise RequestEngineError(str(refused)) from None
+        if outcome == "fulfil":
+            request = request_fulfil(request_id=request_id, actor=actor, note=note)
+        else:
+            request = request_partially_fulfil(request_id=request_id, ground=ground, reasons=reasons, actor=actor)
+        if request.right == "portability" and stored and not returned_data.portability_answer_is_structured(stored):
+            record_event(subject=request, kind="request.portability_format_flagged", actor=Actor.system(),
+                         payload={"types": sorted({f.content_type for f in stored})})  # fmt: skip
+        if stored:
+            transaction.on_commit(lambda: _tell_member_of_files(request.pk))
+    return request
+
+
+def _tell_member_of_files(request_id: int) -> None:
+    from django.conf import settings
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+
+    from core import outbox
+
+    request = DataRightsRequest.objects.select_related("member__user", "member__community", "controller").get(
+        pk=request_id
+    )
+    files = list(request.files.filter(member_notified_at__isnull=True, deleted_at__isnull=True))
+    if not files:
+        return
+    url = settings.SITE_URL.rstrip("/") + reverse("request-detail", args=[request.reference])
+    outbox.queue_email(
+        to=[request.member.user.email],
+        subject=f"{request.controller.name} sent your data",
+        body_text=render_to_string(
+            "requests_engine/email/files_received.txt",
+            {"request": request, "files": files, "url": url, "community": request.member.community},
+        ),
+        subject_type="request",
+        subject_id=str(request.pk),
+        purpose="request.files_ready",
+    )
+    request.files.filter(pk__in=[f.pk for f in files]).update(member_notified_at=timezone.now())
+
+
+def received_files_expire(*, today: datetime.date | None = None) -> int:
+    """Delete returned files past their retention date that the member did not keep (a daily job)."""
+    from django.core.files.storage import default_storage
+
+    from .models import ReceivedFile
+
+    today = today or _today()
+    deleted = 0
+    for received in ReceivedFile.objects.filter(delete_after__lt=today, keep=False, deleted_at__isnull=True):
+        default_storage.delete(received.stored.name)
+        ReceivedFile.objects.filter(pk=received.pk).update(deleted_at=timezone.now())
+        deleted += 1
+    return deleted

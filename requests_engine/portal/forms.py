@@ -1,0 +1,98 @@
+from django import forms
+
+from ..models import InformationKind, RefusalGround, RequestState
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(
+        label="Your work email address",
+        help_text="The address our letters were sent to, or one a coordinator added for you.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "spellcheck": "false"}),
+        error_messages={"required": "Enter your email address",
+                        "invalid": "Enter an email address in the correct format, like name@example.com"},
+    )  # fmt: skip
+
+
+class FilterForm(forms.Form):
+    state = forms.ChoiceField(required=False, label="State", choices=[("", "Any")] + [
+        (s.value, s.label) for s in RequestState if s not in (RequestState.DRAFT, RequestState.QUEUED)])  # fmt: skip
+    right = forms.ChoiceField(required=False, label="Right", choices=[("", "Any")])
+    campaign = forms.CharField(required=False, label="Campaign reference", max_length=16)
+    due_before = forms.DateField(
+        required=False, label="Due on or before", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, **kwargs):
+        from communities.models import Right
+
+        super().__init__(*args, **kwargs)
+        self.fields["right"].choices = [("", "Any")] + list(Right.choices)
+
+
+class AskForm(forms.Form):
+    kind = forms.ChoiceField(choices=InformationKind.choices, widget=forms.RadioSelect, label="What do you need?",
+                             error_messages={"required": "Choose what you need"})  # fmt: skip
+    question = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000, label="Your question",
+                               error_messages={"required": "Write your question"})  # fmt: skip
+
+
+class ExtendForm(forms.Form):
+    months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int,
+                                    widget=forms.RadioSelect, label="By how long?",
+                                    error_messages={"required": "Choose how long"})  # fmt: skip
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000, label="Your reasons",
+                             help_text="Art 12(3) UK GDPR: an extension must say why the request is complex or numerous.",
+                             error_messages={"required": "Give your reasons for the extension"})  # fmt: skip
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)] if data else []
+
+
+class FulfilForm(forms.Form):
+    files = MultipleFileField(required=False, label="The data (you can choose several files, or one ZIP)")
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=4000,
+                           label="A note for the member (optional)")  # fmt: skip
+
+
+class RefuseForm(forms.Form):
+    ground = forms.ChoiceField(choices=RefusalGround.choices, label="Legal ground",
+                               error_messages={"required": "Choose the legal ground"})  # fmt: skip
+    reasons = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=8000, label="Your reasons",
+                              error_messages={"required": "Give your reasons: Art 12(4) UK GDPR requires them"})  # fmt: skip
+
+
+class PartialForm(RefuseForm):
+    files = MultipleFileField(required=False, label="The data you are providing")
+
+
+class BulkForm(forms.Form):
+    references = forms.MultipleChoiceField(choices=(), label="Requests", error_messages={
+        "required": "Select at least one request"})  # fmt: skip
+    action = forms.ChoiceField(choices=[("acknowledge", "Acknowledge"), ("extend", "Extend"), ("refuse", "Refuse")],
+                               error_messages={"required": "Choose what to do"})  # fmt: skip
+    months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int, required=False)
+    ground = forms.ChoiceField(choices=[("", "—")] + list(RefusalGround.choices), required=False)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=8000,
+                             label="Reasons (for an extension or a refusal)")  # fmt: skip
+
+    def __init__(self, *args, references=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["references"].choices = [(r, r) for r in references]
+
+
+class CsvForm(forms.Form):
+    csv_file = forms.FileField(label="CSV file", help_text="Columns: reference, action, months, reason, ground, kind, question",
+                               error_messages={"required": "Choose a CSV file"})  # fmt: skip

@@ -1,0 +1,307 @@
+"""The response portal: a controller's contact signs in by emailed link and answers the requests addressed
+to that controller, one by one or in bulk. Every action is one service call; another controller's request
+is a 404, whatever the URL."""
+
+from __future__ import annotations
+
+import csv
+import io
+from functools import wraps
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from core.audit import Actor
+
+from .. import services
+from ..events import describe
+from ..models import DataRightsRequest, RequestEvent, RequestState
+from ..returned_data import Upload
+from . import forms, signin
+
+HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]
+PAGE_SIZE = 50
+
+
+def contact_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        contact = signin.current_contact(request)
+        if contact is None:
+            return redirect("portal-home")
+        request.contact = contact
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _actor(request) -> Actor:
+    return Actor(Actor.CONTROLLER, str(request.contact.pk))
+
+
+def _requests_for(contact):
+    return DataRightsRequest.objects.filter(controller=contact.controller).exclude(state__in=HIDDEN_STATES)
+
+
+def _own_request(request, reference: str) -> DataRightsRequest:
+    return get_object_or_404(
+        _requests_for(request.contact).select_related("member__community", "mandate", "campaign"),
+        reference=reference,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def home(request):
+    if signin.current_contact(request):
+        return redirect("portal-requests")
+    form = forms.EmailForm(request.POST if request.method == "POST" else None)
+    sent = False
+    if request.method == "POST" and form.is_valid():
+        signin.send_sign_in_link(email=form.cleaned_data["email"])
+        sent = True  # the same answer whether or not the address is known
+    return render(request, "requests_engine/portal/home.html", {"form": form, "sent": sent})
+
+
+@require_http_methods(["GET", "POST"])
+def sign_in(request, token: str):
+    if request.method == "POST":
+        contact = signin.redeem(token)
+        if contact is None:
+            return render(request, "requests_engine/portal/link_invalid.html", status=410)
+        request.session.cycle_key()
+        request.session[signin.SESSION_KEY] = contact.pk
+        messages.success(request, f"Signed in as {contact.email} for {contact.controller.name}.")
+        return redirect("portal-requests")
+    if not signin.link_is_usable(token):
+        return render(request, "requests_engine/portal/link_invalid.html", status=410)
+    return render(request, "requests_engine/portal/confirm.html", {"token": token})
+
+
+@require_POST
+def sign_out(request):
+    request.session.pop(signin.SESSION_KEY, None)
+    messages.success(request, "You are signed out.")
+    return redirect("portal-home")
+
+
+@contact_required
+def request_list(request):
+    contact = request.contact
+    filters = forms.FilterForm(request.GET or None)
+    rows = _requests_for(contact).select_related("member", "campaign")
+    if filters.is_valid():
+        data = filters.cleaned_data
+        if data["state"]:
+            rows = rows.filter(state=data["state"])
+        if data["right"]:
+            rows = rows.filter(right=data["right"])
+        if data["campaign"]:
+            rows = rows.filter(campaign__reference=data["campaign"].strip().upper())
+        if data["due_before"]:
+            rows = rows.filter(due_on__lte=data["due_before"])
+    rows = rows.order_by("due_on", "pk")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "requests_engine/portal/list.html", {
+        "contact": contact, "filters": filters, "page": page, "today": today, "query": query.urlencode(),
+        "bulk": forms.BulkForm(references=[r.reference for r in page]), "csv_form": forms.CsvForm(),
+    })  # fmt: skip
+
+
+@contact_required
+def request_detail(request, reference: str):
+    data_request = _own_request(request, reference)
+    events = [{"event": e, "sentence": describe(e)} for e in RequestEvent.objects.filter(request=data_request)
+              .order_by("seq")]  # fmt: skip
+    identifiers = data_request.member.identifiers.filter(controller__in=[data_request.controller_id, None])
+    return render(request, "requests_engine/portal/detail.html", {
+        "contact": request.contact, "r": data_request, "events": events, "identifiers": identifiers,
+        "ask": forms.AskForm(), "extend": forms.ExtendForm(), "fulfil": forms.FulfilForm(),
+        "refuse": forms.RefuseForm(), "partial": forms.PartialForm(), "days_left": data_request.days_left(),
+    })  # fmt: skip
+
+
+@contact_required
+def mandate_pdf(request, reference: str):
+    data_request = _own_request(request, reference)
+    if not data_request.mandate.pdf:
+        raise Http404("The mandate PDF is not ready.")
+    return FileResponse(data_request.mandate.pdf.open("rb"), as_attachment=True,
+                        filename=f"mandate-{data_request.mandate.reference}.pdf", content_type="application/pdf")  # fmt: skip
+
+
+def _uploads(files) -> list[Upload]:
+    return [Upload(name=f.name, data=f.read()) for f in files]
+
+
+@contact_required
+@require_POST
+def act(request, reference: str, action: str):
+    data_request = _own_request(request, reference)
+    actor = _actor(request)
+    form_class = {"ask": forms.AskForm, "extend": forms.ExtendForm, "fulfil": forms.FulfilForm,
+                  "refuse": forms.RefuseForm, "partially-fulfil": forms.PartialForm}.get(action)  # fmt: skip
+    if action != "acknowledge" and form_class is None:
+        raise Http404
+    form = form_class(request.POST, request.FILES) if form_class else None
+    if form is not None and not form.is_valid():
+        return _detail_with_error(request, data_request, action, form)
+    try:
+        if action == "acknowledge":
+            services.request_acknowledge(request_id=data_request.pk, actor=actor)
+        elif action == "ask":
+            services.request_ask_for_information(request_id=data_request.pk, actor=actor, asked_on=timezone.localdate(),
+                                                 kind=form.cleaned_data["kind"], question=form.cleaned_data["question"])  # fmt: skip
+        elif action == "extend":
+            services.request_extend(request_id=data_request.pk, actor=actor, months=form.cleaned_data["months"],
+                                    reason=form.cleaned_data["reason"])  # fmt: skip
+        elif action == "fulfil":
+            services.request_answer_with_files(request_id=data_request.pk, actor=actor, outcome="fulfil",
+                                               uploads=_uploads(form.cleaned_data["files"]), note=form.cleaned_data["note"])  # fmt: skip
+        elif action == "partially-fulfil":
+            services.request_answer_with_files(
+                request_id=data_request.pk, actor=actor, outcome="partially_fulfil",
+                uploads=_uploads(form.cleaned_data["files"]), ground=form.cleaned_data["ground"],
+                reasons=form.cleaned_data["reasons"],
+            )  # fmt: skip
+        elif action == "refuse":
+            services.request_refuse(request_id=data_request.pk, actor=actor, ground=form.cleaned_data["ground"],
+                                    reasons=form.cleaned_data["reasons"])  # fmt: skip
+    except services.RequestEngineError as error:
+        if form is None:
+            messages.error(request, str(error))
+            return redirect("portal-request", reference=reference)
+        form.add_error(None, str(error))
+        return _detail_with_error(request, data_request, action, form)
+    messages.success(request, f"Request {reference}: done.")
+    return redirect("portal-request", reference=reference)
+
+
+def _detail_with_error(request, data_request, action, form):
+    key = {
+        "ask": "ask",
+        "extend": "extend",
+        "fulfil": "fulfil",
+        "refuse": "refuse",
+        "partially-fulfil": "partial",
+    }[action]
+    events = [{"event": e, "sentence": describe(e)} for e in RequestEvent.objects.filter(request=data_request)
+              .order_by("seq")]  # fmt: skip
+    identifiers = data_request.member.identifiers.filter(controller__in=[data_request.controller_id, None])
+    context = {
+        "contact": request.contact, "r": data_request, "events": events, "identifiers": identifiers,
+        "ask": forms.AskForm(), "extend": forms.ExtendForm(), "fulfil": forms.FulfilForm(),
+        "refuse": forms.RefuseForm(), "partial": forms.PartialForm(), "days_left": data_request.days_left(),
+        key: form, "open_action": action,
+    }  # fmt: skip
+    return render(request, "requests_engine/portal/detail.html", context, status=400)
+
+
+def _apply_one(
+    *,
+    data_request_id: int,
+    action: str,
+    actor: Actor,
+    months=None,
+    reason="",
+    ground="",
+    kind="",
+    question="",
+) -> None:
+    if action == "acknowledge":
+        services.request_acknowledge(request_id=data_request_id, actor=actor)
+    elif action == "extend":
+        services.request_extend(request_id=data_request_id, actor=actor, months=months, reason=reason)
+    elif action == "refuse":
+        services.request_refuse(request_id=data_request_id, actor=actor, ground=ground, reasons=reason)
+    elif action == "ask":
+        services.request_ask_for_information(request_id=data_request_id, actor=actor, kind=kind, question=question,
+                                             asked_on=timezone.localdate())  # fmt: skip
+    elif action == "fulfil":
+        services.request_fulfil(request_id=data_request_id, actor=actor, note=reason)
+    else:
+        raise services.RequestEngineError(
+            f"Unknown action '{action}': use acknowledge, extend, refuse, ask or fulfil."
+        )
+
+
+@contact_required
+@require_POST
+def bulk(request):
+    references = request.POST.getlist("references")
+    form = forms.BulkForm(request.POST, references=references)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("portal-requests")
+    rows = dict(_requests_for(request.contact).filter(reference__in=form.cleaned_data["references"])
+                .values_list("reference", "pk"))  # fmt: skip
+    done, failed = 0, []
+    for reference in form.cleaned_data["references"]:
+        if reference not in rows:
+            failed.append(f"{reference}: not one of your requests")
+            continue
+        try:
+            _apply_one(data_request_id=rows[reference], action=form.cleaned_data["action"], actor=_actor(request),
+                       months=form.cleaned_data["months"], reason=form.cleaned_data["reason"],
+                       ground=form.cleaned_data["ground"])  # fmt: skip
+            done += 1
+        except services.RequestEngineError as error:
+            failed.append(str(error))
+    _report(request, done, failed)
+    return redirect("portal-requests")
+
+
+def _report(request, done: int, failed: list[str]) -> None:
+    if done:
+        messages.success(request, f"{done} request(s) updated.")
+    for problem in failed[:20]:
+        messages.error(request, problem)
+    if len(failed) > 20:
+        messages.error(request, f"… and {len(failed) - 20} more problems.")
+
+
+@contact_required
+@require_POST
+def csv_upload(request):
+    form = forms.CsvForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a CSV file.")
+        return redirect("portal-requests")
+    try:
+        text = form.cleaned_data["csv_file"].read().decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except (UnicodeDecodeError, csv.Error):
+        messages.error(request, "The file is not a readable UTF-8 CSV file.")
+        return redirect("portal-requests")
+    if not rows or "reference" not in rows[0] or "action" not in rows[0]:
+        messages.error(request, "The CSV needs a header row with at least the columns reference and action.")
+        return redirect("portal-requests")
+    own = dict(_requests_for(request.contact).filter(reference__in=[r.get("reference", "").strip() for r in rows])
+               .values_list("reference", "pk"))  # fmt: skip
+    done, failed = 0, []
+    for line, row in enumerate(rows, start=2):
+        reference = (row.get("reference") or "").strip()
+        if reference not in own:
+            failed.append(f"Line {line}: {reference or '(no reference)'} is not one of your requests.")
+            continue
+        try:
+            months = int(row["months"]) if (row.get("months") or "").strip() else None
+            _apply_one(data_request_id=own[reference], action=(row.get("action") or "").strip().lower(),
+                       actor=_actor(request), months=months, reason=(row.get("reason") or "").strip(),
+                       ground=(row.get("ground") or "").strip(), kind=(row.get("kind") or "").strip(),
+                       question=(row.get("question") or "").strip())  # fmt: skip
+            done += 1
+        except ValueError:
+            failed.append(f"Line {line}: months must be 1 or 2.")
+        except services.RequestEngineError as error:
+            failed.append(f"Line {line}: {error}")
+    _report(request, done, failed)
+    return redirect("portal-requests")
