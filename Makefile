@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 # Debian packages: WeasyPrint's runtime (libharfbuzz-subset0 makes it ~9x faster), file-type sniffing.
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core libmagic1
-# Tests also drive Debian's Chromium (never a downloaded browser) and read PDFs with poppler's pdftotext.
-DEBIAN_TEST := chromium poppler-utils
+# Tests also drive Debian's Chromium (never a downloaded browser), read PDFs with poppler's pdftotext and
+# read replies from a real Dovecot IMAP server.
+DEBIAN_TEST := chromium poppler-utils dovecot-imapd
 DEBIAN_PACKAGES ?= $(DEBIAN_RUNTIME)
 
 .PHONY: install system-packages run test bench lint clean

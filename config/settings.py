@@ -213,6 +213,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "requests_engine.tasks.sweep_deadlines",
         "schedule": env.int("SWEEP_INTERVAL_SECONDS", default=3600),
     },
+    "poll-mailbox": {
+        "task": "requests_engine.inbound.poll_mailbox_task",
+        "schedule": env.int("INBOUND_POLL_INTERVAL_SECONDS", default=120),
+    },
+    "expire-received-files": {
+        "task": "requests_engine.tasks.expire_received_files",
+        "schedule": env.int("RETENTION_SWEEP_INTERVAL_SECONDS", default=86400),
+    },
     "sweep-outbox": {
         "task": "core.tasks.sweep_outbox",
         "schedule": env.int("OUTBOX_SWEEP_INTERVAL_SECONDS", default=300),
@@ -245,6 +253,31 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
+
+# Encryption at rest (core.crypto): Fernet keys, newest first. Outside production an empty list is fine:
+# a key is created on first use in KEY_DIR.
+FIELD_ENCRYPTION_KEYS = (
+    env.list("FIELD_ENCRYPTION_KEYS") if PRODUCTION else env.list("FIELD_ENCRYPTION_KEYS", default=[])
+)
+KEY_DIR = env.path("KEY_DIR", default=str(VAR_DIR / "keys"))
+# Returned data: upload limits per file and for a ZIP once unpacked.
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=100 * 1024 * 1024)
+UPLOAD_MAX_UNZIPPED_BYTES = env.int("UPLOAD_MAX_UNZIPPED_BYTES", default=1024 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
+# Controller portal: how long an emailed sign-in link works.
+PORTAL_LINK_MINUTES = env.int("PORTAL_LINK_MINUTES", default=30)
+
+# Inbound replies (requests_engine.inbound): the community's mailbox over IMAP; an empty host turns it off.
+INBOUND_IMAP_HOST = env.str("INBOUND_IMAP_HOST", default="")
+INBOUND_IMAP_SSL = env.bool("INBOUND_IMAP_SSL", default=True)
+INBOUND_IMAP_PORT = env.int("INBOUND_IMAP_PORT", default=993 if INBOUND_IMAP_SSL else 143)
+INBOUND_IMAP_USER = env.str("INBOUND_IMAP_USER", default="")
+INBOUND_IMAP_PASSWORD = env.str("INBOUND_IMAP_PASSWORD", default="")
+INBOUND_IMAP_FOLDER = env.str("INBOUND_IMAP_FOLDER", default="INBOX")
+INBOUND_IMAP_TIMEOUT = env.int("INBOUND_IMAP_TIMEOUT", default=30)
+INBOUND_IMAP_MAX_PER_POLL = env.int("INBOUND_IMAP_MAX_PER_POLL", default=500)
+# Replies come back to reply+<batch token>@REPLY_DOMAIN, which must deliver into the mailbox above.
+REPLY_DOMAIN = env.str("REPLY_DOMAIN", default="community.localhost")
 
 # The community's document seal (mandate PDFs): a self-signed key pair created on first use. In production
 # keep it on persistent, backed-up storage; a lost key makes older PDFs check as intact but not trusted.

@@ -15,6 +15,7 @@ from django_fsm.admin import FSMAdminMixin
 
 from core.audit import Actor
 
+from . import admin_inbox  # noqa: F401  (the coordinators' inbox registers itself)
 from . import forms, selectors, services
 from .events import describe
 from .models import (

@@ -101,6 +101,8 @@ SENTENCES = {
     "request.closed": "The request was closed.",
     "request.withdrawn": "The request was withdrawn.",
     "request.files_received": "The controller sent files.",
+    "batch.reply_received": "The controller replied to the collective letter.",
+    "request.reply_received": "The controller replied about this request.",
     "request.file_downloaded": "The member downloaded a file.",
     "request.portability_format_flagged": "The portability answer has no machine-readable file.",
     "complaint.sent": "The complaint was sent.",

@@ -23,6 +23,7 @@ def _files_stay_in_tmp(settings, tmp_path, seal_dir):
     """Uploaded and generated files, and the seal key, never land in the project's own var/."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.SEAL_DIR = str(seal_dir)
+    settings.KEY_DIR = str(tmp_path / "keys")
 
 
 @pytest.fixture
