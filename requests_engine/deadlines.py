@@ -169,6 +169,28 @@ def latest_plausible_due_date(
     return max(readings)
 
 
+def earliest_plausible_due_date(
+    received: date,
+    *,
+    jurisdiction: str = "england-and-wales",
+    extension_months: int = 0,
+    paused_days: int = 0,
+) -> date:
+    """The earliest due date under any reading in the RULES ambiguity table, for reminders (RULES.md: "reminders
+    use the earliest"). Adds #6, the strict statutory reading that a month "beginning with" the day of receipt
+    ends the day before the corresponding date, to the readings latest_plausible_due_date weighs."""
+    _check_request(received, jurisdiction, extension_months, paused_days)
+    pause = timedelta(days=paused_days)
+    months = 1 + extension_months
+    readings = [
+        statutory_due_date(received, jurisdiction=jurisdiction, extension_months=extension_months,
+                           paused_days=paused_days),
+        _roll(add_months(received + pause, months), jurisdiction),
+        _roll(add_months(received, months) - timedelta(days=1) + pause, jurisdiction),
+    ]  # fmt: skip
+    return min(readings)
+
+
 def complaint_acknowledgement_due(received: date, *, jurisdiction: str = "england-and-wales") -> date:
     """The last day for a controller to acknowledge a complaint made to it.
 

@@ -271,3 +271,26 @@ def test_working_day_helpers_reject_a_datetime_naming_the_day() -> None:
         is_working_day(datetime(2026, 6, 15, 9, 0))
     with pytest.raises(ValueError, match=r"^day: "):
         next_working_day_on_or_after(datetime(2026, 6, 15, 9, 0))
+
+
+def test_the_earliest_plausible_date_is_never_after_ours_and_catches_the_strict_reading():
+    from requests_engine.deadlines import earliest_plausible_due_date
+
+    # p-clamp-order: our rule gives 3 Mar 2025, the alternative reading 28 Feb 2025.
+    assert earliest_plausible_due_date(date(2025, 1, 30), paused_days=1) == date(2025, 2, 28)
+    # The strict statutory reading ends the month a day earlier than the ICO's corresponding date.
+    assert earliest_plausible_due_date(date(2026, 3, 4)) <= statutory_due_date(date(2026, 3, 4))
+
+
+@given(
+    received=st.dates(min_value=date(2024, 1, 1), max_value=date(2028, 12, 31)),
+    extension=st.integers(0, 2),
+    paused=st.integers(0, 60),
+)
+def test_earliest_never_after_statutory_never_after_latest(received, extension, paused):
+    from requests_engine.deadlines import earliest_plausible_due_date, latest_plausible_due_date
+
+    ours = statutory_due_date(received, extension_months=extension, paused_days=paused)
+    earliest = earliest_plausible_due_date(received, extension_months=extension, paused_days=paused)
+    latest = latest_plausible_due_date(received, extension_months=extension, paused_days=paused)
+    assert earliest <= ours <= latest

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from requests_engine import services
+from requests_engine import reminders, services
 
 
 class Command(BaseCommand):
@@ -8,4 +8,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         moved = services.sweep_deadlines()
-        self.stdout.write(f"{moved} request(s) marked overdue.")
+        notices = reminders.overdue_notices_send()
+        reminded = reminders.deadline_reminders_send()
+        self.stdout.write(
+            f"{moved} request(s) marked overdue; {notices} overdue notice(s) and {reminded} reminder(s) queued."
+        )

@@ -1,0 +1,49 @@
+import datetime as dt
+
+import pytest
+import time_machine
+
+from core.audit import Actor
+from core.models import OutboundMessage
+from requests_engine import reminders, services
+from tests.factories import make_mandate, make_member, make_request
+
+pytestmark = pytest.mark.django_db
+
+
+def sent_on(community, controller, name, received):
+    member = make_member(community, name)
+    request = make_request(member, controller, mandate=make_mandate(member), reference=f"R-{name.split()[0]}")
+    services.request_approve(request_id=request.pk, actor=Actor.system())
+    services.request_dispatch(request_id=request.pk, received_on=received, actor=Actor.system())
+    return request
+
+
+def test_controllers_are_reminded_a_week_before_and_on_the_day_once(community, controller, mailoutbox,
+                                                                      django_capture_on_commit_callbacks):  # fmt: skip
+    with time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC)):
+        # Reminders go by the earliest plausible reading: the strict one, a day before the corresponding date.
+        week = sent_on(community, controller, "Week Wendy", dt.date(2026, 2, 28))  # earliest Fri 27 Mar
+        today = sent_on(community, controller, "Today Tom", dt.date(2026, 2, 21))  # earliest Fri 20 Mar
+        sent_on(community, controller, "Later Lou", dt.date(2026, 3, 10))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert reminders.deadline_reminders_send() == 2
+            assert reminders.deadline_reminders_send() == 0
+    bodies = {m.subject: m.body for m in mailoutbox}
+    assert week.reference in bodies["Reminder: 1 data rights request(s) due in 7 days"]
+    assert today.reference in bodies["Reminder: 1 data rights request(s) due today"]
+    assert all("R-Later" not in body for body in bodies.values())
+
+
+def test_members_and_coordinators_are_told_when_a_request_goes_overdue(community, controller, mailoutbox,
+                                                                          django_capture_on_commit_callbacks):  # fmt: skip
+    with time_machine.travel(dt.datetime(2026, 3, 23, 9, tzinfo=dt.UTC)):
+        late = sent_on(community, controller, "Late Larry", dt.date(2026, 2, 20))
+        services.sweep_deadlines()
+        with django_capture_on_commit_callbacks(execute=True):
+            assert reminders.overdue_notices_send() == 2
+            assert reminders.overdue_notices_send() == 0
+    to = {tuple(m.to): m for m in mailoutbox}
+    assert late.reference in to[(late.member.user.email,)].body
+    assert late.reference in to[(community.contact_email,)].body
+    assert OutboundMessage.objects.filter(purpose="community.overdue_summary").count() == 1
