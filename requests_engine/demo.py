@@ -18,7 +18,7 @@ from core.audit import Actor
 from . import services
 from .controller_import import import_controller_records, load_records
 from .events import record_event
-from .models import Campaign, Controller, DataRightsRequest, InformationKind, RefusalGround
+from .models import Campaign, Controller, ControllerContact, DataRightsRequest, InformationKind, RefusalGround
 
 SAMPLE_CONTROLLERS = Path(__file__).resolve().parent / "data" / "controllers_sample.json"
 COORDINATOR_EMAIL = "coordinator@community.test"
@@ -89,6 +89,11 @@ def seed_demo() -> DemoSummary:
         )
         targets = list(Controller.objects.filter(slug__in=CAMPAIGN_CONTROLLERS))
         community.controllers.add(*targets)
+        for controller in targets:
+            # A demo contact per controller on a reserved test domain, to try the response portal.
+            ControllerContact.objects.get_or_create(
+                controller=controller, email=f"dpo@{controller.slug}.test", defaults={"name": "Demo contact"}
+            )
         today = timezone.localdate()
         for name, email in MEMBERS:
             member, _ = Member.objects.get_or_create(
