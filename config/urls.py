@@ -5,6 +5,7 @@ from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.views import healthz
+from requests_engine import register_views
 
 admin.site.site_header = "Data community back office"
 admin.site.site_title = "Data community"
@@ -22,6 +23,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("respond/", include("requests_engine.portal.urls")),
+    path("register/", include("requests_engine.register_urls")),
+    path("api/v1/register/", register_views.register_json, name="api-register"),
+    path(
+        "api/v1/register/controllers/<slug:slug>/", register_views.controller_json, name="api-register-controller"
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file, so the page needs no inline script.
     path(

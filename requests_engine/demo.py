@@ -33,6 +33,12 @@ MEMBERS = [
     ("Zadie Quill", "zadie@community.test"),
     ("Olaudah Equiano", "olaudah@community.test"),
     ("Jane Austen", "jane@community.test"),
+    ("George Eliot", "george@community.test"),
+    ("Virginia Woolf", "virginia@community.test"),
+    ("Charles Dickens", "charles@community.test"),
+    ("Toni Morrison", "toni@community.test"),
+    ("Chinua Achebe", "chinua@community.test"),
+    ("Agatha Christie", "agatha@community.test"),
 ]
 DEMO_MANDATE_TEXT = (
     "I, {name}, authorise {community} to exercise on my behalf my rights of access (Art 15), portability "

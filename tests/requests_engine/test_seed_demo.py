@@ -13,7 +13,7 @@ def test_seed_demo_builds_a_campaign_with_requests_in_several_states_and_says_wh
     out = capsys.readouterr().out
     assert "/admin/" in out and "coordinator@community.test" in out and "demo-coordinator" in out
     assert Controller.objects.count() == 200
-    assert Mandate.objects.filter(state="active").count() == Member.objects.count() == 6
+    assert Mandate.objects.filter(state="active").count() == Member.objects.count() == 12
     states = set(DataRightsRequest.objects.values_list("state", flat=True))
     assert {"sent", "acknowledged", "extended", "info_requested", "refused", "fulfilled", "overdue"} <= states
     assert RequestEvent.objects.filter(kind="campaign.launched").count() == 1
