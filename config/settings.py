@@ -279,6 +279,15 @@ INBOUND_IMAP_MAX_PER_POLL = env.int("INBOUND_IMAP_MAX_PER_POLL", default=500)
 # Replies come back to reply+<batch token>@REPLY_DOMAIN, which must deliver into the mailbox above.
 REPLY_DOMAIN = env.str("REPLY_DOMAIN", default="community.localhost")
 
+# Data Rights Protocol (requests_engine.transports.drp): per-controller credentials by slug,
+# {"jwt_secret", "client_id", "client_secret", "token", "business_id", "regime"}; our DRP 1.0 agent identity.
+DRP_CREDENTIALS = env.json("DRP_CREDENTIALS", default={})
+DRP_AGENT_ID = env.str("DRP_AGENT_ID", default="")
+DRP_SIGNING_KEY = env.str("DRP_SIGNING_KEY", default="")
+DRP_REGIME = env.str("DRP_REGIME", default="ccpa")  # DRP knows no UK GDPR regime; see transports/drp.py
+DRP_TIMEOUT_SECONDS = env.float("DRP_TIMEOUT_SECONDS", default=10)
+DRP_CLAIM_SECONDS = env.int("DRP_CLAIM_SECONDS", default=600)
+
 # The community's document seal (mandate PDFs): a self-signed key pair created on first use. In production
 # keep it on persistent, backed-up storage; a lost key makes older PDFs check as intact but not trusted.
 SEAL_DIR = env.path("SEAL_DIR", default=str(VAR_DIR / "seal"))
