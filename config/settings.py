@@ -231,11 +231,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_THROTTLE_RATES": {"controller": env.str("API_RATE_PER_CONTACT", default="600/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Data community controller API",
     "DESCRIPTION": "Requests addressed to a controller, and the actions it can take on them.",
     "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's files come from the sidecar package and are served locally, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -37,5 +37,6 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("api/v1/", include("requests_engine.api.urls")),
     path("", include("communities.urls")),
 ]

@@ -317,6 +317,8 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
                 condition=Q(state__in=CLOCK_STATES, clock_paused=False),
                 name="request_running_clock_due",
             ),
+            # The API and portal lists: a controller's requests by due date.
+            models.Index(fields=["controller", "due_on", "id"], name="request_controller_due"),
             # The portal and register: a controller's requests by state.
             models.Index(fields=["controller", "state"], name="request_controller_state"),
         ]
