@@ -221,6 +221,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "requests_engine.tasks.expire_received_files",
         "schedule": env.int("RETENTION_SWEEP_INTERVAL_SECONDS", default=86400),
     },
+    "poll-drp": {
+        "task": "requests_engine.tasks.poll_drp_requests",
+        "schedule": env.int("DRP_POLL_INTERVAL_SECONDS", default=900),
+    },
+    "sweep-complaints": {
+        "task": "requests_engine.tasks.sweep_complaints",
+        "schedule": env.int("COMPLAINTS_SWEEP_INTERVAL_SECONDS", default=86400),
+    },
     "sweep-outbox": {
         "task": "core.tasks.sweep_outbox",
         "schedule": env.int("OUTBOX_SWEEP_INTERVAL_SECONDS", default=300),

@@ -6,10 +6,16 @@ so only one worker at a time can attempt it, sends it with Django's configured b
 outcome: sent, queued again with a backoff, or failed after the last attempt. `requeue_stuck`, run
 periodically, hands back rows whose worker died mid-send or whose task was lost. Every function here is safe
 to run twice.
+
+A row may name Celery tasks to run, with its id, once it is accepted (`on_sent_task`) or has failed for good
+(`on_failed_task`): that is how the app that queued it records delivery in its own domain while core imports
+neither app. A hook task is queued after the status change commits; it must be idempotent, because a worker
+that dies between the two loses it and the app's own sweep has to make up for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import mimetypes
@@ -17,9 +23,11 @@ import re
 import smtplib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from functools import partial
+from importlib import import_module
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -84,8 +92,51 @@ def queue_email(
     subject_id: str = "",
     purpose: str = "",
     from_email: str | None = None,
+    not_before: datetime | None = None,
+    on_sent_task: str = "",
+    on_failed_task: str = "",
 ) -> OutboundMessage:
-    """Queue an email to be sent after the caller's transaction commits; nothing is sent if it rolls back."""
+    """Queue an email to be sent after the caller's transaction commits; nothing is sent if it rolls back.
+
+    `not_before` holds it back until then (to spread many messages to one recipient); `on_sent_task` and
+    `on_failed_task` name Celery tasks to run with the row's id once it is accepted or has failed for good.
+    """
+    draft = draft_email(
+        to=to, subject=subject, body_text=body_text, body_html=body_html, attachments=attachments,
+        reply_to=reply_to, cc=cc, headers=headers, subject_type=subject_type, subject_id=subject_id,
+        purpose=purpose, from_email=from_email, not_before=not_before, on_sent_task=on_sent_task,
+        on_failed_task=on_failed_task,
+    )  # fmt: skip
+    return queue_drafts([draft])[0]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An email checked and ready to be queued (see `draft_email`)."""
+
+    message: OutboundMessage
+    files: list[tuple[str, bytes, str]]
+
+
+def draft_email(
+    *,
+    to: str | Sequence[str],
+    subject: str,
+    body_text: str,
+    body_html: str = "",
+    attachments: Iterable[Attachment] = (),
+    reply_to: str | Sequence[str] | None = None,
+    cc: str | Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
+    subject_type: str = "",
+    subject_id: str = "",
+    purpose: str = "",
+    from_email: str | None = None,
+    not_before: datetime | None = None,
+    on_sent_task: str = "",
+    on_failed_task: str = "",
+) -> Draft:
+    """Check an email as `queue_email` takes it, without storing anything; raises OutboxError."""
     recipients = _addresses(to, "to")
     if not recipients:
         raise OutboxError("An email needs at least one recipient.")
@@ -106,18 +157,30 @@ def queue_email(
         subject_type=subject_type,
         subject_id=subject_id,
         purpose=purpose,
+        on_sent_task=on_sent_task,
+        on_failed_task=on_failed_task,
     )
+    if not_before is not None:
+        message.not_before = not_before
     files = [_attachment(item) for item in attachments]
     try:
-        message.full_clean()
+        # The Message-ID is fresh from make_msgid; its unique index guards it without a query per email.
+        message.full_clean(validate_unique=False)
     except ValidationError as exc:
         problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
         raise OutboxError(f"The email cannot be queued: {problems}") from None
+    return Draft(message=message, files=files)
 
+
+def queue_drafts(drafts: Sequence[Draft]) -> list[OutboundMessage]:
+    """Queue many checked emails at once (two INSERTs, however many): each is sent after the caller's
+    transaction commits, as with `queue_email`."""
+    if not drafts:
+        return []
     with transaction.atomic():
-        message.save()
-        for filename, content, content_type in files:
-            OutboundAttachment.objects.create(
+        messages = OutboundMessage.objects.bulk_create([draft.message for draft in drafts])
+        OutboundAttachment.objects.bulk_create(
+            OutboundAttachment(
                 message=message,
                 file=ContentFile(content, name=f"{uuid.uuid4().hex}.bin"),
                 filename=filename,
@@ -125,9 +188,13 @@ def queue_email(
                 size=len(content),
                 sha256=hashlib.sha256(content).hexdigest(),
             )
-        # robust: the caller's action has committed; if the broker is unreachable the sweeper sends it later.
-        transaction.on_commit(partial(_dispatch, message.pk), robust=True)
-    return message
+            for message, draft in zip(messages, drafts, strict=True)
+            for filename, content, content_type in draft.files
+        )
+        for message in messages:
+            # robust: the caller's action has committed; if the broker is unreachable the sweeper sends it.
+            transaction.on_commit(partial(_dispatch, message.pk, message.not_before), robust=True)
+    return messages
 
 
 def _addresses(value: str | Iterable[str] | None, field: str) -> list[str]:
@@ -173,10 +240,38 @@ def _attachment(item: Attachment) -> tuple[str, bytes, str]:
     return filename, content, content_type or guessed or "application/octet-stream"
 
 
-def _dispatch(message_id: int) -> None:
+def _dispatch(message_id: int, not_before: datetime | None = None) -> None:
     from .tasks import send_outbound_message  # the tasks module imports this one
 
-    send_outbound_message.delay(message_id)
+    if not_before is not None and not_before > timezone.now():
+        # Held back: the broker delivers the task when the row is due (eager runs ignore the ETA; the task
+        # then finds the row not yet due and the sweeper sends it later).
+        send_outbound_message.apply_async((message_id,), eta=not_before)
+    else:
+        send_outbound_message.delay(message_id)
+
+
+def _run_hook(task_name: str, message_id: int) -> None:
+    """Queue the app's delivery hook by name (core imports no app); an unknown name is logged, not raised."""
+    from celery import current_app
+
+    if task_name not in current_app.tasks:
+        # Workers import every tasks module at start; a web process running tasks eagerly may not have
+        # imported this one yet.
+        with contextlib.suppress(ImportError):
+            import_module(task_name.rpartition(".")[0])
+    task = current_app.tasks.get(task_name)
+    if task is None:
+        logger.error("outbox: message %s names an unknown task %r", message_id, task_name)
+        return
+    task.delay(message_id)
+
+
+def _after_outcome(task_name: str, message_id: int) -> None:
+    # After commit, so the hook reads the final status; robust, so a broker outage never undoes the outcome
+    # (the app's sweep finds rows whose hook did not run).
+    if task_name:
+        transaction.on_commit(partial(_run_hook, task_name, message_id), robust=True)
 
 
 # -- sending -------------------------------------------------------------------------------------------
@@ -204,16 +299,21 @@ def send_message(message_id: int) -> bool:
         return False
     # Not conditional on "sending": if the sweeper re-queued the row meanwhile, it still went out, and
     # marking it sent keeps it from being sent again.
-    OutboundMessage.objects.filter(pk=message_id).exclude(status=Status.SENT).update(
-        status=Status.SENT, sent_at=timezone.now()
+    marked = (
+        OutboundMessage.objects.filter(pk=message_id)
+        .exclude(status=Status.SENT)
+        .update(status=Status.SENT, sent_at=timezone.now())
     )
+    if marked:  # whoever marks it sent runs the hook, once
+        _after_outcome(message.on_sent_task, message_id)
     return True
 
 
 def retry_due_in(message_id: int) -> float | None:
-    """Seconds until the next attempt at an email waiting after a failed one; None if it is not waiting."""
+    """Seconds until the next attempt at a queued email (waiting after a failed attempt, or held back until
+    its `not_before`); None if it is not queued."""
     not_before = (
-        OutboundMessage.objects.filter(pk=message_id, status=Status.QUEUED, attempts__gt=0)
+        OutboundMessage.objects.filter(pk=message_id, channel=Channel.EMAIL, status=Status.QUEUED)
         .values_list("not_before", flat=True)
         .first()
     )
@@ -249,7 +349,8 @@ def _record_failure(message: OutboundMessage, exc: Exception) -> None:
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
     attempt = OutboundMessage.objects.filter(pk=message.pk, status=Status.SENDING)
     if _is_permanent(exc) or message.attempts >= max_attempts():
-        attempt.update(status=Status.FAILED, last_error=error)
+        if attempt.update(status=Status.FAILED, last_error=error):
+            _after_outcome(message.on_failed_task, message.pk)
         logger.error("outbox: message %s failed for good: %s", message.pk, error)
     else:
         not_before = timezone.now() + retry_delay(message.attempts)
@@ -288,7 +389,7 @@ def requeue_stuck(*, older_than: timedelta = timedelta(minutes=15), limit: int =
             email.filter(status=Status.SENDING, claimed_at__lte=cutoff)
             .select_for_update(skip_locked=True)
             .order_by("pk")
-            .values_list("pk", "attempts", "claimed_at")[:limit]
+            .values_list("pk", "attempts", "claimed_at", "on_failed_task")[:limit]
         )
         lost = list(
             email.filter(status=Status.QUEUED, not_before__lte=cutoff)
@@ -297,7 +398,7 @@ def requeue_stuck(*, older_than: timedelta = timedelta(minutes=15), limit: int =
             .values_list("pk", flat=True)[: max(limit - len(stuck), 0)]
         )
         retry = []
-        for pk, attempts, claimed_at in stuck:
+        for pk, attempts, claimed_at, on_failed_task in stuck:
             status = Status.FAILED if attempts >= max_attempts() else Status.QUEUED
             email.filter(pk=pk, status=Status.SENDING).update(
                 status=status,
@@ -307,6 +408,8 @@ def requeue_stuck(*, older_than: timedelta = timedelta(minutes=15), limit: int =
             )
             if status == Status.QUEUED:
                 retry.append(pk)
+            else:
+                _after_outcome(on_failed_task, pk)
         email.filter(pk__in=lost, status=Status.QUEUED).update(not_before=now)
         for pk in retry + lost:
             transaction.on_commit(partial(_dispatch, pk), robust=True)

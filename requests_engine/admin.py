@@ -16,6 +16,11 @@ from django_fsm.admin import FSMAdminMixin
 from core.audit import Actor
 
 from . import admin_inbox  # noqa: F401  (the coordinators' inbox registers itself)
+from .admin_complaints import (  # importing it registers the complaints admin
+    draft_complaints_action,
+    draft_complaints_for_requests_action,
+    request_escalation_flags,
+)
 from . import forms, selectors, services
 from .events import describe
 from .models import (
@@ -163,9 +168,47 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
         "withdraw": lambda r, a, **kw: services.request_withdraw(request_id=r.pk, actor=a, **kw),
     }
 
+    actions = ["mark_submitted_by_web_form", draft_complaints_for_requests_action]
+
+    @admin.display(description="escalation flags")
+    def escalation_flags(self, obj):
+        return request_escalation_flags(obj) if obj else "—"
+
     def get_readonly_fields(self, request, obj=None):
         # Every field is evidence or derived: coordinators change a request only through its transitions.
-        return [f.name for f in self.model._meta.fields]
+        return [f.name for f in self.model._meta.fields] + ["escalation_flags", "text_for_the_web_form"]
+
+    @admin.display(description="text to paste into the controller's web form")
+    def text_for_the_web_form(self, obj):
+        from django.utils.html import format_html
+
+        from . import manual_transports
+
+        if (
+            obj is None
+            or obj.controller.transport != "webform"
+            or obj.state != RequestState.QUEUED
+            or not obj.batch
+        ):
+            return "—"
+        return format_html('<a href="{}">{}</a><pre style="white-space:pre-wrap">{}</pre>', obj.controller.webform_url,
+                           obj.controller.webform_url, manual_transports.webform_text(obj))  # fmt: skip
+
+    @admin.action(description="Mark submitted through the web form today")
+    def mark_submitted_by_web_form(self, request, queryset):
+        from . import manual_transports
+
+        done, problems = 0, []
+        for data_request in queryset.filter(state=RequestState.QUEUED):
+            try:
+                manual_transports.request_mark_submitted(request_id=data_request.pk, actor=Actor.user(request.user),
+                                                         submitted_on=timezone.localdate())  # fmt: skip
+                done += 1
+            except services.RequestEngineError as error:
+                problems.append(str(error))
+        self.message_user(request, f"{done} request(s) recorded as submitted.")
+        for problem in problems[:10]:
+            self.message_user(request, problem, messages.ERROR)
 
     def has_add_permission(self, request):
         return False
@@ -181,6 +224,7 @@ class CampaignAdmin(ServiceTransitionAdmin):
 
     change_form_template = "admin/requests_engine/campaign/change_form.html"
     form = forms.CampaignAdminForm
+    actions = [draft_complaints_action]
     list_display = ["name", "reference", "community", "state", "request_count", "launched_at"]
     list_filter = ["state", "community"]
     search_fields = ["name", "reference"]
@@ -239,8 +283,11 @@ class CampaignAdmin(ServiceTransitionAdmin):
 
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
-    list_display = ["reference", "campaign", "controller", "state", "sent_at"]
-    list_filter = ["state", "campaign"]
+    """Batches, and for letter controllers the print pack and the "posted" step."""
+
+    change_form_template = "admin/requests_engine/batch/change_form.html"
+    list_display = ["reference", "campaign", "controller", "transport", "state", "sent_at", "posted_on"]
+    list_filter = ["state", "transport", "campaign"]
     list_select_related = ["campaign", "controller"]
     search_fields = ["reference", "controller__name"]
     readonly_fields = ["reference", "campaign", "controller", "state", "letter_pdf", "letter_sha256", "manifest",
@@ -248,6 +295,46 @@ class BatchAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_urls(self):
+        extra = [
+            path("<int:batch_id>/letter-pack/", self.admin_site.admin_view(self.letter_pack_view),
+                 name="requests_engine_batch_letter_pack"),
+            path("<int:batch_id>/posted/", self.admin_site.admin_view(self.posted_view),
+                 name="requests_engine_batch_posted"),
+        ]  # fmt: skip
+        return extra + super().get_urls()
+
+    def letter_pack_view(self, request, batch_id: int):
+        from django.http import HttpResponse
+
+        from . import manual_transports
+
+        batch = get_object_or_404(Batch, pk=batch_id)
+        pdf = manual_transports.letter_pack(batch_id=batch.pk)
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="letter-pack-{batch.reference}.pdf"'
+        return response
+
+    def posted_view(self, request, batch_id: int):
+        from . import manual_transports
+
+        batch = get_object_or_404(Batch, pk=batch_id)
+        form = forms.PostedForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                count = manual_transports.batch_mark_posted(
+                    batch_id=batch.pk, actor=Actor.user(request.user), **form.cleaned_data
+                )
+            except services.RequestEngineError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"Recorded as posted: {count} request(s) dispatched.")
+                return redirect("admin:requests_engine_batch_change", batch.pk)
+        return render(request, "admin/requests_engine/batch/posted.html", {
+            **self.admin_site.each_context(request), "batch": batch, "form": form, "opts": self.model._meta,
+            "title": f"Record that batch {batch.reference} was posted",
+        })  # fmt: skip
 
 
 class ControllerContactInline(admin.TabularInline):
@@ -257,6 +344,35 @@ class ControllerContactInline(admin.TabularInline):
     extra = 0
     fields = ["email", "name", "is_active", "api_token_hint", "last_seen_at"]
     readonly_fields = ["api_token_hint", "last_seen_at"]
+
+
+@admin.register(ControllerContact)
+class ControllerContactAdmin(admin.ModelAdmin):
+    """Contacts at controllers: portal access by emailed link, and API tokens shown once when issued."""
+
+    list_display = ["email", "controller", "is_active", "api_token_hint", "last_seen_at"]
+    list_filter = ["is_active"]
+    search_fields = ["email", "controller__name"]
+    autocomplete_fields = ["controller"]
+    readonly_fields = ["api_token_hint", "last_seen_at", "created_at"]
+    actions = ["issue_api_token", "revoke_access"]
+
+    @admin.action(description="Issue a new API token (shown once)")
+    def issue_api_token(self, request, queryset):
+        from .contacts import contact_issue_api_token
+
+        for contact in queryset.filter(is_active=True):
+            token = contact_issue_api_token(contact_id=contact.pk)
+            self.message_user(request, f"API token for {contact.email}: {token} (copy it now: it is not stored)",
+                              messages.WARNING)  # fmt: skip
+
+    @admin.action(description="Revoke portal and API access")
+    def revoke_access(self, request, queryset):
+        from .contacts import contact_revoke
+
+        for contact in queryset:
+            contact_revoke(contact_id=contact.pk)
+        self.message_user(request, f"Revoked {queryset.count()} contact(s).")
 
 
 @admin.register(Controller)
@@ -295,16 +411,6 @@ class ControllerAdmin(admin.ModelAdmin):
     @admin.display(description="open requests", ordering="_open")
     def open_requests(self, obj):
         return obj._open
-
-
-@admin.register(Complaint)
-class ComplaintAdmin(admin.ModelAdmin):
-    list_display = ["reference", "kind", "controller", "state", "sent_on", "acknowledgement_due_on"]
-    list_filter = ["kind", "state"]
-    search_fields = ["reference", "controller__name", "ico_case_reference"]
-    readonly_fields = ["reference", "state", "sent_on", "acknowledgement_due_on", "acknowledged_on",
-                       "evidence_pack_sha256"]  # fmt: skip
-    filter_horizontal = ["requests"]
 
 
 @admin.register(ReceivedFile)

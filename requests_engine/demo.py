@@ -145,7 +145,7 @@ def seed_demo() -> DemoSummary:
         summary.campaign = campaign.reference
         if created:
             campaign.controllers.set(targets)
-            services.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
+            services.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator), dispatch=False)
             _play_out_requests(campaign, Actor.user(coordinator))
     services.sweep_deadlines()
     for state in DataRightsRequest.objects.filter(campaign=campaign).values_list("state", flat=True):

@@ -107,7 +107,13 @@ SENTENCES = {
     "request.portability_format_flagged": "The portability answer has no machine-readable file.",
     "complaint.sent": "The complaint was sent.",
     "complaint.acknowledged": "The complaint was acknowledged.",
-    "complaint.closed": "The complaint was closed.",
+    "complaint.closed": "The controller gave the outcome of the complaint.",
+    "complaint.drafted": "A complaint to the controller was drafted.",
+    "complaint.redrafted": "The draft complaint was brought up to date.",
+    "complaint.acknowledgement_missed": "The controller did not acknowledge the complaint in time (s.164A DPA 2018).",
+    "complaint.ico_pack_built": "The ICO complaint pack was built.",
+    "complaint.ico_case_recorded": "The complaint was submitted to the ICO and its case reference recorded.",
+    "complaint.ico_outcome_recorded": "The ICO's outcome was recorded.",
 }
 
 

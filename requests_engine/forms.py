@@ -60,3 +60,13 @@ class CampaignAdminForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = ["community", "name", "rights", "controllers", "purpose", "member_note"]
+
+
+class PostedForm(forms.Form):
+    posted_on = forms.DateField(initial=_today, help_text="The day the pack went in the post.")
+    received_on = forms.DateField(
+        required=False,
+        help_text="When the controller received it, if known (e.g. tracked delivery). Empty: the expected "
+        "delivery date, two working days after posting.",
+    )
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -117,16 +117,32 @@ def request_approve(*, request_id: int, actor: Actor) -> DataRightsRequest:
 
 
 def request_dispatch(
-    *, request_id: int, received_on: datetime.date, actor: Actor, channel: str = "", message_id: str = ""
+    *,
+    request_id: int,
+    received_on: datetime.date,
+    actor: Actor,
+    channel: str = "",
+    message_id: str = "",
+    expected: bool = False,
 ) -> DataRightsRequest:
-    """The request reached the controller; the statutory month runs from `received_on` (Art 12(3))."""
-    _check_date(received_on, name="date of receipt")
+    """The request reached the controller; the statutory month runs from `received_on` (Art 12(3)).
+    `expected` allows a delivery date up to a week ahead, for a letter just posted."""
+    if expected:
+        if received_on > _today() + datetime.timedelta(days=7):
+            raise RequestEngineError("An expected delivery date must be within a week.")
+    else:
+        _check_date(received_on, name="date of receipt")
     return _perform(
         request_id=request_id,
         transition="dispatch",
         event="request.dispatched",
         actor=actor,
-        payload={"received_on": received_on, "channel": channel, "message_id": message_id},
+        payload={
+            "received_on": received_on,
+            "channel": channel,
+            "message_id": message_id,
+            "expected": expected,
+        },
         received_on=received_on,
         message_id=message_id,
     )
@@ -452,9 +468,11 @@ def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, no
         return cursor.rowcount
 
 
-def campaign_launch(*, campaign_id: int, actor: Actor) -> dict[str, int]:
+def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) -> dict[str, int]:
     """Approve a draft campaign: one batch per controller, one queued request per eligible member ×
-    controller × right. Returns the number of requests created per right."""
+    controller × right, and (after commit) the dispatch of every batch by its controller's transport.
+    Returns the number of requests created per right. `dispatch=False` leaves the batches pending (the demo
+    data records its own history)."""
     now = timezone.now()
     today = _today()
     with transaction.atomic():
@@ -493,6 +511,12 @@ def campaign_launch(*, campaign_id: int, actor: Actor) -> dict[str, int]:
             to_state=campaign.state,
             payload={"requests_created": created, "controllers": len(controller_ids)},
         )
+        if dispatch:
+            from . import dispatch as outbound
+            from .transports import drp
+
+            outbound.queue_campaign_dispatch(campaign_id=campaign.pk)
+            drp.queue_campaign_requests(campaign_id=campaign.pk)
     return created
 
 
@@ -672,7 +696,11 @@ def request_answer_with_files(
     from . import returned_data
 
     with transaction.atomic():
-        request = DataRightsRequest.objects.select_for_update().select_related("member__community").get(pk=request_id)
+        request = (
+            DataRightsRequest.objects.select_for_update()
+            .select_related("member__community")
+            .get(pk=request_id)
+        )
         if outcome == "fulfil":
             method = request.fulfil
         elif outcome == "partially_fulfil":
@@ -691,8 +719,14 @@ def request_answer_with_files(
         if outcome == "fulfil":
             request = request_fulfil(request_id=request_id, actor=actor, note=note)
         else:
-            request = request_partially_fulfil(request_id=request_id, ground=ground, reasons=reasons, actor=actor)
-        if request.right == "portability" and stored and not returned_data.portability_answer_is_structured(stored):
+            request = request_partially_fulfil(
+                request_id=request_id, ground=ground, reasons=reasons, actor=actor
+            )
+        if (
+            request.right == "portability"
+            and stored
+            and not returned_data.portability_answer_is_structured(stored)
+        ):
             record_event(subject=request, kind="request.portability_format_flagged", actor=Actor.system(),
                          payload={"types": sorted({f.content_type for f in stored})})  # fmt: skip
         if stored:

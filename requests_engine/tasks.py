@@ -1,9 +1,103 @@
-from celery import shared_task
+"""Request-engine tasks: they take ids, call one service and own only the retry policy."""
 
-from . import services
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import dispatch, services
+
+# The database briefly unreachable or a deadlock: try again; the dispatch sweep is the backstop.
+_TRANSIENT = (OperationalError, InterfaceError)
 
 
 @shared_task
 def sweep_deadlines() -> int:
     """The periodic deadline job (beat schedule in settings); idempotent, so overlapping runs are harmless."""
     return services.sweep_deadlines()
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(*_TRANSIENT, OSError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def dispatch_batch(batch_id: int) -> str:
+    """Render a batch's letters and queue its messages in the outbox; a repeat finds them queued and stops."""
+    return dispatch.batch_dispatch(batch_id=batch_id)
+
+
+@shared_task(
+    acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=300, max_retries=8
+)
+def record_delivery_accepted(message_id: int) -> int:
+    """The outbox's on_sent_task: the controller's mail server accepted the message."""
+    return dispatch.delivery_accepted(message_id=message_id)
+
+
+@shared_task(
+    acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=300, max_retries=8
+)
+def record_delivery_failed(message_id: int) -> int:
+    """The outbox's on_failed_task: the message was refused for good or ran out of attempts."""
+    return dispatch.delivery_failed(message_id=message_id)
+
+
+@shared_task
+def sweep_dispatch(older_than_minutes: float = 15) -> dict[str, int]:
+    """The periodic dispatch backstop (lost hooks, interrupted dispatches); overlapping runs are harmless."""
+    return dispatch.sweep_dispatch(older_than=timedelta(minutes=older_than_minutes))
+
+
+@shared_task
+def expire_received_files() -> int:
+    """Daily: delete returned files past their retention date that the member did not keep."""
+    return services.received_files_expire()
+
+
+from .inbound import poll_mailbox_task  # noqa: E402, F401  (beat runs requests_engine.inbound.poll_mailbox_task)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def send_drp_request(self, request_id: int) -> None:
+    """One DRP exercise call; a temporary failure (5xx, timeout, 429) retries with backoff, and the last
+    failed retry moves the request to failed_delivery with the reason."""
+    from .transports import drp
+
+    try:
+        drp.send_request(request_id=request_id)
+    except drp.DrpTemporaryError as error:
+        if self.request.retries >= self.max_retries:
+            drp.give_up_sending(request_id=request_id, error=str(error))
+            return
+        raise self.retry(exc=error, countdown=min(60 * 2**self.request.retries, 3600)) from error
+
+
+@shared_task
+def poll_drp_requests() -> dict[str, int]:
+    """Periodic: Fides and other DRP servers never call back, so open DRP requests are polled."""
+    from .transports import drp
+
+    return drp.poll_open_requests()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def revoke_drp_request(self, request_id: int, reason: str = "") -> None:
+    from .transports import drp
+
+    try:
+        drp.revoke_request(request_id=request_id, reason=reason)
+    except drp.DrpTemporaryError as error:
+        raise self.retry(exc=error, countdown=min(60 * 2**self.request.retries, 3600)) from error
+
+
+@shared_task
+def sweep_complaints() -> int:
+    """Daily: complaints a controller did not acknowledge in time (s.164A) are flagged for the ICO pack."""
+    from . import complaints
+
+    return complaints.complaints_sweep()

@@ -819,3 +819,32 @@ def poll_open_requests(*, chunk: int = 200) -> dict[str, int]:
                 counts["errors"] += 1
                 logger.error("drp: polling request %s: %s", request_id, exc)
         last_id = ids[-1]
+
+
+def queue_campaign_requests(*, campaign_id: int) -> int:
+    """After the launch commits, queue one DRP call per queued request of the campaign's DRP batches,
+    spaced at each controller's send rate so it is not flooded. Requests for rights DRP cannot carry
+    (objection, rectification, restriction) stay queued, visible in the admin, to be sent another way."""
+    from functools import partial
+
+    from django.db import transaction
+
+    from ..models import Batch, RequestState, Transport
+
+    queued = 0
+    for batch in Batch.objects.filter(campaign_id=campaign_id, transport=Transport.DRP).select_related(
+        "controller"
+    ):
+        rate = batch.controller.send_rate_per_minute or 0
+        interval = 60.0 / rate if rate else 0.0
+        ids = list(batch.requests.filter(state=RequestState.QUEUED).order_by("pk").values_list("pk", "right"))
+        for position, (request_id, right) in enumerate((pk, r) for pk, r in ids if supports_right(r)):
+            transaction.on_commit(partial(_queue_send, request_id, position * interval), robust=True)
+            queued += 1
+    return queued
+
+
+def _queue_send(request_id: int, countdown: float) -> None:
+    from ..tasks import send_drp_request
+
+    send_drp_request.apply_async(args=[request_id], countdown=countdown)

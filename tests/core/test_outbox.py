@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
+from celery import shared_task
 from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 from django.db import close_old_connections, connection, transaction
@@ -349,3 +350,106 @@ def test_a_celery_worker_retries_after_each_backoff_until_the_last_attempt_fails
     final = state(message)
     assert (final["status"], final["attempts"]) == (Status.FAILED, 3)
     assert "ConnectionRefusedError" in final["last_error"]
+
+
+# -- delivery hooks: the app that queued a message records its outcome through a task named on the row ------
+
+HOOK_CALLS: list[tuple[str, int]] = []
+
+
+@shared_task(name="tests.outbox.record_sent")
+def record_sent(message_id: int) -> None:
+    HOOK_CALLS.append(("sent", message_id))
+
+
+@shared_task(name="tests.outbox.record_failed")
+def record_failed(message_id: int) -> None:
+    HOOK_CALLS.append(("failed", message_id))
+
+
+@pytest.fixture
+def hook_calls():
+    HOOK_CALLS.clear()
+    yield HOOK_CALLS
+    HOOK_CALLS.clear()
+
+
+def queue_with_hooks(**overrides) -> OutboundMessage:
+    return queue(
+        on_sent_task="tests.outbox.record_sent", on_failed_task="tests.outbox.record_failed", **overrides
+    )
+
+
+def test_the_sent_hook_runs_once_after_the_message_is_accepted(
+    mailbox, hook_calls, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        message = queue_with_hooks()
+    assert hook_calls == [("sent", message.pk)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_message(message.pk) is False
+        assert requeue_stuck(older_than=timedelta(0)) == 0
+    assert hook_calls == [("sent", message.pk)]
+
+
+def test_the_failed_hook_runs_on_a_refusal_for_good_but_not_on_a_failure_worth_retrying(
+    mailbox, settings, hook_calls, time_machine, django_capture_on_commit_callbacks
+):
+    mailbox.refuse = "550 5.1.1 No such mailbox"
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = queue_with_hooks()
+    assert hook_calls == [("failed", refused.pk)]
+
+    hook_calls.clear()
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    use_smtp(settings, free_port())  # connection refused: worth retrying
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = queue_with_hooks()
+    assert state(retried)["status"] == Status.QUEUED
+    assert hook_calls == []
+
+    time_machine.move_to(state(retried)["not_before"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_message(retried.pk) is False  # the last attempt
+    assert state(retried)["status"] == Status.FAILED
+    assert hook_calls == [("failed", retried.pk)]
+
+
+def test_a_row_stuck_on_its_last_attempt_runs_the_failed_hook(
+    mailbox, settings, hook_calls, django_capture_on_commit_callbacks
+):
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    with django_capture_on_commit_callbacks(execute=False):
+        message = queue_with_hooks()
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        status=Status.SENDING, attempts=1, claimed_at=timezone.now() - timedelta(hours=1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_stuck() == 1
+    assert hook_calls == [("failed", message.pk)]
+
+
+def test_an_unknown_hook_task_is_logged_and_the_message_still_counts_as_sent(
+    mailbox, caplog, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        message = queue(on_sent_task="no.such.task")
+    assert state(message)["status"] == Status.SENT
+    assert "unknown task 'no.such.task'" in caplog.text
+
+
+def test_a_message_held_back_is_not_sent_before_its_time(
+    mailbox, time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), tick=False)
+    later = timezone.now() + timedelta(minutes=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        message = queue(not_before=later)
+    assert state(message)["status"] == Status.QUEUED and state(message)["attempts"] == 0
+    assert outbox.retry_due_in(message.pk) == 300
+    assert mailbox.received == []
+
+    time_machine.move_to(later)
+    assert send_message(message.pk) is True
+    assert len(mailbox.received) == 1

@@ -1,0 +1,287 @@
+"""Dispatch benchmark: 10,000 individual emails through two Celery workers to a local SMTP server.
+
+A launched campaign of BENCH_MESSAGES members to one controller that takes requests one by one (no rate limit)
+is dispatched by two `celery worker -P solo` processes over Redis, to an aiosmtpd server in this process.
+Timed from queueing the batch until every request is recorded as sent; printed as messages per second, against
+a plain smtplib loop sending as many copies of the same message to the same server (the ceiling). Prints
+figures only.
+
+Uses its own database (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/datacommunity_bench_dispatch), dropped and re-created each run, and its own
+Redis database (BENCH_BROKER_URL, default redis://127.0.0.1:6379/13), flushed.
+
+    .venv/bin/python benchmarks/dispatch.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "10000"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# Each worker is one process (solo pool) by default; BENCH_CONCURRENCY=N gives each a prefork pool of N.
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "1"))
+BENCH_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/datacommunity_bench_dispatch"
+)
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class Counting:
+    """An SMTP handler that only counts what it is given, and notes when."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.times: list[float] = []
+        self.sample = b""
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.times.append(time.perf_counter())
+            if not self.sample:
+                self.sample = envelope.original_content
+        return "250 OK"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.times.clear()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.times)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def set_up(community_name: str = "Bench") -> int:
+    """A community of MESSAGES members with mandates, one controller, a launched campaign; returns its id."""
+    from django.contrib.auth import get_user_model
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from communities.documents import mandate_pdf_bytes
+    from communities.models import Community, Identifier, Mandate, Member, Right
+    from config.celery import app as celery_app
+    from core.audit import Actor
+    from requests_engine import services
+    from requests_engine.models import Campaign, Controller
+
+    community = Community.objects.create(
+        slug="bench", name=community_name, purpose="x", contact_email="c@bench.test", rights=[Right.ACCESS]
+    )
+    controller = Controller.objects.create(
+        slug="acme",
+        name="Acme Ltd",
+        email="privacy@acme.test",
+        individual_requests=True,
+        send_rate_per_minute=0,
+    )
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        User(username=f"m{i}@bench.test", email=f"m{i}@bench.test", password="!") for i in range(MESSAGES)
+    )
+    members = Member.objects.bulk_create(
+        Member(user=u, community=community, full_name=f"Member {i}") for i, u in enumerate(users)
+    )
+    Identifier.objects.bulk_create(
+        Identifier(member=m, controller=controller, kind="email", value=f"m{i}@shop.test")
+        for i, m in enumerate(members)
+    )
+    today = timezone.localdate()
+    text = "I authorise the community to act for me."
+    mandates = Mandate.objects.bulk_create(
+        Mandate(
+            member=m,
+            rights=[Right.ACCESS],
+            purposes="x",
+            valid_from=today,
+            valid_until=today.replace(year=today.year + 1),
+            template_version="t1",
+            text=text,
+            text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+            signed_name=m.full_name,
+            signed_at=timezone.now(),
+        )  # fmt: skip
+        for m in members
+    )
+    # Mandates are rendered when members sign, not at dispatch: one rendered PDF stands in for all.
+    pdf = mandate_pdf_bytes(mandates[0])
+    name = default_storage.save("mandates/bench.pdf", ContentFile(pdf))
+    Mandate.objects.update(pdf=name, pdf_sha256=hashlib.sha256(pdf).hexdigest())
+    campaign = Campaign.objects.create(community=community, name="Bench", rights=[Right.ACCESS], purpose="x")
+    campaign.controllers.set([controller])
+    celery_app.conf.task_always_eager = False
+    services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("bench"))
+    return campaign.pk
+
+
+def start_worker(index: int, log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    log_level = os.environ.get("BENCH_LOG", "WARNING")  # INFO logs each task's duration
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-l", log_level,
+        "-P", "solo" if CONCURRENCY == 1 else "prefork", "-c", str(CONCURRENCY),
+        "-n", f"bench{index}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    out = open(log_dir / f"worker{index}.log", "wb")  # the process keeps it open until it exits
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def ceiling(port: int, sample: bytes, n: int, *, reconnect: bool) -> float:
+    """Seconds for a plain smtplib loop to send `n` copies of `sample`, on one connection or one each."""
+    start = time.perf_counter()
+    smtp = None
+    for _ in range(n):
+        if smtp is None:
+            smtp = smtplib.SMTP("127.0.0.1", port)
+        smtp.sendmail("community@localhost", ["privacy@acme.test"], sample)
+        if reconnect:
+            smtp.quit()
+            smtp = None
+    if smtp:
+        smtp.quit()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    if urlparse(BENCH_URL).scheme not in ("postgres", "postgresql"):
+        print("The benchmark needs PostgreSQL: set BENCH_DATABASE_URL=postgres://…", file=sys.stderr)
+        return 2
+    import redis
+    from aiosmtpd.controller import Controller as SMTPController
+
+    redis.Redis.from_url(BROKER_URL).flushdb()
+    recreate_database(BENCH_URL)
+    handler = Counting()
+    smtp_port = free_port()
+    server = SMTPController(handler, hostname="127.0.0.1", port=smtp_port)
+    server.start()
+    work = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": BENCH_URL,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "MEDIA_ROOT": str(work / "media"),
+        "SEAL_DIR": str(work / "seal"),
+        "DEBUG": "false",
+        "CONN_MAX_AGE": "60",  # as deploy/.env.example: workers keep their database connection
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from core.models import OutboundMessage
+    from requests_engine import dispatch
+    from requests_engine.models import Batch, DataRightsRequest
+
+    call_command("migrate", verbosity=0)
+    pool = "solo pool" if CONCURRENCY == 1 else f"prefork x {CONCURRENCY}"
+    print(
+        f"Dispatch benchmark on PostgreSQL {connection.pg_version // 10000}: {MESSAGES:,} individual emails, "
+        f"{WORKERS} Celery workers ({pool}) over Redis, aiosmtpd on loopback; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print("Setting up (not timed)…", flush=True)
+    campaign_id = set_up()
+    redis.Redis.from_url(BROKER_URL).flushdb()  # whatever the launch queued: the benchmark queues it below
+    workers = [start_worker(i, work, {**os.environ, **env}) for i in range(WORKERS)]
+    try:
+        time.sleep(8)  # let the workers start (Django setup) before the clock starts
+        if any(w.poll() is not None for w in workers):
+            print(f"A worker did not start: see {work}", file=sys.stderr)
+            return 1
+        handler.reset()
+        start = time.perf_counter()
+        with transaction.atomic():
+            dispatch.queue_campaign_dispatch(campaign_id=campaign_id)
+        queued_at = accepted_at = None
+        rows = OutboundMessage.objects.filter(purpose=dispatch.REQUEST_PURPOSE)
+        while True:
+            time.sleep(0.25)
+            now = time.perf_counter()
+            if queued_at is None and rows.count() >= MESSAGES:
+                queued_at = now
+            if accepted_at is None and handler.count() >= MESSAGES:
+                accepted_at = now
+            recorded = not DataRightsRequest.objects.exclude(state="sent").exists()
+            if (
+                accepted_at
+                and recorded
+                and Batch.objects.filter(campaign_id=campaign_id, state="sent").exists()
+            ):
+                recorded_at = now
+                break
+            if now - start > 3600:
+                print(f"Gave up after an hour: {handler.count()} accepted; logs in {work}", file=sys.stderr)
+                return 1
+        first = handler.times[0] - start
+        last = handler.times[-1] - start
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.pid, signal.SIGKILL)
+        redis.Redis.from_url(BROKER_URL).flushdb()
+
+    received = handler.count()
+    print(f"  messages accepted by the SMTP server: {received:,}")
+    print(f"  letters rendered and outbox rows written after {queued_at - start:.1f} s")
+    print(f"  first message accepted after {first:.2f} s")
+    print(f"  last message accepted after {last:.1f} s: {MESSAGES / last:,.0f} messages/s end to end")
+    print(f"  sending phase (first to last message): {(MESSAGES - 1) / (last - first):,.0f} messages/s")
+    print(f"  every request and the batch recorded as sent after {recorded_at - start:.1f} s: "
+          f"{MESSAGES / (recorded_at - start):,.0f} requests/s")  # fmt: skip
+
+    sample = handler.sample
+    one_connection = ceiling(smtp_port, sample, MESSAGES, reconnect=False)
+    per_message = ceiling(smtp_port, sample, MESSAGES, reconnect=True)
+    server.stop()
+    print(f"Ceiling: plain smtplib loop, {MESSAGES:,} copies of one {len(sample) / 1024:.0f} KiB message")
+    print(f"  one connection: {MESSAGES / one_connection:,.0f} messages/s")
+    print(f"  a connection per message (as the outbox sends): {MESSAGES / per_message:,.0f} messages/s")
+    print(f"  end to end through the workers = {one_connection / last:.2f} of the one-connection ceiling")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""What a controller receives: the request letters, the member manifest and the members' mandates.
+
+All wording lives in templates/requests_engine/letters/ (one template per right, plus AI-developer variants);
+this module chooses the variants, gathers what each letter may disclose, and renders:
+
+* a collective letter (one per batch): the cover letter as a sealed PDF, the same text as the email body,
+  a member manifest (CSV, one row per request) and a ZIP of the members' sealed mandate PDFs;
+* an individual letter (controllers marked `individual_requests`): one member's request as the email body,
+  sent with that member's mandate PDF.
+
+Disclosure (data minimisation, Art 5(1)(c) UK GDPR): a controller learns each member's full name, pseudonymous
+member reference, and only the identifiers meant for it: those the member gave for that controller, plus
+general ones (given for no controller in particular) of the kinds its directory entry asks for, or an email
+address when the entry asks for nothing (as the identifiers form assumes).
+
+AI developers: a controller counts as one when one of its directory categories names AI: the word "AI" on
+its own, or "artificial intelligence", "machine learning", "generative", "LLM" or "language model" in it.
+The datenanfragen directory has no such category, so coordinators tag these controllers in the admin. Their
+access, erasure and objection sections add questions on training data, its sources, and inferences and
+outputs about the member (RULES.md (i)).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from communities.documents import verification_url
+from communities.models import Identifier, Mandate, Right
+from core.pdf import qr_svg, render_pdf, seal_pdf
+
+from . import deadlines
+from .models import Batch, Controller, DataRightsRequest, RequestState
+
+TEMPLATES = "requests_engine/letters"
+AI_VARIANTS = frozenset({Right.ACCESS, Right.ERASURE, Right.OBJECTION})
+_AI_WORD = re.compile(r"\bai\b|artificial intelligence|machine learning|generative|\bllms?\b|language model")
+
+# The directory's `required-elements` types as identifier kinds (as the identifiers form reads them).
+_TYPE_TO_KIND = {
+    "email": Identifier.Kind.EMAIL,
+    "name": Identifier.Kind.NAME,
+    "address": Identifier.Kind.POSTAL_ADDRESS,
+    "phone": Identifier.Kind.PHONE,
+}
+
+MANIFEST_COLUMNS = [
+    "reference",
+    "member_reference",
+    "member_name",
+    "right",
+    "identifiers",
+    "mandate_reference",
+    "mandate_check_url",
+]
+
+
+# -- what a letter may say -----------------------------------------------------------------------------------
+
+
+def is_ai_developer(controller: Controller) -> bool:
+    return any(_AI_WORD.search(str(category).lower()) for category in controller.categories or [])
+
+
+def needed_kinds(controller: Controller) -> set[str]:
+    """The identifier kinds the controller's directory entry asks for; an email address if it names none."""
+    kinds = {
+        _TYPE_TO_KIND.get(element.get("type", ""), Identifier.Kind.OTHER)
+        for element in controller.required_identifiers or []
+        if isinstance(element, dict)
+    }
+    return kinds or {Identifier.Kind.EMAIL}
+
+
+def disclosed_identifiers(
+    controller: Controller, member_ids: Iterable[int] | QuerySet
+) -> dict[int, list[tuple[str, str]]]:
+    """Per member (ids, or a subquery of them): the (label, value) pairs this controller may see, in one
+    query."""
+    rows = (
+        Identifier.objects.filter(member_id__in=member_ids)
+        .filter(Q(controller=controller) | Q(controller__isnull=True, kind__in=needed_kinds(controller)))
+        .order_by("member_id", "kind", "pk")
+    )
+    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for identifier in rows:
+        pair = (identifier.label or identifier.get_kind_display(), identifier.value)
+        if pair not in found[identifier.member_id]:
+            found[identifier.member_id].append(pair)
+    return found
+
+
+def reply_address(batch: Batch) -> str:
+    """The batch's own reply address: a reply to it threads back to the batch whoever sends it."""
+    return f"reply+{batch.reply_token}@{getattr(settings, 'REPLY_DOMAIN', '') or 'community.localhost'}"
+
+
+def portability_target(batch: Batch) -> str:
+    """The controller to transmit portable data to (Art 20(2)). Nothing records one yet: the letter then
+    says we will name it when a member asks."""
+    return ""
+
+
+@dataclass(frozen=True)
+class Section:
+    right: str
+    template: str
+    whom: str  # "Ada Lovelace", or "the 12 members listed for this right in the manifest"
+    one: bool  # a single member: "the member asks" rather than "the members ask"
+
+
+def _sections(controller: Controller, counts: dict[str, int], *, member: str = "") -> list[Section]:
+    ai = is_ai_developer(controller)
+    sections = []
+    for right in Right.values:  # the order of the Articles
+        if right not in counts:
+            continue
+        variant = f"{right}_ai" if ai and right in AI_VARIANTS else right
+        n = counts[right]
+        whom = member or f"the {n} member{'s' if n != 1 else ''} listed for this right in the manifest"
+        sections.append(
+            Section(right, f"{TEMPLATES}/rights/{variant}.txt", whom=whom, one=bool(member) or n == 1)
+        )
+    return sections
+
+
+def letter_context(batch: Batch, *, today: date | None = None) -> dict:
+    """What every letter of the batch says alike: who writes to whom, the dates, how to answer."""
+    today = today or timezone.localdate()
+    controller, campaign = batch.controller, batch.campaign
+    community = campaign.community
+    site = settings.SITE_URL.rstrip("/")
+    return {
+        "batch": batch,
+        "campaign": campaign,
+        "community": community,
+        "controller": controller,
+        "sender_name": community.legal_name or community.name,
+        "contact_name": community.agent_name or f"The coordinators of {community.name}",
+        "today": today,
+        # Art 12(3): one month from receipt, rolled past the controller's nation's weekends and bank holidays.
+        "due": deadlines.statutory_due_date(today, jurisdiction=controller.jurisdiction),
+        "portal_url": f"{site}/respond/",
+        "api_url": f"{site}/api/v1/",
+        "reply_to": reply_address(batch),
+        "verify_url_pattern": f"{site}{reverse('mandate-verify', args=['CODE'])}".replace("CODE", "<code>"),
+        "portability_target": portability_target(batch),
+    }
+
+
+def _rights_exercised(rights: Iterable[str]) -> str:
+    return ", ".join(str(Right(r).label) for r in Right.values if r in set(rights))
+
+
+# -- text into email body and PDF blocks ---------------------------------------------------------------------
+
+
+def _plain(text: str) -> str:
+    """The rendered letter as an email body: headings underlined, no runs of blank lines."""
+    lines = []
+    for line in text.strip().splitlines():
+        line = line.rstrip()
+        if line.startswith("# ") or line.startswith("## "):
+            title = line.lstrip("#").strip()
+            lines += [title, ("=" if line.startswith("# ") else "-") * len(title)]
+        else:
+            lines.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
+
+
+@dataclass
+class Block:
+    kind: str  # h1, h2, list, p
+    text: str = ""
+    items: list[str] = field(default_factory=list)
+
+
+def _blocks(text: str) -> list[Block]:
+    """The rendered letter as blocks for the PDF template, which escapes them."""
+    blocks = []
+    for chunk in re.split(r"\n\s*\n", text.strip()):
+        lines = [line.rstrip() for line in chunk.strip().splitlines()]
+        if not lines:
+            continue
+        if lines[0].startswith("## "):
+            blocks.append(Block("h2", lines[0][3:].strip()))
+            lines = lines[1:]
+        elif lines[0].startswith("# "):
+            blocks.append(Block("h1", lines[0][2:].strip()))
+            lines = lines[1:]
+        if lines and all(line.startswith("- ") for line in lines):
+            blocks.append(Block("list", items=[line[2:] for line in lines]))
+        elif lines:
+            blocks.append(Block("p", "\n".join(lines)))
+    return blocks
+
+
+# -- the collective letter -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CollectiveLetter:
+    subject: str
+    text: str
+    pdf: bytes  # sealed
+    manifest: bytes  # CSV
+    mandates_zip: bytes
+    filenames: dict[str, str]
+    request_ids: list[int]
+
+
+def _csv_cell(value: str) -> str:
+    # A cell a spreadsheet would run as a formula (OWASP "CSV injection") is shown as text instead.
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def collective_letter(batch: Batch, *, today: date | None = None) -> CollectiveLetter:
+    """Render the letter, manifest and mandates ZIP for the batch's queued requests. Every mandate needs
+    its PDF already (see dispatch)."""
+    today = today or timezone.localdate()
+    controller = batch.controller
+    requests = list(
+        batch.requests.filter(state=RequestState.QUEUED)
+        .select_related("member", "mandate")
+        .order_by("reference")
+    )
+    identifiers = disclosed_identifiers(
+        controller, batch.requests.filter(state=RequestState.QUEUED).values("member_id")
+    )
+    counts: dict[str, int] = defaultdict(int)
+    for request in requests:
+        counts[request.right] += 1
+    members = {r.member_id for r in requests}
+    filenames = {
+        "letter": f"letter-{batch.reference}.pdf",
+        "manifest": f"manifest-{batch.reference}.csv",
+        "mandates": f"mandates-{batch.reference}.zip",
+    }
+    context = {
+        **letter_context(batch, today=today),
+        "single": False,
+        "member_count": len(members),
+        "sections": _sections(controller, counts),
+        "rights_exercised": _rights_exercised(counts),
+        "files": filenames,
+    }
+    raw = render_to_string(f"{TEMPLATES}/letter.txt", context)
+    html = render_to_string(
+        f"{TEMPLATES}/cover.html",
+        {**context, "blocks": _blocks(raw), "portal_qr": qr_svg(context["portal_url"])},
+    )
+    pdf = seal_pdf(render_pdf(html), reason=f"Letter {batch.reference} from {batch.campaign.community.name}")
+    community = batch.campaign.community
+    return CollectiveLetter(
+        subject=(
+            f"Data rights requests for {len(members)} member{'s' if len(members) != 1 else ''} of "
+            f"{community.name} [{batch.reference}]"
+        ),
+        text=_plain(raw),
+        pdf=pdf,
+        manifest=manifest_csv(requests, identifiers),
+        mandates_zip=mandates_zip(r.mandate for r in requests),
+        filenames=filenames,
+        request_ids=[r.pk for r in requests],
+    )
+
+
+def manifest_csv(requests: list[DataRightsRequest], identifiers: dict[int, list[tuple[str, str]]]) -> bytes:
+    """One row per request. UTF-8 with a byte-order mark, so that spreadsheets read names correctly."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(MANIFEST_COLUMNS)
+    for request in requests:
+        disclosed = "; ".join(f"{label}: {value}" for label, value in identifiers.get(request.member_id, []))
+        row = [
+            request.reference,
+            request.member.reference,
+            request.member.full_name,
+            str(Right(request.right).label),
+            disclosed,
+            request.mandate.reference,
+            verification_url(request.mandate),
+        ]
+        writer.writerow([_csv_cell(value) for value in row])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def mandate_filename(mandate: Mandate) -> str:
+    return f"mandate-{mandate.reference}.pdf"
+
+
+def mandates_zip(mandates: Iterable[Mandate]) -> bytes:
+    """One sealed PDF per mandate (a member with several rights in the batch has one mandate). Stored, not
+    deflated: PDFs are compressed already."""
+    out = io.BytesIO()
+    seen = set()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        for mandate in mandates:
+            if mandate.pk in seen:
+                continue
+            seen.add(mandate.pk)
+            with mandate.pdf.open("rb") as pdf:
+                archive.writestr(mandate_filename(mandate), pdf.read())
+    return out.getvalue()
+
+
+# -- the individual letter -----------------------------------------------------------------------------------
+
+
+def individual_letter(
+    request: DataRightsRequest,
+    *,
+    batch: Batch,
+    identifiers: list[tuple[str, str]],
+    base: dict | None = None,
+) -> tuple[str, str]:
+    """Subject and body of one member's request, for controllers that take requests one by one. `base` is
+    `letter_context(batch)`, computed once when writing many letters."""
+    member, mandate = request.member, request.mandate
+    context = {
+        **(base or letter_context(batch)),
+        "single": True,
+        "member_count": 1,
+        "request": request,
+        "member": member,
+        "mandate": mandate,
+        "mandate_url": verification_url(mandate),
+        "identifiers": [("Full name", member.full_name), *identifiers],
+        "sections": _sections(batch.controller, {request.right: 1}, member=member.full_name),
+        "rights_exercised": _rights_exercised([request.right]),
+    }
+    text = _plain(render_to_string(f"{TEMPLATES}/letter.txt", context))
+    community = batch.campaign.community
+    subject = f"Data rights request {request.reference} from {community.name}: {Right(request.right).label}"
+    return subject, text
