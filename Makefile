@@ -50,6 +50,8 @@ test: install
 
 bench: install
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/dispatch.py
+	$(PY) benchmarks/portal.py
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
