@@ -139,7 +139,7 @@ def set_up(community_name: str = "Bench") -> int:
     campaign = Campaign.objects.create(community=community, name="Bench", rights=[Right.ACCESS], purpose="x")
     campaign.controllers.set([controller])
     celery_app.conf.task_always_eager = False
-    services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("bench"))
+    services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("bench"), dispatch=False)
     return campaign.pk
 
 

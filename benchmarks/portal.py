@@ -20,7 +20,9 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parents[1]
 REQUESTS = int(os.environ.get("BENCH_PORTAL_REQUESTS", "10000"))
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
-BENCH_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/datacommunity_bench_portal")
+BENCH_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/datacommunity_bench_portal"
+)
 
 
 def free_port() -> int:
@@ -58,8 +60,11 @@ def setup() -> tuple[str, str]:
                      is_staff, is_active, date_joined)
                      SELECT '!', false, 'p' || g, '', '', 'p' || g || '@x.test', false, true, now()
                      FROM generate_series(1, %s) g""", [REQUESTS])  # fmt: skip
-        c.execute("""INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at)
-                     SELECT id, %s, 'M' || id, 'Member ' || id, now() FROM auth_user""", [community.pk])
+        c.execute(
+            """INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at)
+                     SELECT id, %s, 'M' || id, 'Member ' || id, now() FROM auth_user""",
+            [community.pk],
+        )
         c.execute("""INSERT INTO communities_mandate (member_id, reference, rights, all_controllers, purposes,
                      valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
                      template_version, text, text_sha256, signed_name, signed_at, signed_user_agent, pdf,
@@ -105,7 +110,9 @@ def measure(url: str, headers: dict[str, str]) -> list[float]:
 def report(label: str, times: list[float], target: float) -> None:
     times.sort()
     p95 = times[int(len(times) * 0.95) - 1]
-    print(f"  {label}: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms (target p95 < {target:.0f} ms)")
+    print(
+        f"  {label}: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms (target p95 < {target:.0f} ms)"
+    )
 
 
 def main() -> int:
@@ -127,7 +134,9 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        print(f"Portal and API latency, {REQUESTS:,} requests for one controller, {SAMPLES} samples, gunicorn 2×4")
+        print(
+            f"Portal and API latency, {REQUESTS:,} requests for one controller, {SAMPLES} samples, gunicorn 2×4"
+        )
         page_headers = {"Cookie": f"sessionid={session_key}"}
         measure(f"{base}/respond/requests/", page_headers)[:5]  # warm up
         report("portal list page /respond/requests/", measure(f"{base}/respond/requests/", page_headers), 150)
