@@ -229,6 +229,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "requests_engine.tasks.sweep_complaints",
         "schedule": env.int("COMPLAINTS_SWEEP_INTERVAL_SECONDS", default=86400),
     },
+    "sweep-dispatch": {
+        "task": "requests_engine.tasks.sweep_dispatch",
+        "schedule": env.int("DISPATCH_SWEEP_INTERVAL_SECONDS", default=300),
+    },
     "sweep-outbox": {
         "task": "core.tasks.sweep_outbox",
         "schedule": env.int("OUTBOX_SWEEP_INTERVAL_SECONDS", default=300),

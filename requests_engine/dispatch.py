@@ -532,27 +532,19 @@ def sweep_dispatch(*, older_than: timedelta = timedelta(minutes=15)) -> dict[str
 
 
 def _apply_lost_request_outcomes(batch: Batch) -> int:
-    waiting = (
-        DataRightsRequest.objects.filter(batch_id=batch.pk, state__in=[S.QUEUED, S.FAILED_DELIVERY])
-        .annotate(key=Cast("pk", output_field=CharField()))
-        .values("key")
-    )
-    finished = (
-        OutboundMessage.objects.filter(
-            subject_type="request",
-            purpose=REQUEST_PURPOSE,
-            status__in=[Status.SENT, Status.FAILED],
-            subject_id__in=Subquery(waiting),
-        )  # fmt: skip
-        .order_by("pk")
-        .values_list("pk", "status")
-    )
+    def keys(*states: str) -> Subquery:
+        requests = DataRightsRequest.objects.filter(batch_id=batch.pk, state__in=states)
+        return Subquery(requests.annotate(key=Cast("pk", output_field=CharField())).values("key"))
+
+    letters_out = OutboundMessage.objects.filter(subject_type="request", purpose=REQUEST_PURPOSE)
+    # Accepted messages whose requests are not yet sent, failed ones whose requests are still queued.
+    accepted = letters_out.filter(status=Status.SENT, subject_id__in=keys(S.QUEUED, S.FAILED_DELIVERY))
+    failed = letters_out.filter(status=Status.FAILED, subject_id__in=keys(S.QUEUED))
     moved = 0
-    for pk, status in finished.iterator(chunk_size=1000):
-        if status == Status.SENT:
-            moved += delivery_accepted(message_id=pk)
-        else:
-            moved += delivery_failed(message_id=pk)
+    for pk in accepted.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=1000):
+        moved += delivery_accepted(message_id=pk)
+    for pk in failed.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=1000):
+        moved += delivery_failed(message_id=pk)
     return moved
 
 

@@ -79,7 +79,9 @@ def record_event(
 SENTENCES = {
     "campaign.launched": "The campaign was approved and launched.",
     "campaign.closed": "The campaign was closed.",
+    "batch.sending": "The batch is being sent.",
     "batch.sent": "The collective letter was sent.",
+    "batch.requeued": "The batch was queued to be sent again.",
     "batch.failed": "Sending the collective letter failed.",
     "mandate.signed": "The member signed the mandate.",
     "mandate.revoked": "The member revoked the mandate.",
