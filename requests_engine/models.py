@@ -124,7 +124,7 @@ class Campaign(ConcurrentTransitionMixin, ChainedHistory):
 
     @transition(field=state, source=State.LAUNCHED, target=State.CLOSED, custom={"label": "Close"})
     def close(self) -> None:
-        pass
+        """Only the state changes; the service records the event."""
 
 
 class Batch(ConcurrentTransitionMixin, ChainedHistory):
@@ -360,7 +360,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
 
     @transition(field=state, source=S.DRAFT, target=S.QUEUED, custom={"label": "Approve"})
     def approve(self) -> None:
-        pass
+        """Only the state changes; the service records the event."""
 
     @transition(field=state, source=[S.QUEUED, S.FAILED_DELIVERY], target=S.SENT, custom={"admin": False})
     def dispatch(self, *, received_on: datetime.date, message_id: str = "") -> None:
@@ -376,11 +376,11 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
 
     @transition(field=state, source=S.FAILED_DELIVERY, target=S.QUEUED, custom={"label": "Send again"})
     def requeue(self) -> None:
-        pass
+        """Only the state changes; the service records the event."""
 
     @transition(field=state, source=S.SENT, target=S.ACKNOWLEDGED, custom={"label": "Record acknowledgement"})
     def acknowledge(self) -> None:
-        pass
+        """Only the state changes; the service records the event."""
 
     @transition(
         field=state,
@@ -461,7 +461,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         custom={"admin": False},
     )
     def mark_overdue(self) -> None:
-        pass
+        """Only the state changes; the service records the event."""
 
     @transition(
         field=state,
@@ -470,7 +470,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         custom={"label": "Complain to the controller"},
     )
     def complain_to_controller(self) -> None:
-        pass
+        """Only the state changes; the service records the event."""
 
     @transition(
         field=state,
@@ -479,7 +479,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         custom={"label": "Escalate to the ICO"},
     )
     def escalate_to_ico(self) -> None:
-        pass
+        """Only the state changes; the service records the event."""
 
     @transition(
         field=state,
