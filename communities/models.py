@@ -102,6 +102,12 @@ class Member(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
     left_at = models.DateTimeField(null=True, blank=True)
 
+    class Notifications(models.TextChoices):
+        EACH = "each", "An email at each step"
+        DAILY = "daily", "One email a day with everything new (a digest)"
+
+    notifications = models.CharField(max_length=10, choices=Notifications.choices, default=Notifications.EACH)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "community"], name="one_membership_per_community")
@@ -156,6 +162,7 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
         ACTIVE = "active", "Active"
         REVOKED = "revoked", "Revoked"
         EXPIRED = "expired", "Expired"
+        REPLACED = "replaced", "Replaced by a newer mandate"
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="mandates")
     reference = models.CharField(max_length=16, unique=True, default=new_mandate_reference, editable=False)
@@ -194,6 +201,10 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
 
     state = FSMField(default=State.ACTIVE, choices=State.choices, protected=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # A member narrows (or widens) what the community may do by signing a new mandate that replaces this one.
+    replaced_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaces", editable=False
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -226,3 +237,28 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     @transition(field=state, source=State.ACTIVE, target=State.EXPIRED, custom={"admin": False})
     def expire(self) -> None:
         self.ended_at = timezone.now()
+
+    @transition(field=state, source=State.ACTIVE, target=State.REPLACED, custom={"admin": False})
+    def replace(self, *, by: Mandate) -> None:
+        self.ended_at = timezone.now()
+        self.replaced_by = by
+
+
+class Notice(models.Model):
+    """Something that happened that concerns a member: emailed at once, or gathered into a daily digest
+    (the member's choice). The row is also the member's record of what they were told."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="notices")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    link = models.CharField(max_length=500, blank=True, help_text="Path on this site where it can be seen.")
+    created_at = models.DateTimeField(default=timezone.now)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        # Serves the digest run: a member's notices not yet emailed.
+        indexes = [models.Index(fields=["member", "emailed_at"], name="notice_member_emailed")]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -728,3 +728,63 @@ class IdempotentResponse(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "key"], name="one_response_per_idempotency_key")]
+
+
+class Art15Item(models.TextChoices):
+    """What an access response must contain (Art 15(1)-(2) and (3) UK GDPR)."""
+
+    COPY = "copy", "A copy of the personal data (Art 15(3))"
+    PURPOSES = "purposes", "The purposes of the processing (Art 15(1)(a))"
+    CATEGORIES = "categories", "The categories of personal data (Art 15(1)(b))"
+    RECIPIENTS = "recipients", "The recipients or categories of recipient (Art 15(1)(c))"
+    RETENTION = "retention", "How long the data will be kept, or the criteria (Art 15(1)(d))"
+    RIGHTS = "rights", "The rights to rectification, erasure, restriction, objection and to complain (Art 15(1)(e)-(f))"
+    SOURCE = "source", "Where the data came from, if not from the member (Art 15(1)(g))"
+    AUTOMATED = "automated", "Automated decision-making and profiling, with its logic and effects (Art 15(1)(h))"
+    SAFEGUARDS = "safeguards", "The safeguards for transfers outside the UK (Art 15(2))"
+
+
+class CompletenessReview(models.Model):
+    """The Art 15 checklist for one access response: what the controller declared it sent, what a reviewer
+    found, and the follow-up letter naming what is missing (with its own deadline) before any complaint."""
+
+    request = models.OneToOneField(DataRightsRequest, on_delete=models.PROTECT, related_name="completeness")
+    declared = models.JSONField(default=list, blank=True, help_text="Items the controller said it provided.")
+    present = models.JSONField(default=list, blank=True, help_text="Items the reviewer found in the answer.")
+    missing = models.JSONField(default=list, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.CharField(max_length=100, blank=True, help_text="Who filled in the checklist.")
+    followup_sent_on = models.DateField(null=True, blank=True)
+    followup_due_on = models.DateField(null=True, blank=True)
+    followup_message = models.ForeignKey(
+        "core.OutboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    completed_on = models.DateField(null=True, blank=True, help_text="The controller supplied what was missing.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        # Serves the sweep of follow-ups that ran out.
+        indexes = [models.Index(fields=["followup_due_on"], name="completeness_followup_due")]
+
+    def __str__(self) -> str:
+        return f"Completeness of {self.request.reference}"
+
+
+class PortabilityForward(models.Model):
+    """A member asked for returned data to be sent on to another controller (Art 20(2))."""
+
+    file = models.ForeignKey(ReceivedFile, on_delete=models.PROTECT, related_name="forwards")
+    to_controller = models.ForeignKey(Controller, on_delete=models.PROTECT, related_name="forwards_received")
+    requested_at = models.DateTimeField(default=timezone.now)
+    message = models.ForeignKey(
+        "core.OutboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["file", "to_controller"], name="one_forward_per_file_and_controller")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file} to {self.to_controller}"
