@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import stat
 import unicodedata
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
 import magic
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,6 +28,8 @@ from .events import record_event
 from .models import DataRightsRequest, ReceivedFile
 
 crypto.register_encrypted_file_field("requests_engine.ReceivedFile", "stored")
+
+logger = logging.getLogger(__name__)
 
 # Types a controller may send (sniffed from the bytes, never trusted from the name).
 ACCEPTED_TYPES = {
@@ -107,6 +114,33 @@ def check_upload(upload: Upload) -> tuple[str, str]:
     return name, kind
 
 
+# Names stored by store_files inside files_removed_on_failure(), innermost block's list.
+_stored_in_block: ContextVar[list[str] | None] = ContextVar("stored_in_block", default=None)
+
+
+@contextmanager
+def files_removed_on_failure() -> Iterator[None]:
+    """Delete the files store_files writes inside the block if the block fails. Storage is not part of the
+    database transaction: wrap the transaction in this, so a rolled-back answer leaves no orphan behind."""
+    names: list[str] = []
+    outer = _stored_in_block.get()
+    token = _stored_in_block.set(names)
+    try:
+        yield
+    except BaseException:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                logger.exception("Could not remove %s after a failed answer.", name)
+        raise
+    else:
+        if outer is not None:
+            outer.extend(names)  # the enclosing block may still fail
+    finally:
+        _stored_in_block.reset(token)
+
+
 def store_files(*, request: DataRightsRequest, uploads: list[Upload], actor: Actor) -> list[ReceivedFile]:
     """Check every upload, then store them all encrypted with their events; the caller holds the request's
     row lock inside its transaction. Raises UploadRefused before anything is written."""
@@ -115,6 +149,8 @@ def store_files(*, request: DataRightsRequest, uploads: list[Upload], actor: Act
     stored = []
     for (name, kind), upload in checked:
         stored_name = crypto.save_encrypted(f"received/{request.pk}/file", upload.data)
+        if (block := _stored_in_block.get()) is not None:
+            block.append(stored_name)
         stored.append(
             ReceivedFile.objects.create(
                 request=request,

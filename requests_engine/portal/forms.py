@@ -94,5 +94,19 @@ class BulkForm(forms.Form):
 
 
 class CsvForm(forms.Form):
-    csv_file = forms.FileField(label="CSV file", help_text="Columns: reference, action, months, reason, ground, kind, question",
-                               error_messages={"required": "Choose a CSV file"})  # fmt: skip
+    csv_file = forms.FileField(
+        label="CSV file", required=False,
+        help_text="Columns: reference, action, months, reason, ground, kind, question",
+    )  # fmt: skip
+    answers_zip = forms.FileField(
+        label="ZIP file of answers (optional)", required=False,
+        help_text="A folder per request reference holding the files for that request, such as "
+                  "B1-M0-AC/data.json. On its own it fulfils each request named by a folder; with a CSV, a "
+                  "line may say partially_fulfil instead. All of it is applied, or none of it.",
+    )  # fmt: skip
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("csv_file") and not cleaned.get("answers_zip") and not self.errors:
+            self.add_error("csv_file", "Choose a CSV file, a ZIP file of answers, or both")
+        return cleaned

@@ -8,6 +8,7 @@ import csv
 import io
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core.audit import Actor
 
-from .. import services
+from .. import bulk_answers, services
 from ..events import describe
 from ..models import DataRightsRequest, RequestEvent, RequestState
 from ..returned_data import Upload
@@ -273,8 +274,13 @@ def _report(request, done: int, failed: list[str]) -> None:
 def csv_upload(request):
     form = forms.CsvForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, "Choose a CSV file.")
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
         return redirect("portal-requests")
+    zipped = form.cleaned_data["answers_zip"]
+    if not form.cleaned_data["csv_file"]:
+        return _answers_from_zip(request, zipped, rows=None)
     try:
         text = form.cleaned_data["csv_file"].read().decode("utf-8-sig")
         rows = list(csv.DictReader(io.StringIO(text)))
@@ -284,6 +290,8 @@ def csv_upload(request):
     if not rows or "reference" not in rows[0] or "action" not in rows[0]:
         messages.error(request, "The CSV needs a header row with at least the columns reference and action.")
         return redirect("portal-requests")
+    if zipped:
+        return _answers_from_zip(request, zipped, rows=rows)
     own = dict(_requests_for(request.contact).filter(reference__in=[r.get("reference", "").strip() for r in rows])
                .values_list("reference", "pk"))  # fmt: skip
     done, failed = 0, []
@@ -305,3 +313,22 @@ def csv_upload(request):
             failed.append(f"Line {line}: {error}")
     _report(request, done, failed)
     return redirect("portal-requests")
+
+
+def _answers_from_zip(request, zipped, *, rows):
+    """A ZIP of a folder per request, perhaps with the CSV: all applied or none, and a page saying which."""
+    context = {"contact": request.contact, "name": zipped.name}
+    if zipped.size > settings.UPLOAD_MAX_BYTES:  # refused before reading it into memory
+        context["problems"] = [
+            f"“{zipped.name}” is larger than the {settings.UPLOAD_MAX_BYTES // 2**20} MB allowed."
+        ]
+        return render(request, "requests_engine/portal/bulk_answers.html", context, status=400)
+    try:
+        context["answers"] = bulk_answers.answers_apply(
+            controller_id=request.contact.controller_id, archive=Upload(name=zipped.name, data=zipped.read()),
+            rows=rows, actor=_actor(request),
+        )  # fmt: skip
+    except bulk_answers.BulkAnswersRefused as refused:
+        context["problems"] = refused.problems
+        return render(request, "requests_engine/portal/bulk_answers.html", context, status=400)
+    return render(request, "requests_engine/portal/bulk_answers.html", context)
