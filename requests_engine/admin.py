@@ -3,8 +3,6 @@ goes through the same service as the portal and the API, so the event log and th
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.http import Http404
@@ -15,6 +13,7 @@ from django_fsm.admin import FSMAdminMixin
 
 from core.audit import Actor
 
+from . import admin_dashboard
 from . import admin_inbox  # noqa: F401  (the coordinators' inbox registers itself)
 from .admin_complaints import (  # importing it registers the complaints admin
     draft_complaints_action,
@@ -100,12 +99,11 @@ class DueFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         today = timezone.localdate()
-        open_clock = Q(state__in=[RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.EXTENDED,
-                                  RequestState.INFO_REQUESTED], clock_paused=False)  # fmt: skip
+        # The same conditions as the dashboard's figures, so its numbers match these lists.
         if self.value() == "overdue":
-            return queryset.filter(Q(state=RequestState.OVERDUE) | (open_clock & Q(due_on__lt=today)))
+            return queryset.filter(admin_dashboard.overdue(today))
         if self.value() == "week":
-            return queryset.filter(open_clock, due_on__gte=today, due_on__lte=today + timedelta(days=7))
+            return queryset.filter(admin_dashboard.due_soon(today))
         if self.value() == "paused":
             return queryset.filter(clock_paused=True)
         return queryset
@@ -123,7 +121,8 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
         "due_on",
         "campaign",
     ]
-    list_filter = ["state", DueFilter, "right", "campaign", "controller__jurisdiction"]
+    list_filter = ["state", DueFilter, admin_dashboard.RefusalGroundFilter, "right", "campaign",
+                   "controller__jurisdiction"]  # fmt: skip
     list_select_related = ["member", "controller", "campaign"]
     search_fields = ["reference", "member__reference", "member__full_name", "controller__name"]
     date_hierarchy = "due_on"

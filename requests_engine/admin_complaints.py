@@ -26,6 +26,7 @@ from django.utils.html import format_html, format_html_join
 from core.audit import Actor
 
 from . import complaints, ico_pack
+from .admin_dashboard import AcknowledgementFilter
 from .events import describe
 from .models import Campaign, Complaint, DataRightsRequest, RequestEvent
 from .services import RequestEngineError
@@ -285,7 +286,7 @@ class ComplaintAdmin(admin.ModelAdmin):
         "reference", "kind", "controller", "state", "request_count", "sent_on", "acknowledgement_due_on",
         "acknowledged_on", "next_step", "ico_case_reference",
     ]  # fmt: skip
-    list_filter = [NextStepFilter, "kind", "state"]
+    list_filter = [NextStepFilter, AcknowledgementFilter, "kind", "state"]
     list_select_related = ["controller"]
     search_fields = ["reference", "controller__name", "ico_case_reference", "requests__reference"]
     inlines = [ComplaintEventInline]
