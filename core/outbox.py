@@ -7,10 +7,15 @@ outcome: sent, queued again with a backoff, or failed after the last attempt. `r
 periodically, hands back rows whose worker died mid-send or whose task was lost. Every function here is safe
 to run twice.
 
-A row may name Celery tasks to run, with its id, once it is accepted (`on_sent_task`) or has failed for good
+Messages due at once are sent in groups (`send_messages`): one task and one SMTP connection for up to
+OUTBOX_SEND_CHUNK messages, each still claimed and marked sent on its own, so a worker killed mid-group
+resends at most the one message it was sending.
+
+A row may name Celery tasks to run once it is accepted (`on_sent_task`) or has failed for good
 (`on_failed_task`): that is how the app that queued it records delivery in its own domain while core imports
-neither app. A hook task is queued after the status change commits; it must be idempotent, because a worker
-that dies between the two loses it and the app's own sweep has to make up for it.
+neither app. A hook task is called with a list of message ids (one call per group and task), queued after the
+status change commits; it must be idempotent, because a worker that dies between the two loses it and the
+app's own sweep has to make up for it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import EmailValidator
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .models import OutboundAttachment, OutboundMessage
@@ -191,9 +195,8 @@ def queue_drafts(drafts: Sequence[Draft]) -> list[OutboundMessage]:
             for message, draft in zip(messages, drafts, strict=True)
             for filename, content, content_type in draft.files
         )
-        for message in messages:
-            # robust: the caller's action has committed; if the broker is unreachable the sweeper sends it.
-            transaction.on_commit(partial(_dispatch, message.pk, message.not_before), robust=True)
+        # robust: the caller's action has committed; if the broker is unreachable the sweeper sends it.
+        transaction.on_commit(partial(_dispatch_many, [(m.pk, m.not_before) for m in messages]), robust=True)
     return messages
 
 
@@ -251,7 +254,30 @@ def _dispatch(message_id: int, not_before: datetime | None = None) -> None:
         send_outbound_message.delay(message_id)
 
 
-def _run_hook(task_name: str, message_id: int) -> None:
+def send_chunk() -> int:
+    return max(getattr(settings, "OUTBOX_SEND_CHUNK", 25), 1)
+
+
+def _dispatch_many(messages: Sequence[tuple[int, datetime | None]]) -> None:
+    """Queue the sending of many rows: those due now in groups (one task, one SMTP connection each), those
+    held back one by one at their time."""
+    from .tasks import send_outbound_messages
+
+    now = timezone.now()
+    due = [pk for pk, not_before in messages if not_before is None or not_before <= now]
+    for pk, not_before in messages:
+        if not_before is not None and not_before > now:
+            _dispatch(pk, not_before)
+    size = send_chunk()
+    for start in range(0, len(due), size):
+        group = due[start : start + size]
+        if len(group) == 1:
+            _dispatch(group[0])
+        else:
+            send_outbound_messages.delay(group)
+
+
+def _run_hook(task_name: str, message_ids: list[int]) -> None:
     """Queue the app's delivery hook by name (core imports no app); an unknown name is logged, not raised."""
     from celery import current_app
 
@@ -262,16 +288,17 @@ def _run_hook(task_name: str, message_id: int) -> None:
             import_module(task_name.rpartition(".")[0])
     task = current_app.tasks.get(task_name)
     if task is None:
-        logger.error("outbox: message %s names an unknown task %r", message_id, task_name)
+        logger.error("outbox: message(s) %s name an unknown task %r", message_ids, task_name)
         return
-    task.delay(message_id)
+    task.delay(list(message_ids))
 
 
-def _after_outcome(task_name: str, message_id: int) -> None:
+def _after_outcome(task_name: str, message_ids: int | list[int]) -> None:
     # After commit, so the hook reads the final status; robust, so a broker outage never undoes the outcome
     # (the app's sweep finds rows whose hook did not run).
     if task_name:
-        transaction.on_commit(partial(_run_hook, task_name, message_id), robust=True)
+        ids = [message_ids] if isinstance(message_ids, int) else list(message_ids)
+        transaction.on_commit(partial(_run_hook, task_name, ids), robust=True)
 
 
 # -- sending -------------------------------------------------------------------------------------------
@@ -283,30 +310,100 @@ def send_message(message_id: int) -> bool:
     Anything else (already sent or being sent, not yet due, failed for good) returns False without
     touching the row, so the call is safe to repeat.
     """
-    now = timezone.now()
-    # The claim: only one caller can move the row from queued to sending.
-    claimed = OutboundMessage.objects.filter(
-        pk=message_id, channel=Channel.EMAIL, status=Status.QUEUED, not_before__lte=now
-    ).update(status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now)
-    if not claimed:
-        return False
+    return bool(send_messages([message_id]))
 
-    message = OutboundMessage.objects.prefetch_related("attachments").get(pk=message_id)
-    try:
-        _build_email(message).send()
-    except Exception as exc:  # any failure must end up on the row, not leave it in "sending"
-        _record_failure(message, exc)
-        return False
-    # Not conditional on "sending": if the sweeper re-queued the row meanwhile, it still went out, and
-    # marking it sent keeps it from being sent again.
-    marked = (
-        OutboundMessage.objects.filter(pk=message_id)
-        .exclude(status=Status.SENT)
-        .update(status=Status.SENT, sent_at=timezone.now())
+
+def send_messages(message_ids: Iterable[int]) -> list[int]:
+    """Make one attempt at each of these queued emails that is due, over one SMTP connection; returns the ids
+    this call sent. Rows that are not queued and due are passed over untouched, so the call is safe to repeat.
+
+    Each row is claimed just before it is sent and marked sent just after, never all at once: a worker
+    killed mid-group leaves at most the one message it was sending in "sending" (the sweeper queues it
+    again). Delivery hooks run once for the whole group, one call per hook task."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return []
+    # Read once up front: a row's content never changes after it is queued.
+    rows = list(
+        OutboundMessage.objects.filter(
+            pk__in=ids, channel=Channel.EMAIL, status=Status.QUEUED, not_before__lte=timezone.now()
+        )
+        .prefetch_related("attachments")
+        .order_by("pk")
     )
-    if marked:  # whoever marks it sent runs the hook, once
-        _after_outcome(message.on_sent_task, message_id)
-    return True
+    if not rows:
+        return []
+    connection = get_connection()
+    sent: list[int] = []
+    hooks: dict[str, list[int]] = {}
+    accepted: OutboundMessage | None = None  # sent, not yet marked: marked in the statement claiming the next
+
+    def settle(marked: bool) -> None:
+        sent.append(accepted.pk)
+        if marked and accepted.on_sent_task:  # whoever marks it sent runs the hook, once
+            hooks.setdefault(accepted.on_sent_task, []).append(accepted.pk)
+
+    try:
+        for message in rows:
+            marked, claimed = _mark_and_claim(sent_id=accepted and accepted.pk, claim_id=message.pk)
+            if accepted:
+                settle(marked)
+                accepted = None
+            if not claimed:
+                continue
+            message.attempts += 1
+            try:
+                # Opened here, not by send(): a connection send() opens it also closes after one message.
+                connection.open()
+                _build_email(message, connection).send()
+            except Exception as exc:  # any failure must end up on the row, not leave it in "sending"
+                _record_failure(message, exc)
+                # The connection may be broken (server gone, protocol error): the next message opens anew.
+                with contextlib.suppress(Exception):
+                    connection.close()
+                continue
+            accepted = message
+        if accepted:
+            marked, _ = _mark_and_claim(sent_id=accepted.pk, claim_id=None)
+            settle(marked)
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+        for task_name, hooked in hooks.items():
+            _after_outcome(task_name, hooked)
+    return sent
+
+
+def _mark_and_claim(*, sent_id: int | None, claim_id: int | None) -> tuple[bool, bool]:
+    """Mark one message sent and claim the next in one statement (one round trip per message on the hot
+    path); returns (marked, claimed).
+
+    The mark is not conditional on "sending": if the sweeper re-queued the row meanwhile, it still went out,
+    and marking it sent keeps it from being sent again. The claim moves the row from queued to sending only
+    if it is still queued and due, so only one caller can have it."""
+    db = connection_for_outbox()
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    table = db.ops.quote_name(OutboundMessage._meta.db_table)
+    sql = f"""
+        UPDATE {table} SET
+            status = CASE WHEN id = %s THEN %s ELSE %s END,
+            sent_at = CASE WHEN id = %s THEN %s ELSE sent_at END,
+            attempts = CASE WHEN id = %s THEN attempts ELSE attempts + 1 END,
+            claimed_at = CASE WHEN id = %s THEN claimed_at ELSE %s END
+        WHERE (id = %s AND status <> %s) OR (id = %s AND status = %s AND not_before <= %s)
+        RETURNING id"""
+    params = [sent_id, Status.SENT, Status.SENDING, sent_id, now, sent_id, sent_id, now,
+              sent_id, Status.SENT, claim_id, Status.QUEUED, now]  # fmt: skip
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        touched = {row[0] for row in cursor.fetchall()}
+    return sent_id in touched, claim_id in touched
+
+
+def connection_for_outbox():
+    from django.db import connections, router
+
+    return connections[router.db_for_write(OutboundMessage)]
 
 
 def retry_due_in(message_id: int) -> float | None:
@@ -322,7 +419,7 @@ def retry_due_in(message_id: int) -> float | None:
     return max((not_before - timezone.now()).total_seconds(), 0.0)
 
 
-def _build_email(message: OutboundMessage) -> EmailMultiAlternatives:
+def _build_email(message: OutboundMessage, connection=None) -> EmailMultiAlternatives:
     email = EmailMultiAlternatives(
         subject=message.subject,
         body=message.body_text,
@@ -332,7 +429,7 @@ def _build_email(message: OutboundMessage) -> EmailMultiAlternatives:
         reply_to=message.reply_to,
         # The Message-ID chosen at queue time, so that replies to it can be matched to this row.
         headers={**message.headers, "Message-ID": message.message_id},
-        connection=get_connection(),
+        connection=connection or get_connection(),
     )
     if message.body_html:
         email.attach_alternative(message.body_html, "text/html")
@@ -411,8 +508,8 @@ def requeue_stuck(*, older_than: timedelta = timedelta(minutes=15), limit: int =
             else:
                 _after_outcome(on_failed_task, pk)
         email.filter(pk__in=lost, status=Status.QUEUED).update(not_before=now)
-        for pk in retry + lost:
-            transaction.on_commit(partial(_dispatch, pk), robust=True)
+        if retry or lost:
+            transaction.on_commit(partial(_dispatch_many, [(pk, None) for pk in retry + lost]), robust=True)
     if stuck or lost:
         logger.warning(
             "outbox: re-queued %s stuck and %s lost email(s), gave up on %s",
@@ -437,6 +534,6 @@ def retry_failed(ids: Iterable[int]) -> int:
         OutboundMessage.objects.filter(pk__in=failed, status=Status.FAILED).update(
             status=Status.QUEUED, attempts=0, not_before=timezone.now()
         )
-        for pk in failed:
-            transaction.on_commit(partial(_dispatch, pk), robust=True)
+        if failed:
+            transaction.on_commit(partial(_dispatch_many, [(pk, None) for pk in failed]), robust=True)
     return len(failed)

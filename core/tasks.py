@@ -33,6 +33,26 @@ def send_outbound_message(self, message_id: int) -> bool:
     return False
 
 
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_kwargs={"max_retries": 8},
+    retry_backoff=True,
+    retry_backoff_max=600,
+)
+def send_outbound_messages(self, message_ids: list[int]) -> int:
+    """Attempt a group of queued emails over one SMTP connection; any that failed and wait for another
+    attempt come back one by one when their backoff has passed."""
+    sent = set(outbox.send_messages(message_ids))
+    if not self.request.is_eager:
+        for message_id in set(message_ids) - sent:
+            due_in = outbox.retry_due_in(message_id)
+            if due_in is not None:
+                send_outbound_message.apply_async((message_id,), countdown=due_in)
+    return len(sent)
+
+
 @shared_task
 def sweep_outbox() -> int:
     """The periodic outbox sweep; idempotent, so overlapping runs are harmless."""

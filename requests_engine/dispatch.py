@@ -25,7 +25,7 @@ each chunk is written with one statement batch and one insert of hash-chained ev
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -338,24 +338,49 @@ def _carried(message: OutboundMessage) -> QuerySet[DataRightsRequest] | None:
     return None
 
 
-def delivery_accepted(*, message_id: int) -> int:
-    """Outbox message `message_id` was accepted by the controller's mail server: every request it carried
-    is sent, received on the Europe/London date of acceptance, with the message's Message-ID; then the batch
-    is settled. Returns how many requests moved (0 on a repeat)."""
-    message = OutboundMessage.objects.filter(pk=message_id, status=Status.SENT).only(*_OUTCOME_FIELDS).first()
-    requests = _carried(message) if message else None
-    if requests is None:
-        return 0
+def delivery_accepted(*, message_ids: Iterable[int]) -> int:
+    """Outbox messages `message_ids` were accepted by the controllers' mail servers: every request each
+    carried is sent, received on the Europe/London date of acceptance, with that message's Message-ID; then
+    the batches are settled. Requests sent one per message move together, a chunk per transaction. Returns
+    how many requests moved (0 on a repeat)."""
+    messages = list(
+        OutboundMessage.objects.filter(pk__in=list(message_ids), status=Status.SENT).only(*_OUTCOME_FIELDS)
+    )
+    by_request: dict[int, OutboundMessage] = {}
+    count = 0
+    for message in messages:
+        if message.purpose == REQUEST_PURPOSE and message.subject_type == "request":
+            by_request[int(message.subject_id)] = message
+        elif (requests := _carried(message)) is not None:
+            moved = _move_requests(
+                requests.filter(state__in=[S.QUEUED, S.FAILED_DELIVERY]),
+                transition="dispatch", event="request.dispatched",
+                per_row=lambda request, m=message: _dispatched(m),
+            )  # fmt: skip
+            for batch_id, controller_id in moved.batches:
+                _settle(batch_id, controller_id, message=message)
+            count += moved.count
+    if by_request:
+        moved = _move_requests(
+            DataRightsRequest.objects.filter(pk__in=list(by_request)).filter(
+                state__in=[S.QUEUED, S.FAILED_DELIVERY]
+            ),
+            transition="dispatch", event="request.dispatched",
+            per_row=lambda request: _dispatched(by_request[request.pk]),
+        )  # fmt: skip
+        for batch_id, controller_id in moved.batches:
+            _settle(batch_id, controller_id)
+        count += moved.count
+    return count
+
+
+def _dispatched(message: OutboundMessage) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The transition's arguments and the event's payload for a request that `message` carried."""
     received_on = timezone.localdate(message.sent_at)  # an accepted email is received that day (ICO)
-    moved = _move_requests(
-        requests.filter(state__in=[S.QUEUED, S.FAILED_DELIVERY]),
-        transition="dispatch", event="request.dispatched",
-        payload={"received_on": received_on, "channel": Transport.EMAIL, "message_id": message.message_id},
-        received_on=received_on, message_id=message.message_id,
-    )  # fmt: skip
-    for batch_id, controller_id in moved.batches:
-        _settle(batch_id, controller_id, message=message)
-    return moved.count
+    return (
+        {"received_on": received_on, "message_id": message.message_id},
+        {"received_on": received_on, "channel": Transport.EMAIL, "message_id": message.message_id},
+    )
 
 
 def _superseded(message: OutboundMessage) -> bool:
@@ -367,10 +392,14 @@ def _superseded(message: OutboundMessage) -> bool:
     ).exists()
 
 
-def delivery_failed(*, message_id: int) -> int:
-    """Outbox message `message_id` failed for good (a 5xx refusal, or its last attempt): the queued requests
-    it carried become failed_delivery with the reason, then the batch is settled. A failure that a later
-    message for the same batch or request has superseded changes nothing."""
+def delivery_failed(*, message_ids: Iterable[int]) -> int:
+    """Outbox messages `message_ids` failed for good (a 5xx refusal, or the last attempt): the queued
+    requests each carried become failed_delivery with the reason, then the batch is settled. A failure that
+    a later message for the same batch or request has superseded changes nothing."""
+    return sum(_one_delivery_failed(message_id) for message_id in message_ids)
+
+
+def _one_delivery_failed(message_id: int) -> int:
     message = (
         OutboundMessage.objects.filter(pk=message_id, status=Status.FAILED).only(*_OUTCOME_FIELDS).first()
     )
@@ -519,9 +548,9 @@ def sweep_dispatch(*, older_than: timedelta = timedelta(minutes=15)) -> dict[str
                 .first()
             )
             if latest and latest.status == Status.SENT:
-                outcomes += delivery_accepted(message_id=latest.pk)
+                outcomes += delivery_accepted(message_ids=[latest.pk])
             elif latest:
-                outcomes += delivery_failed(message_id=latest.pk)
+                outcomes += delivery_failed(message_ids=[latest.pk])
         _settle(batch.pk, batch.controller_id)
     restarted = _restart_stalled(timezone.now() - older_than)
     if outcomes or restarted:
@@ -541,10 +570,10 @@ def _apply_lost_request_outcomes(batch: Batch) -> int:
     accepted = letters_out.filter(status=Status.SENT, subject_id__in=keys(S.QUEUED, S.FAILED_DELIVERY))
     failed = letters_out.filter(status=Status.FAILED, subject_id__in=keys(S.QUEUED))
     moved = 0
-    for pk in accepted.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=1000):
-        moved += delivery_accepted(message_id=pk)
-    for pk in failed.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=1000):
-        moved += delivery_failed(message_id=pk)
+    for query, outcome in ((accepted, delivery_accepted), (failed, delivery_failed)):
+        ids = list(query.order_by("pk").values_list("pk", flat=True))
+        for start in range(0, len(ids), MOVE_CHUNK):
+            moved += outcome(message_ids=ids[start : start + MOVE_CHUNK])
     return moved
 
 
@@ -591,13 +620,15 @@ def _move_requests(
     actor: Actor = ACTOR,
     payload: dict[str, Any] | None = None,
     chunk: int = MOVE_CHUNK,
+    per_row: Callable[[DataRightsRequest], tuple[dict[str, Any], dict[str, Any]]] | None = None,
     **arguments: Any,
 ) -> Moved:
     """Apply one model transition to every request in `requests`, a chunk per transaction: lock the rows,
     run the transition on each (so the model's rules and its due-date arithmetic apply), write the changed
     columns as one statement batch and the hash-chained events as one insert. Never one transaction per
     request, so a batch of 100,000 moves in about a hundred. `requests` must filter on the source states,
-    so that moved rows leave it."""
+    so that moved rows leave it. `per_row`, if given, returns each request's own transition arguments and
+    event payload, added to the common ones."""
     payload = normalise_payload(payload)
     # The controller comes along (its nation's bank holidays set due_on) but only the requests are locked.
     locking = requests.select_for_update(of=("self",)).select_related("controller").order_by("pk")
@@ -613,6 +644,7 @@ def _move_requests(
                     actor=actor,
                     payload=payload,
                     arguments=arguments,
+                    per_row=per_row,
                 )
         count += len(rows)
         batches.update((r.batch_id, r.controller_id) for r in rows if r.batch_id)
@@ -629,14 +661,21 @@ def _apply(
     actor: Actor,
     payload: dict[str, Any],
     arguments: dict[str, Any],
+    per_row: Callable[[DataRightsRequest], tuple[dict[str, Any], dict[str, Any]]] | None = None,
 ) -> None:
     now = timezone.now()
     events = []
     changed: set[str] = set()
+    common_payload = payload
     for request in rows:
         before = {f.attname: getattr(request, f.attname) for f in _REQUEST_FIELDS}
         from_state = request.state
-        getattr(request, transition)(**arguments)
+        own_arguments = arguments
+        if per_row is not None:
+            extra_arguments, extra_payload = per_row(request)
+            own_arguments = {**arguments, **extra_arguments}
+            payload = normalise_payload({**common_payload, **extra_payload})
+        getattr(request, transition)(**own_arguments)
         seq = request.history_seq + 1
         stream = f"request:{request.pk}"
         digest = event_digest(

@@ -34,17 +34,22 @@ def dispatch_batch(batch_id: int) -> str:
 @shared_task(
     acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=300, max_retries=8
 )
-def record_delivery_accepted(message_id: int) -> int:
-    """The outbox's on_sent_task: the controller's mail server accepted the message."""
-    return dispatch.delivery_accepted(message_id=message_id)
+def record_delivery_accepted(message_ids: list[int] | int) -> int:
+    """The outbox's on_sent_task: the controller's mail server accepted the messages (a single id is still
+    taken, from tasks queued before hooks took lists)."""
+    return dispatch.delivery_accepted(message_ids=_ids(message_ids))
 
 
 @shared_task(
     acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=300, max_retries=8
 )
-def record_delivery_failed(message_id: int) -> int:
-    """The outbox's on_failed_task: the message was refused for good or ran out of attempts."""
-    return dispatch.delivery_failed(message_id=message_id)
+def record_delivery_failed(message_ids: list[int] | int) -> int:
+    """The outbox's on_failed_task: the messages were refused for good or ran out of attempts."""
+    return dispatch.delivery_failed(message_ids=_ids(message_ids))
+
+
+def _ids(message_ids: list[int] | int) -> list[int]:
+    return [message_ids] if isinstance(message_ids, int) else list(message_ids)
 
 
 @shared_task

@@ -358,13 +358,13 @@ HOOK_CALLS: list[tuple[str, int]] = []
 
 
 @shared_task(name="tests.outbox.record_sent")
-def record_sent(message_id: int) -> None:
-    HOOK_CALLS.append(("sent", message_id))
+def record_sent(message_ids: list[int]) -> None:
+    HOOK_CALLS.extend(("sent", pk) for pk in message_ids)
 
 
 @shared_task(name="tests.outbox.record_failed")
-def record_failed(message_id: int) -> None:
-    HOOK_CALLS.append(("failed", message_id))
+def record_failed(message_ids: list[int]) -> None:
+    HOOK_CALLS.extend(("failed", pk) for pk in message_ids)
 
 
 @pytest.fixture

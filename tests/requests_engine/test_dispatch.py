@@ -209,7 +209,7 @@ def test_dispatching_or_recording_acceptance_again_changes_nothing(
         for batch in Batch.objects.filter(campaign=campaign):
             assert dispatch.batch_dispatch(batch_id=batch.pk) == "already sent"
         for message in OutboundMessage.objects.filter(purpose="batch.letter"):
-            assert dispatch.delivery_accepted(message_id=message.pk) == 0
+            assert dispatch.delivery_accepted(message_ids=[message.pk]) == 0
         assert dispatch.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
 
     assert (len(mailbox.received), RequestEvent.objects.count()) == (sent, events)
