@@ -8,7 +8,7 @@ from django.core.validators import EmailValidator
 from django.utils import timezone
 
 from .mandate_text import MandateChoices
-from .models import Community, Identifier, Mandate, Right
+from .models import Community, Identifier, Mandate, Member, Right
 
 MAX_MANDATE_DAYS = 3 * 366  # a mandate is for a defined period; three years at most
 
@@ -215,4 +215,17 @@ class DeleteAccountForm(forms.Form):
     confirm = forms.BooleanField(
         label="I understand, delete my account",
         error_messages={"required": "Confirm that you want to delete your account"},
+    )
+
+
+class NotificationsForm(forms.Form):
+    notifications = forms.ChoiceField(
+        choices=Member.Notifications.choices,
+        widget=forms.RadioSelect,
+        label="How should we email you about your requests?",
+        help_text="Whichever you choose, everything we tell you is also listed on this page.",
+        error_messages={
+            "required": "Choose how often we email you",
+            "invalid_choice": "Choose an email at each step or one email a day",
+        },
     )

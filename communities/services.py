@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.audit import Actor
 
 from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, text_sha256
-from .models import Community, Identifier, Invite, Mandate, Member, Right
+from .models import Community, Identifier, Invite, Mandate, Member, Notice, Right
 
 
 class CommunityError(Exception):
@@ -205,6 +205,10 @@ def account_export(*, user) -> bytes:
                 ],  # fmt: skip
                 "mandates": [],
                 "requests": [],
+                "notices": [
+                    {"at": n.created_at, "subject": n.subject, "body": n.body, "emailed_at": n.emailed_at}
+                    for n in member.notices.all()
+                ],
             }
             for mandate in member.mandates.all():
                 entry["mandates"].append({
@@ -243,6 +247,7 @@ def account_delete(*, user) -> dict[str, int]:
         summary["mandates_revoked"] += 1
     with transaction.atomic():
         Identifier.objects.filter(member__user=user).delete()
+        Notice.objects.filter(member__user=user).delete()  # what we told them: no evidence of a request
         Member.objects.filter(user=user).update(left_at=timezone.now())
         from allauth.account.models import EmailAddress
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import documents
+from . import documents, notices
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -14,3 +14,10 @@ def render_signed_mandate(mandate_id: int) -> str:
 @shared_task
 def tell_controller_of_withdrawal(controller_id: int, request_ids: list[int]) -> int:
     return documents.withdrawal_notice_queue(controller_id=controller_id, request_ids=request_ids)
+
+
+@shared_task
+def send_member_digests() -> int:
+    """Daily (beat schedule in settings): each member's notices not yet emailed, in one email; safe to run
+    twice or to overlap, as the notices are claimed before the email is queued."""
+    return notices.digests_send()

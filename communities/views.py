@@ -17,13 +17,14 @@ from core.audit import Actor
 from requests_engine.events import describe
 from requests_engine.models import DataRightsRequest, InformationKind, RequestEvent, RequestState
 
-from . import services
+from . import notices, services
 from .forms import (
     AnswerForm,
     DeleteAccountForm,
     IdentifiersForm,
     JoinForm,
     MandateChoicesForm,
+    NotificationsForm,
     RevokeForm,
     SignForm,
 )
@@ -31,6 +32,7 @@ from .mandate_text import MandateChoices, render_mandate_text, text_sha256
 from .models import Community, Invite, Mandate, Member, Right
 
 SESSION_CHOICES = "mandate_choices"
+RECENT_NOTICES = 10  # shown on /me/ for each community
 
 
 def _client_ip(request) -> str | None:
@@ -122,8 +124,26 @@ def me(request):
             "needs_answer": [r for r in requests if r.state == RequestState.INFO_REQUESTED
                              and r.info_kind != InformationKind.AUTHORITY],
             "has_identifiers": member.identifiers.exists(),
+            "notices": list(member.notices.all()[:RECENT_NOTICES]),
+            "notifications_form": NotificationsForm(initial={"notifications": member.notifications},
+                                                    auto_id=f"{member.reference}-%s"),
         })  # fmt: skip
     return render(request, "communities/me.html", {"blocks": blocks, "today": today})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notification_settings(request, reference: str):
+    """Each step by email, or one email a day (the small form on /me/ posts here; errors are shown here)."""
+    member = _own_member(request, reference)
+    form = NotificationsForm(request.POST if request.method == "POST" else None,
+                             initial={"notifications": member.notifications})  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        notices.notifications_choose(member=member, notifications=form.cleaned_data["notifications"])
+        messages.success(request, f"Saved: {member.get_notifications_display().lower()}.")
+        return redirect("me")
+    return render(request, "communities/notifications.html", {"member": member, "community": member.community,
+                                                              "form": form})  # fmt: skip
 
 
 @login_required

@@ -207,6 +207,10 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None) or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# Members' daily digests and coordinators' daily summaries go out at this hour (TIME_ZONE).
+DAILY_EMAILS_HOUR = env.int("DAILY_EMAILS_HOUR", default=7)
+from celery.schedules import crontab  # noqa: E402
+
 # Deadlines are stored dates swept on a fixed schedule, never delayed tasks (STACK.md).
 CELERY_BEAT_SCHEDULE = {
     "sweep-deadlines": {
@@ -236,6 +240,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
         "task": "core.tasks.sweep_outbox",
         "schedule": env.int("OUTBOX_SWEEP_INTERVAL_SECONDS", default=300),
+    },
+    # Once a day at a fixed hour, not every 24 hours from whenever beat started.
+    "member-digests": {
+        "task": "communities.tasks.send_member_digests",
+        "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=0),
     },
 }
 

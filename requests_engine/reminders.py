@@ -1,7 +1,7 @@
 """Reminders and overdue notices, sent by the daily deadline job (RULES.md: reminders use the earliest
 plausible deadline, escalation the latest). One email per controller per day and kind, one notice per
-overdue request to its member, one summary per community to its coordinators; every message is an outbox
-row whose tag makes a second run send nothing new."""
+overdue request to its member (communities.notices), one summary per community to its coordinators. A
+second run sends nothing new: outbox rows carry a tag, and a member's notice is looked up since its event."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from communities.notices import notify_member
 from core import outbox
 from core.models import OutboundMessage
 
@@ -93,8 +94,8 @@ def deadline_reminders_send(*, today: datetime.date | None = None) -> int:
 
 
 def overdue_notices_send(*, since: datetime.datetime | None = None) -> int:
-    """Tell each member about each of their requests that went overdue, and each community's coordinators
-    once a day about all of theirs."""
+    """Tell each member about each of their requests that went overdue (a notice: emailed at once or in
+    their digest), and each community's coordinators once a day about all of theirs."""
     since = since or timezone.now() - timedelta(days=2)
     events = (RequestEvent.objects.filter(kind="request.overdue", created_at__gte=since)
               .select_related("request__member__user", "request__member__community", "request__controller"))  # fmt: skip
@@ -103,25 +104,16 @@ def overdue_notices_send(*, since: datetime.datetime | None = None) -> int:
     for event in events.iterator(chunk_size=2000):
         request = event.request
         by_community[request.member.community_id].append(request)
-        tag = f"{request.pk}:{event.seq}"
-        if _already("request.overdue_notice", tag) or not request.member.user.email:
-            continue
-        outbox.queue_email(
-            to=[request.member.user.email],
-            subject=f"{request.controller.name} has not answered in time",
-            body_text=render_to_string(
-                "requests_engine/email/overdue_member.txt",
-                {
-                    "request": request,
-                    "url": settings.SITE_URL.rstrip("/")
-                    + reverse("request-detail", args=[request.reference]),
-                },
-            ),  # fmt: skip
-            subject_type="request",
-            subject_id=tag,
+        # A notice written since the event is this event's: a second run writes none.
+        told = notify_member(
+            request.member,
+            f"{request.controller.name} has not answered in time",
+            render_to_string("requests_engine/email/overdue_member.txt", {"request": request}),
+            reverse("request-detail", args=[request.reference]),
             purpose="request.overdue_notice",
+            once_since=event.created_at,
         )
-        sent += 1
+        sent += told is not None
     today = timezone.localdate().isoformat()
     for community_id, requests in by_community.items():
         community = requests[0].member.community

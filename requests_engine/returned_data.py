@@ -194,7 +194,11 @@ def receive_files(*, request_id: int, uploads: list[Upload], actor: Actor) -> li
             .select_related("member__community")
             .get(pk=request_id)
         )
-        return store_files(request=request, uploads=uploads, actor=actor)
+        stored = store_files(request=request, uploads=uploads, actor=actor)
+        from .member_notices import tell_member_of_files
+
+        tell_member_of_files(request)  # in this transaction: files refused or rolled back tell nobody
+        return stored
 
 
 def read_file(received: ReceivedFile) -> bytes:

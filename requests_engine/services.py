@@ -18,6 +18,7 @@ from communities.models import Mandate, Member, Right
 from core.audit import Actor, event_digest, timestamp_text
 
 from .events import record_event
+from .member_notices import tell_member_of_step
 from .models import (
     CLOCK_STATES,
     Batch,
@@ -109,6 +110,7 @@ def _perform(
             to_state=request.state,
             payload=payload,
         )
+        tell_member_of_step(request, event)
     return request
 
 
@@ -640,14 +642,13 @@ def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int 
 
 
 def campaign_ask_for_identifiers(*, campaign_id: int, actor: Actor) -> int:
-    """Email each member a launch would include who has not said how a campaign's controller knows them.
-    Returns how many members were asked. Asking twice on the same day sends nothing new."""
-    from django.conf import settings
+    """Ask each member a launch would include who has not said how a campaign's controller knows them (a
+    notice: emailed at once or in their digest). Returns how many members were asked. Asking twice on the
+    same day sends nothing new."""
     from django.template.loader import render_to_string
     from django.urls import reverse
 
-    from core import outbox
-    from core.models import OutboundMessage
+    from communities.notices import notify_member
 
     from .selectors import campaign_preview
 
@@ -656,27 +657,22 @@ def campaign_ask_for_identifiers(*, campaign_id: int, actor: Actor) -> int:
     for row in campaign_preview(campaign, sample=100_000):
         for member in row.missing_identifiers:
             missing.setdefault(member.pk, (member, set()))[1].add(row.controller.name)
-    today = timezone.localdate().isoformat()
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     asked = 0
     with transaction.atomic():
         for member, controllers in missing.values():
-            tag = f"{campaign.pk}:{member.pk}:{today}"
-            if OutboundMessage.objects.filter(purpose="campaign.identifiers_needed", subject_id=tag).exists():
-                continue
-            url = settings.SITE_URL.rstrip("/") + reverse("member-identifiers", args=[member.reference])
-            outbox.queue_email(
-                to=[member.user.email],
-                reply_to=[campaign.community.contact_email],
-                subject=f"{campaign.community.name}: how do these organisations know you?",
-                body_text=render_to_string(
+            notice = notify_member(
+                member,
+                f"{campaign.name}: how do these organisations know you?",
+                render_to_string(
                     "requests_engine/email/identifiers_needed.txt",
-                    {"member": member, "campaign": campaign, "controllers": sorted(controllers), "url": url},
+                    {"member": member, "campaign": campaign, "controllers": sorted(controllers)},
                 ),
-                subject_type="campaign",
-                subject_id=tag,
+                reverse("member-identifiers", args=[member.reference]),
                 purpose="campaign.identifiers_needed",
+                once_since=start_of_day,
             )
-            asked += 1
+            asked += notice is not None
     return asked
 
 
@@ -735,31 +731,16 @@ def request_answer_with_files(
 
 
 def _tell_member_of_files(request_id: int) -> None:
-    from django.conf import settings
-    from django.template.loader import render_to_string
-    from django.urls import reverse
+    """Files the answer's own notice did not cover (it names those stored with it)."""
+    from .member_notices import tell_member_of_files
 
-    from core import outbox
-
-    request = DataRightsRequest.objects.select_related("member__user", "member__community", "controller").get(
-        pk=request_id
-    )
-    files = list(request.files.filter(member_notified_at__isnull=True, deleted_at__isnull=True))
-    if not files:
-        return
-    url = settings.SITE_URL.rstrip("/") + reverse("request-detail", args=[request.reference])
-    outbox.queue_email(
-        to=[request.member.user.email],
-        subject=f"{request.controller.name} sent your data",
-        body_text=render_to_string(
-            "requests_engine/email/files_received.txt",
-            {"request": request, "files": files, "url": url, "community": request.member.community},
-        ),
-        subject_type="request",
-        subject_id=str(request.pk),
-        purpose="request.files_ready",
-    )
-    request.files.filter(pk__in=[f.pk for f in files]).update(member_notified_at=timezone.now())
+    with transaction.atomic():
+        request = (
+            DataRightsRequest.objects.select_for_update()
+            .select_related("member__user", "member__community", "controller")
+            .get(pk=request_id)
+        )
+        tell_member_of_files(request)
 
 
 def received_files_expire(*, today: datetime.date | None = None) -> int:
