@@ -63,26 +63,3 @@ def mandate_pdf_issue(*, mandate_id: int) -> str:
             purpose="mandate.signed_copy",
         )
     return digest
-
-
-def withdrawal_notice_queue(*, controller_id: int, request_ids: list[int]) -> int:
-    from requests_engine.models import Controller, DataRightsRequest
-
-    controller = Controller.objects.get(pk=controller_id)
-    requests = list(DataRightsRequest.objects.filter(pk__in=request_ids).select_related("member__community"))
-    if not requests or not controller.email:
-        return 0  # no email address: the coordinator sees the withdrawn requests in the back office
-    community = requests[0].member.community
-    outbox.queue_email(
-        to=[controller.email],
-        reply_to=[community.contact_email],
-        subject=f"Withdrawn: {len(requests)} data rights request(s) from {community.name}",
-        body_text=render_to_string(
-            "communities/email/requests_withdrawn.txt",
-            {"controller": controller, "community": community, "requests": requests},
-        ),
-        subject_type="controller",
-        subject_id=str(controller.pk),
-        purpose="request.withdrawn_notice",
-    )
-    return len(requests)

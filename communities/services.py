@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -98,10 +97,15 @@ def mandate_sign(
     text = render_mandate_text(member=member, choices=choices)
     if text_sha256(text) != shown_text_sha256:
         raise CommunityError("The mandate text changed since you read it. Read the new text and sign again.")
+    actor = Actor(Actor.MEMBER, str(member.pk))
     with transaction.atomic():
         Member.objects.select_for_update().get(pk=member.pk)
-        if member.mandates.filter(state=Mandate.State.ACTIVE).exists():
-            raise CommunityError("You already have an active mandate. Revoke it before signing a new one.")
+        # Signing while a mandate is active replaces it: that is how a member narrows (or widens) it. The old
+        # one leaves "active" first, as only one may be active at a time.
+        replaced = member.mandates.select_for_update().filter(state=Mandate.State.ACTIVE).first()
+        if replaced is not None:
+            replaced.replace(by=None)
+            replaced.save()
         mandate = Mandate.objects.create(
             member=member,
             rights=list(choices.rights),
@@ -125,10 +129,21 @@ def mandate_sign(
         record_event(
             subject=mandate,
             kind="mandate.signed",
-            actor=Actor(Actor.MEMBER, str(member.pk)),
+            actor=actor,
             to_state=mandate.state,
-            payload={"text_sha256": mandate.text_sha256, "template_version": TEMPLATE_VERSION, "ip": ip},
-        )
+            payload={"text_sha256": mandate.text_sha256, "template_version": TEMPLATE_VERSION, "ip": ip,
+                     **({"replaces": replaced.reference} if replaced else {})},
+        )  # fmt: skip
+        if replaced is not None:
+            Mandate.objects.filter(pk=replaced.pk).update(replaced_by=mandate)
+            record_event(
+                subject=replaced, kind="mandate.replaced", actor=actor, from_state=Mandate.State.ACTIVE,
+                to_state=replaced.state, payload={"replaced_by": mandate.reference},
+            )  # fmt: skip
+            _withdraw_open_requests(
+                replaced, actor=actor, reason="The member narrowed their mandate.",
+                still_covered=lambda right, controller: mandate.covers(right=right, controller_id=controller),
+            )  # fmt: skip
         from . import tasks
 
         transaction.on_commit(lambda: tasks.render_signed_mandate.delay(mandate.pk))
@@ -137,13 +152,9 @@ def mandate_sign(
 
 def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
     """End a mandate now: every open request under it is withdrawn and each controller that already has
-    one is told, in one notice per controller. Returns how many requests were withdrawn."""
-    from requests_engine import services as engine
+    one is told, through the way the request reached it. Returns how many requests were withdrawn."""
     from requests_engine.events import record_event
-    from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestState
 
-    told_states = {RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.INFO_REQUESTED,
-                   RequestState.EXTENDED, RequestState.OVERDUE}  # fmt: skip
     with transaction.atomic():
         mandate = Mandate.objects.select_for_update().get(pk=mandate_id)
         if mandate.state != Mandate.State.ACTIVE:
@@ -153,25 +164,59 @@ def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
         mandate.save()
         record_event(subject=mandate, kind="mandate.revoked", actor=actor, from_state=from_state,
                      to_state=mandate.state, payload={"reason": reason} if reason else None)  # fmt: skip
-        notices: dict[int, list[int]] = defaultdict(list)
-        withdrawn = 0
-        for request_id, state, controller_id in DataRightsRequest.objects.filter(
-            mandate=mandate, state__in=OPEN_STATES
-        ).values_list("pk", "state", "controller_id"):
-            engine.request_withdraw(
-                request_id=request_id, actor=actor, reason="The member revoked the mandate."
-            )
-            withdrawn += 1
-            if state in told_states:
-                notices[controller_id].append(request_id)
-        from . import tasks
+        return _withdraw_open_requests(mandate, actor=actor, reason="The member revoked the mandate.")
 
-        for controller_id, request_ids in notices.items():
-            transaction.on_commit(
-                lambda c=controller_id, r=tuple(request_ids): tasks.tell_controller_of_withdrawal.delay(
-                    c, list(r)
-                )
-            )
+
+def requests_no_longer_covered(*, member: Member, choices: MandateChoices) -> list:
+    """The open requests that signing `choices` would withdraw (shown before the member signs)."""
+    from requests_engine.models import OPEN_STATES, DataRightsRequest
+
+    active = member.mandates.filter(state=Mandate.State.ACTIVE).first()
+    if active is None:
+        return []
+    return [
+        request
+        for request in DataRightsRequest.objects.filter(mandate=active, state__in=OPEN_STATES)
+        .select_related("controller")
+        .order_by("controller__name", "right")
+        if not _choices_cover(choices, right=request.right, controller_id=request.controller_id)
+    ]
+
+
+def _choices_cover(choices: MandateChoices, *, right: str, controller_id: int) -> bool:
+    today = timezone.localdate()
+    return (
+        right in choices.rights
+        and (choices.controller_ids is None or controller_id in choices.controller_ids)
+        and choices.valid_from <= today <= choices.valid_until
+    )
+
+
+def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, still_covered=None) -> int:
+    """Withdraw the mandate's open requests (all, or those `still_covered(right, controller_id)` rejects),
+    and, after commit, tell each controller that already has one. Call inside the caller's transaction."""
+    from requests_engine import services as engine
+    from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestState
+
+    told_states = {RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.INFO_REQUESTED,
+                   RequestState.EXTENDED, RequestState.OVERDUE}  # fmt: skip
+    told: list[int] = []
+    withdrawn = 0
+    for request_id, state, right, controller_id in DataRightsRequest.objects.filter(
+        mandate=mandate, state__in=OPEN_STATES
+    ).values_list("pk", "state", "right", "controller_id"):
+        if still_covered is not None and still_covered(right, controller_id):
+            continue
+        engine.request_withdraw(request_id=request_id, actor=actor, reason=reason)
+        withdrawn += 1
+        if state in told_states:
+            told.append(request_id)
+    if told:
+        from requests_engine import tasks as engine_tasks
+
+        transaction.on_commit(
+            lambda: engine_tasks.tell_controllers_of_withdrawal.delay(told, reason), robust=True
+        )
     return withdrawn
 
 
@@ -259,6 +304,21 @@ def account_delete(*, user) -> dict[str, int]:
         user.set_unusable_password()
         user.save()
     return summary
+
+
+def choices_of(mandate: Mandate, *, today: date | None = None) -> MandateChoices:
+    """A mandate's choices, as the starting point for the one that replaces it."""
+    today = today or timezone.localdate()
+    return MandateChoices(
+        rights=tuple(mandate.rights),
+        controller_ids=None if mandate.all_controllers else tuple(mandate.controllers.values_list("pk", flat=True)),
+        purposes=mandate.purposes,
+        valid_from=today,
+        valid_until=max(mandate.valid_until, today + timedelta(days=1)),
+        send_responses_to=mandate.send_responses_to,
+        may_complain_to_controllers=mandate.may_complain_to_controllers,
+        may_represent_before_ico=mandate.may_represent_before_ico,
+    )
 
 
 def default_choices(member: Member, *, today: date | None = None) -> MandateChoices:

@@ -12,11 +12,6 @@ def render_signed_mandate(mandate_id: int) -> str:
 
 
 @shared_task
-def tell_controller_of_withdrawal(controller_id: int, request_ids: list[int]) -> int:
-    return documents.withdrawal_notice_queue(controller_id=controller_id, request_ids=request_ids)
-
-
-@shared_task
 def send_member_digests() -> int:
     """Daily (beat schedule in settings): each member's notices not yet emailed, in one email; safe to run
     twice or to overlap, as the notices are claimed before the email is queued."""

@@ -185,7 +185,9 @@ def _choices_from_session(data: dict) -> MandateChoices:
 @require_http_methods(["GET", "POST"])
 def mandate_new(request, reference: str):
     member = _own_member(request, reference)
-    defaults = services.default_choices(member)
+    replacing = member.mandates.filter(state=Mandate.State.ACTIVE).first()
+    # Changing a mandate starts from what it says now.
+    defaults = services.choices_of(replacing) if replacing else services.default_choices(member)
     saved = request.session.get(SESSION_CHOICES, {}).get(member.reference)
     start = _choices_from_session(saved) if saved else defaults
     initial = {
@@ -204,7 +206,7 @@ def mandate_new(request, reference: str):
         request.session[SESSION_CHOICES] = stash
         return redirect("mandate-review", reference=member.reference)
     return render(request, "communities/mandate_new.html", {"member": member, "community": member.community,
-                                                            "form": form})  # fmt: skip
+                                                            "form": form, "replacing": replacing})  # fmt: skip
 
 
 @login_required
@@ -238,6 +240,8 @@ def mandate_review(request, reference: str):
     return render(request, "communities/mandate_review.html", {
         "member": member, "community": member.community, "form": form, "text": text,
         "text_sha256": text_sha256(text),
+        "replacing": member.mandates.filter(state=Mandate.State.ACTIVE).first(),
+        "withdrawn": services.requests_no_longer_covered(member=member, choices=choices),
     })  # fmt: skip
 
 
@@ -312,6 +316,8 @@ def request_detail(request, reference: str):
     )  # fmt: skip
     can_answer = (data_request.state == RequestState.INFO_REQUESTED
                   and data_request.info_kind != InformationKind.AUTHORITY)  # fmt: skip
+    if request.method == "POST" and "art15_checklist" in request.POST:
+        return _art15_checklist_save(request, data_request)
     form = AnswerForm(request.POST if request.method == "POST" else None) if can_answer else None
     if request.method == "POST":
         if not can_answer:
@@ -333,7 +339,56 @@ def request_detail(request, reference: str):
     return render(request, "communities/request_detail.html", {
         "data_request": data_request, "community": data_request.member.community, "events": events,
         "form": form, "days_left": data_request.days_left(), "files": data_request.files.filter(deleted_at__isnull=True),
+        "checklist": _art15_checklist(data_request),
     })  # fmt: skip
+
+
+def _art15_checklist(data_request: DataRightsRequest) -> dict | None:
+    """The Art 15 checklist of an access answer, prefilled with what the controller said it sent."""
+    from requests_engine import completeness
+    from requests_engine.forms import ChecklistForm
+
+    review = completeness.review_for(data_request)
+    problem = completeness.why_not_reviewable(data_request)
+    if data_request.right != Right.ACCESS or (problem and review is None):
+        return None
+    start = (review.present if review.reviewed_at else review.declared) if review else []
+    form = ChecklistForm(initial={"present": start})
+    form.fields["present"].label = "What their answer contains"
+    form.fields["present"].help_text = ("Tick each thing you found in what they sent. We will write to them asking "
+                                        "for anything you leave unticked.")  # fmt: skip
+    missing = [completeness.item_phrase(item) for item in review.missing] if review else []
+    return {"form": form, "review": review, "editable": not problem, "missing": missing}
+
+
+def _art15_checklist_save(request, data_request: DataRightsRequest):
+    """The member's checklist: saved, and a follow-up letter to the controller for anything missing."""
+    from requests_engine import completeness
+    from requests_engine.forms import ChecklistForm
+    from requests_engine.services import RequestEngineError
+
+    form = ChecklistForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose only items from the checklist.")
+        return redirect("request-detail", reference=data_request.reference)
+    before = completeness.review_for(data_request)
+    asked_before = bool(before and before.followup_sent_on)
+    name = data_request.controller.name
+    try:
+        review = completeness.review_and_follow_up(data_request, form.cleaned_data["present"],
+                                                   Actor(Actor.MEMBER, str(data_request.member_id)))  # fmt: skip
+    except RequestEngineError as error:
+        messages.error(request, str(error))
+        return redirect("request-detail", reference=data_request.reference)
+    if not review.missing:
+        messages.success(request, f"Saved: {name}'s answer has everything Article 15 requires.")
+    elif asked_before:
+        messages.success(request, f"Saved. We have already asked {name} for what is missing; they have until "
+                                  f"{completeness.long_date(review.followup_due_on)}.")  # fmt: skip
+    else:
+        messages.success(request, f"Saved. We have written to {name} asking for what is missing; they have until "
+                                  f"{completeness.long_date(review.followup_due_on)}.")  # fmt: skip
+    return redirect("request-detail", reference=data_request.reference)
 
 
 @login_required

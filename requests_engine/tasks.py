@@ -100,9 +100,26 @@ def revoke_drp_request(self, request_id: int, reason: str = "") -> None:
         raise self.retry(exc=error, countdown=min(60 * 2**self.request.retries, 3600)) from error
 
 
+@shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=8)
+def tell_controllers_of_withdrawal(request_ids: list[int], reason: str = "") -> dict[str, int]:
+    """After a mandate is revoked or narrowed: tell each controller, the way its requests reached it."""
+    from . import withdrawals
+
+    return withdrawals.withdrawal_notices_queue(request_ids=request_ids, reason=reason)
+
+
 @shared_task
 def sweep_complaints() -> int:
     """Daily: complaints a controller did not acknowledge in time (s.164A) are flagged for the ICO pack."""
     from . import complaints
 
     return complaints.complaints_sweep()
+
+
+@shared_task
+def send_coordinator_summaries() -> int:
+    """Daily (beat schedule in settings): each community's coordinators get yesterday's refusals, requests
+    for information and files received; a day is summarised once, however often this runs."""
+    from . import coordinator_summary
+
+    return coordinator_summary.coordinator_summaries_send()
