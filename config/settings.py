@@ -206,6 +206,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None) or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands an unacknowledged task to another worker after the visibility timeout (one hour by default).
+# Emails held back by a controller's send rate and outbox retries wait in the broker for hours (tasks ack
+# late), so the timeout must outlast them or they are handed out again; sending stays idempotent regardless.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=12 * 3600)
+}
 CELERY_TIMEZONE = TIME_ZONE
 # Members' daily digests and coordinators' daily summaries go out at this hour (TIME_ZONE).
 DAILY_EMAILS_HOUR = env.int("DAILY_EMAILS_HOUR", default=7)
@@ -245,6 +251,10 @@ CELERY_BEAT_SCHEDULE = {
     "member-digests": {
         "task": "communities.tasks.send_member_digests",
         "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=0),
+    },
+    "coordinator-summaries": {
+        "task": "requests_engine.tasks.send_coordinator_summaries",
+        "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=5),
     },
 }
 
@@ -289,6 +299,9 @@ UPLOAD_MAX_UNZIPPED_BYTES = env.int("UPLOAD_MAX_UNZIPPED_BYTES", default=1024 * 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 # Controller portal: how long an emailed sign-in link works.
 PORTAL_LINK_MINUTES = env.int("PORTAL_LINK_MINUTES", default=30)
+# Art 15 completeness: days a controller gets to supply what its access answer lacked (rolled to a
+# working day), before the request can be escalated.
+COMPLETENESS_FOLLOWUP_DAYS = env.int("COMPLETENESS_FOLLOWUP_DAYS", default=14)
 
 # Inbound replies (requests_engine.inbound): the community's mailbox over IMAP; an empty host turns it off.
 INBOUND_IMAP_HOST = env.str("INBOUND_IMAP_HOST", default="")
