@@ -15,6 +15,7 @@ from core.audit import Actor
 
 from . import admin_dashboard
 from . import admin_inbox  # noqa: F401  (the coordinators' inbox registers itself)
+from .admin_completeness import completeness_urls, request_completeness
 from .admin_complaints import (  # importing it registers the complaints admin
     draft_complaints_action,
     draft_complaints_for_requests_action,
@@ -173,9 +174,18 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
     def escalation_flags(self, obj):
         return request_escalation_flags(obj) if obj else "—"
 
+    @admin.display(description="Art 15 completeness")
+    def art15_completeness(self, obj):
+        return request_completeness(obj)
+
+    def get_urls(self):
+        return completeness_urls(self) + super().get_urls()
+
     def get_readonly_fields(self, request, obj=None):
         # Every field is evidence or derived: coordinators change a request only through its transitions.
-        return [f.name for f in self.model._meta.fields] + ["escalation_flags", "text_for_the_web_form"]
+        return [f.name for f in self.model._meta.fields] + [
+            "escalation_flags", "art15_completeness", "text_for_the_web_form",
+        ]  # fmt: skip
 
     @admin.display(description="text to paste into the controller's web form")
     def text_for_the_web_form(self, obj):

@@ -38,7 +38,7 @@ from core import outbox
 from core.audit import Actor
 from core.pdf import render_pdf, seal_pdf, sha256_hex
 
-from . import deadlines, services
+from . import completeness, deadlines, services
 from .events import record_event
 from .models import (
     CLOCK_STATES,
@@ -66,6 +66,7 @@ REFUSAL_WITHOUT_REASONS = "refusal_without_reasons"
 REFUSAL_WITHOUT_RIGHTS_STATEMENT = "refusal_without_rights_statement"
 PORTABILITY_NOT_MACHINE_READABLE = "portability_not_machine_readable"
 LATE_EXTENSION = "late_extension"
+INCOMPLETE_ANSWER = "incomplete_answer"
 
 REASON_LABELS = {
     OVERDUE: "No answer by the latest possible deadline",
@@ -75,6 +76,7 @@ REASON_LABELS = {
     REFUSAL_WITHOUT_RIGHTS_STATEMENT: "Refusal omits the right to complain to the ICO or go to court",
     PORTABILITY_NOT_MACHINE_READABLE: "Portability answer not machine-readable",
     LATE_EXTENSION: "Extension noticed after the first month",
+    INCOMPLETE_ANSWER: "Access answer incomplete; the follow-up went unanswered",
 }
 
 # States where nothing is owed to the member any more, or nothing was asked yet.
@@ -187,6 +189,14 @@ def escalation_reasons(
             reasons.append(REFUSAL_WITHOUT_RIGHTS_STATEMENT)
     if _PORTABILITY_FLAG in kinds:
         reasons.append(PORTABILITY_NOT_MACHINE_READABLE)
+    # An incomplete access answer is followed up first (completeness.py); only a follow-up whose own
+    # deadline passed unanswered is a reason to complain.
+    if (
+        answer in ("request.fulfilled", "request.partially_fulfilled")
+        and request.right == "access"
+        and completeness.followup_unanswered(request, today=today)
+    ):
+        reasons.append(INCOMPLETE_ANSWER)
     if extension_was_late(request):
         reasons.append(LATE_EXTENSION)
     return reasons
@@ -220,6 +230,8 @@ def reason_sentences(request: DataRightsRequest, reasons: Iterable[str]) -> list
             "original time limit stands (Article 12(3) UK GDPR)."
         ),
     }
+    if INCOMPLETE_ANSWER in reasons:
+        sentences[INCOMPLETE_ANSWER] = completeness.escalation_sentence(request)
     return [sentences[reason] for reason in reasons]
 
 
@@ -277,11 +289,12 @@ def _candidates(*, campaign_id: int, controller_id: int) -> list[DataRightsReque
         | Q(state__in=CLOCK_STATES, clock_paused=False)
         | Q(extended_on__isnull=False)
         | Q(right="portability", state=S.FULFILLED)
+        | Q(completeness__followup_due_on__isnull=False, completeness__completed_on__isnull=True)
     )
     return list(
         DataRightsRequest.objects.filter(flaggable, campaign_id=campaign_id, controller_id=controller_id)
         .exclude(_covered_by_a_sent_complaint())
-        .select_related("member", "controller")
+        .select_related("member", "controller", "completeness")
         .order_by("reference")
     )
 
@@ -421,7 +434,9 @@ class SendReport:
 
 def covered_requests(complaint: Complaint, *, today: datetime.date | None = None) -> list[CoveredRequest]:
     requests = list(
-        complaint.requests.select_related("member__user", "controller", "campaign").order_by("reference")
+        complaint.requests.select_related("member__user", "controller", "campaign", "completeness").order_by(
+            "reference"
+        )
     )
     kinds = _kinds_by_request([r.pk for r in requests])
     result = []

@@ -3,7 +3,7 @@ from django.utils import timezone
 
 from communities.models import Right
 
-from .models import Campaign, InformationKind, RefusalGround
+from .models import Art15Item, Campaign, InformationKind, RefusalGround
 
 
 def _today():
@@ -60,6 +60,19 @@ class CampaignAdminForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = ["community", "name", "rights", "controllers", "purpose", "member_note"]
+
+
+class ChecklistForm(forms.Form):
+    """The Art 15 checklist of an access answer (completeness.py): anything left unticked is missing."""
+
+    present = forms.MultipleChoiceField(
+        choices=Art15Item.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="What the answer contains",
+        help_text="Tick each item found in the controller's answer. Anything left unticked is missing, and "
+        "the follow-up letter asks the controller for it.",
+    )
 
 
 class PostedForm(forms.Form):

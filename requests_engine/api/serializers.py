@@ -19,7 +19,7 @@ from communities.documents import verification_url
 from communities.models import Identifier, Right
 
 from ..events import describe
-from ..models import DataRightsRequest, InformationKind, RefusalGround, RequestEvent, RequestState
+from ..models import Art15Item, DataRightsRequest, InformationKind, RefusalGround, RequestEvent, RequestState
 from ..returned_data import Upload, UploadRefused, check_upload
 
 # A controller sees a request once it has been sent; drafts and queued requests are ours alone.
@@ -298,9 +298,21 @@ class ExtendInputSerializer(serializers.Serializer):
     )
 
 
+def _art15_items_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=Art15Item.choices),
+        required=False,
+        max_length=len(Art15Item.values),
+        help_text="Access requests only: the Art 15(1)-(2) UK GDPR items your answer provides (repeat the "
+        "field in multipart/form-data). We check the answer against this list and ask for anything it "
+        "lacks. Sending it for another right is a 400.",
+    )
+
+
 class FulfilInputSerializer(serializers.Serializer):
     files = _files_field("The data: one or more files, or a ZIP (multipart/form-data only).")
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+    art15_items = _art15_items_field()
 
     def validate_files(self, files) -> list[Upload]:
         return _checked_uploads(files)
@@ -310,6 +322,7 @@ class FulfilJsonInputSerializer(serializers.Serializer):
     """Fulfilment with nothing to upload (for example an erasure done)."""
 
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+    art15_items = _art15_items_field()
 
 
 class RefuseInputSerializer(serializers.Serializer):
@@ -319,8 +332,15 @@ class RefuseInputSerializer(serializers.Serializer):
     )
 
 
+class PartiallyFulfilJsonInputSerializer(RefuseInputSerializer):
+    """Partial fulfilment with nothing to upload."""
+
+    art15_items = _art15_items_field()
+
+
 class PartiallyFulfilInputSerializer(RefuseInputSerializer):
     files = _files_field("The data you are providing (multipart/form-data only).")
+    art15_items = _art15_items_field()
 
     def validate_files(self, files) -> list[Upload]:
         return _checked_uploads(files)

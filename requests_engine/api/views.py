@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation, TooManyFilesSent
+from django.db import transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import JsonResponse
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
@@ -44,6 +45,7 @@ from .serializers import (
     FulfilInputSerializer,
     FulfilJsonInputSerializer,
     PartiallyFulfilInputSerializer,
+    PartiallyFulfilJsonInputSerializer,
     RefuseInputSerializer,
     RequestDetailSerializer,
     RequestFilterSerializer,
@@ -376,7 +378,8 @@ class ExtendView(RequestActionView):
     description="Send the data as multipart/form-data (repeat `files` for several files, or send one ZIP) "
     "with an optional note; or JSON with a note only when there is nothing to send. Files are checked "
     "(size, type sniffed from the content, ZIP safety, names) and stored encrypted; one refused file "
-    "refuses the whole upload and nothing is stored.",
+    "refuses the whole upload and nothing is stored. For an access request, `art15_items` says which "
+    "Art 15 items the answer provides.",
     request={"multipart/form-data": FulfilInputSerializer, "application/json": FulfilJsonInputSerializer},
 )
 class FulfilView(RequestActionView):
@@ -384,23 +387,38 @@ class FulfilView(RequestActionView):
     parser_classes = [parsers.JSONParser, UploadParser]
 
     def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        services.request_answer_with_files(
-            request_id=request_id,
-            uploads=data.get("files", []),
-            actor=actor,
-            outcome="fulfil",
-            note=data.get("note", ""),
-        )
+        with transaction.atomic():
+            services.request_answer_with_files(
+                request_id=request_id,
+                uploads=data.get("files", []),
+                actor=actor,
+                outcome="fulfil",
+                note=data.get("note", ""),
+            )
+            _declare_art15_items(request_id, data, actor)
+
+
+def _declare_art15_items(request_id: int, data: dict[str, Any], actor: Actor) -> None:
+    """The Art 15 items the controller says its access answer provides. Sent for another right, they are
+    a 400 on the field, and the answer given with them is rolled back."""
+    from .. import completeness
+
+    if "art15_items" not in data:
+        return
+    try:
+        completeness.declare_items(DataRightsRequest.objects.get(pk=request_id), data["art15_items"], actor)
+    except services.RequestEngineError as error:
+        raise exceptions.ValidationError({"art15_items": [str(error)]}) from None
 
 
 @action_schema(
     step="partially-fulfil",
     summary="Fulfil the request in part",
     description="Send what you can (multipart/form-data, as for fulfil) with the legal ground and reasons "
-    "for the rest (Art 12(4) UK GDPR).",
+    "for the rest (Art 12(4) UK GDPR); for an access request, `art15_items` as for fulfil.",
     request={
         "multipart/form-data": PartiallyFulfilInputSerializer,
-        "application/json": RefuseInputSerializer,
+        "application/json": PartiallyFulfilJsonInputSerializer,
     },
 )
 class PartiallyFulfilView(RequestActionView):
@@ -408,14 +426,16 @@ class PartiallyFulfilView(RequestActionView):
     parser_classes = [parsers.JSONParser, UploadParser]
 
     def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        services.request_answer_with_files(
-            request_id=request_id,
-            uploads=data.get("files", []),
-            actor=actor,
-            outcome="partially_fulfil",
-            ground=data["ground"],
-            reasons=data["reasons"],
-        )
+        with transaction.atomic():
+            services.request_answer_with_files(
+                request_id=request_id,
+                uploads=data.get("files", []),
+                actor=actor,
+                outcome="partially_fulfil",
+                ground=data["ground"],
+                reasons=data["reasons"],
+            )
+            _declare_art15_items(request_id, data, actor)
 
 
 @action_schema(

@@ -1,6 +1,6 @@
 from django import forms
 
-from ..models import InformationKind, RefusalGround, RequestState
+from ..models import Art15Item, InformationKind, RefusalGround, RequestState
 
 
 class EmailForm(forms.Form):
@@ -61,10 +61,22 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)] if data else []
 
 
+def _art15_items_field(html_id: str) -> forms.MultipleChoiceField:
+    # Shown for access requests only: the community checks the answer against this list (completeness.py).
+    # Its own id: the fulfil and partly-fulfil forms share one page.
+    return forms.MultipleChoiceField(
+        choices=Art15Item.choices, required=False, widget=forms.CheckboxSelectMultiple(attrs={"id": html_id}),
+        label="What your answer provides (Art 15 UK GDPR)",
+        help_text="Tick each item your answer includes. We check the answer against this list and ask for "
+                  "anything it lacks.",
+    )  # fmt: skip
+
+
 class FulfilForm(forms.Form):
     files = MultipleFileField(required=False, label="The data (you can choose several files, or one ZIP)")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=4000,
                            label="A note for the member (optional)")  # fmt: skip
+    art15_items = _art15_items_field("fulfil-art15-items")
 
 
 class RefuseForm(forms.Form):
@@ -76,6 +88,7 @@ class RefuseForm(forms.Form):
 
 class PartialForm(RefuseForm):
     files = MultipleFileField(required=False, label="The data you are providing")
+    art15_items = _art15_items_field("partial-art15-items")
 
 
 class BulkForm(forms.Form):

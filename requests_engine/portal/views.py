@@ -11,6 +11,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -163,14 +164,20 @@ def act(request, reference: str, action: str):
             services.request_extend(request_id=data_request.pk, actor=actor, months=form.cleaned_data["months"],
                                     reason=form.cleaned_data["reason"])  # fmt: skip
         elif action == "fulfil":
-            services.request_answer_with_files(request_id=data_request.pk, actor=actor, outcome="fulfil",
-                                               uploads=_uploads(form.cleaned_data["files"]), note=form.cleaned_data["note"])  # fmt: skip
+            with transaction.atomic():
+                services.request_answer_with_files(
+                    request_id=data_request.pk, actor=actor, outcome="fulfil",
+                    uploads=_uploads(form.cleaned_data["files"]), note=form.cleaned_data["note"],
+                )  # fmt: skip
+                _declare_art15_items(data_request, form, actor)
         elif action == "partially-fulfil":
-            services.request_answer_with_files(
-                request_id=data_request.pk, actor=actor, outcome="partially_fulfil",
-                uploads=_uploads(form.cleaned_data["files"]), ground=form.cleaned_data["ground"],
-                reasons=form.cleaned_data["reasons"],
-            )  # fmt: skip
+            with transaction.atomic():
+                services.request_answer_with_files(
+                    request_id=data_request.pk, actor=actor, outcome="partially_fulfil",
+                    uploads=_uploads(form.cleaned_data["files"]), ground=form.cleaned_data["ground"],
+                    reasons=form.cleaned_data["reasons"],
+                )  # fmt: skip
+                _declare_art15_items(data_request, form, actor)
         elif action == "refuse":
             services.request_refuse(request_id=data_request.pk, actor=actor, ground=form.cleaned_data["ground"],
                                     reasons=form.cleaned_data["reasons"])  # fmt: skip
@@ -182,6 +189,15 @@ def act(request, reference: str, action: str):
         return _detail_with_error(request, data_request, action, form)
     messages.success(request, f"Request {reference}: done.")
     return redirect("portal-request", reference=reference)
+
+
+def _declare_art15_items(data_request, form, actor) -> None:
+    """An access answer records which Art 15 items the controller says it provides (none ticked: none)."""
+    from .. import completeness
+
+    items = form.cleaned_data.get("art15_items") or []
+    if data_request.right == "access" or items:  # items on another right: refused in the service's words
+        completeness.declare_items(data_request, items, actor)
 
 
 def _detail_with_error(request, data_request, action, form):
