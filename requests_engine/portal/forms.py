@@ -29,14 +29,27 @@ class FilterForm(forms.Form):
         self.fields["right"].choices = [("", "Any")] + list(Right.choices)
 
 
-class AskForm(forms.Form):
+class AnswerForm(forms.Form):
+    """The request page shows every answer form at once: each gets its own ids (`refuse-ground`), or a label
+    or an error link would lead to the same-named field of another form."""
+
+    id_prefix = "answer"
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"{self.id_prefix}-%s")
+        super().__init__(*args, **kwargs)
+
+
+class AskForm(AnswerForm):
+    id_prefix = "ask"
     kind = forms.ChoiceField(choices=InformationKind.choices, widget=forms.RadioSelect, label="What do you need?",
                              error_messages={"required": "Choose what you need"})  # fmt: skip
     question = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000, label="Your question",
                                error_messages={"required": "Write your question"})  # fmt: skip
 
 
-class ExtendForm(forms.Form):
+class ExtendForm(AnswerForm):
+    id_prefix = "extend"
     months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int,
                                     widget=forms.RadioSelect, label="By how long?",
                                     error_messages={"required": "Choose how long"})  # fmt: skip
@@ -72,14 +85,16 @@ def _art15_items_field(html_id: str) -> forms.MultipleChoiceField:
     )  # fmt: skip
 
 
-class FulfilForm(forms.Form):
+class FulfilForm(AnswerForm):
+    id_prefix = "fulfil"
     files = MultipleFileField(required=False, label="The data (you can choose several files, or one ZIP)")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=4000,
                            label="A note for the member (optional)")  # fmt: skip
     art15_items = _art15_items_field("fulfil-art15-items")
 
 
-class RefuseForm(forms.Form):
+class RefuseForm(AnswerForm):
+    id_prefix = "refuse"
     ground = forms.ChoiceField(choices=RefusalGround.choices, label="Legal ground",
                                error_messages={"required": "Choose the legal ground"})  # fmt: skip
     reasons = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=8000, label="Your reasons",
@@ -87,6 +102,7 @@ class RefuseForm(forms.Form):
 
 
 class PartialForm(RefuseForm):
+    id_prefix = "partial"
     files = MultipleFileField(required=False, label="The data you are providing")
     art15_items = _art15_items_field("partial-art15-items")
 
@@ -108,7 +124,7 @@ class BulkForm(forms.Form):
 
 class CsvForm(forms.Form):
     csv_file = forms.FileField(
-        label="CSV file", required=False,
+        label="CSV file of actions (optional)", required=False,
         help_text="Columns: reference, action, months, reason, ground, kind, question",
     )  # fmt: skip
     answers_zip = forms.FileField(
