@@ -22,7 +22,7 @@ from core.audit import Actor
 from .. import bulk_answers, services
 from ..events import describe
 from ..models import DataRightsRequest, RequestEvent, RequestState
-from ..returned_data import Upload
+from ..returned_data import Upload, files_removed_on_failure
 from . import forms, signin
 
 HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]
@@ -164,14 +164,14 @@ def act(request, reference: str, action: str):
             services.request_extend(request_id=data_request.pk, actor=actor, months=form.cleaned_data["months"],
                                     reason=form.cleaned_data["reason"])  # fmt: skip
         elif action == "fulfil":
-            with transaction.atomic():
+            with files_removed_on_failure(), transaction.atomic():  # no orphan file if it fails
                 services.request_answer_with_files(
                     request_id=data_request.pk, actor=actor, outcome="fulfil",
                     uploads=_uploads(form.cleaned_data["files"]), note=form.cleaned_data["note"],
                 )  # fmt: skip
                 _declare_art15_items(data_request, form, actor)
         elif action == "partially-fulfil":
-            with transaction.atomic():
+            with files_removed_on_failure(), transaction.atomic():  # no orphan file if it fails
                 services.request_answer_with_files(
                     request_id=data_request.pk, actor=actor, outcome="partially_fulfil",
                     uploads=_uploads(form.cleaned_data["files"]), ground=form.cleaned_data["ground"],

@@ -264,3 +264,20 @@ def test_files_stored_in_a_transaction_that_fails_are_removed_and_kept_when_it_c
         services.request_answer_with_files(request_id=acme_requests[1].pk, actor=Actor.system(),
                                            uploads=[Upload("b.json", JSON)])  # fmt: skip
     assert len(stored_on_disk(settings)) == 1 and ReceivedFile.objects.count() == 1
+
+
+def test_a_single_answer_refused_after_its_files_were_stored_keeps_no_file(
+    portal, community, controller, settings
+):
+    # Art 15 items on a portability answer are refused after the file is stored: nothing may stay behind.
+    member = make_member(community, "Port Able")
+    make_mandate(member, rights=["portability"])
+    sent_request(member, controller, "B1-M7-PO", right="portability")
+    upload = io.BytesIO(CSV)
+    upload.name = "export.csv"
+    response = portal.post(
+        "/respond/requests/B1-M7-PO/fulfil/", {"files": [upload], "art15_items": ["purposes"]}
+    )
+    assert response.status_code == 400
+    assert states() == {"B1-M7-PO": "sent"}
+    assert not ReceivedFile.objects.exists() and stored_on_disk(settings) == []
