@@ -256,6 +256,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "requests_engine.tasks.send_coordinator_summaries",
         "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=5),
     },
+    "coordinator-summaries": {
+        "task": "requests_engine.tasks.send_coordinator_summaries",
+        "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=5),
+    },
 }
 
 REST_FRAMEWORK = {

@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from communities import notices, services as community_services, tasks
+from communities import notices, tasks
+from communities import services as community_services
 from communities.models import Member, Notice
 from core.audit import Actor
 from core.models import OutboundMessage
@@ -30,12 +31,17 @@ def text(message):
     return message.get_body(("plain",)).get_content()
 
 
-def test_a_member_who_wants_each_step_is_emailed_at_once(member, controller, mailbox,
-                                                         django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_member_who_wants_each_step_is_emailed_at_once(
+    member, controller, mailbox, django_capture_on_commit_callbacks
+):
     request = sent(member, controller, "R-EACH")
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_refuse(request_id=request.pk, ground="manifestly_excessive",
-                                reasons="Too many requests this year.", actor=CONTROLLER)  # fmt: skip
+        services.request_refuse(
+            request_id=request.pk,
+            ground="manifestly_excessive",
+            reasons="Too many requests this year.",
+            actor=CONTROLLER,
+        )
     [email] = to(mailbox, member.user.email)
     assert email["Subject"] == "Acme Ltd refused your request"
     body = text(email)
@@ -54,9 +60,16 @@ def test_a_member_on_the_digest_gets_one_email_listing_every_new_notice_once(
     asked = sent(member, controller, "R-ASKED")
     extended = sent(member, controller, "R-LONGER")
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_ask_for_information(request_id=asked.pk, kind="clarification", asked_on=dt.date.today(),
-                                             question="Which of your accounts?", actor=CONTROLLER)  # fmt: skip
-        services.request_extend(request_id=extended.pk, months=2, reason="Many requests at once.", actor=CONTROLLER)
+        services.request_ask_for_information(
+            request_id=asked.pk,
+            kind="clarification",
+            asked_on=dt.date.today(),
+            question="Which of your accounts?",
+            actor=CONTROLLER,
+        )
+        services.request_extend(
+            request_id=extended.pk, months=2, reason="Many requests at once.", actor=CONTROLLER
+        )
     assert to(mailbox, member.user.email) == []
     assert Notice.objects.filter(member=member, emailed_at__isnull=True).count() == 2
 
@@ -66,7 +79,9 @@ def test_a_member_on_the_digest_gets_one_email_listing_every_new_notice_once(
     assert digest["Subject"] == "Writers: 2 updates on your requests"
     body = text(digest)
     assert "Acme Ltd asks you to clarify your request" in body and "Which of your accounts?" in body
-    assert "Acme Ltd has extended the time to answer your request" in body and "Many requests at once." in body
+    assert (
+        "Acme Ltd has extended the time to answer your request" in body and "Many requests at once." in body
+    )
     assert "/me/requests/R-ASKED/" in body and "/me/requests/R-LONGER/" in body
     assert not Notice.objects.filter(member=member, emailed_at__isnull=True).exists()
 
@@ -91,8 +106,9 @@ def test_digest_skips_members_with_nothing_new_and_members_who_want_each_step(
     idle = make_member(community, "Idle Ida")
     notices.notifications_choose(member=idle, notifications="daily")
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_refuse(request_id=sent(each, controller, "R-EVE").pk, ground="other", reasons="No.",
-                                actor=CONTROLLER)  # fmt: skip
+        services.request_refuse(
+            request_id=sent(each, controller, "R-EVE").pk, ground="other", reasons="No.", actor=CONTROLLER
+        )
         assert notices.digests_send() == 0
     assert [m["To"] for m in mailbox.messages()] == [each.user.email]
 
@@ -102,8 +118,9 @@ def test_notices_waiting_for_the_digest_still_go_out_after_switching_back_to_eac
 ):
     notices.notifications_choose(member=member, notifications="daily")
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_refuse(request_id=sent(member, controller, "R-SW").pk, ground="other", reasons="No.",
-                                actor=CONTROLLER)  # fmt: skip
+        services.request_refuse(
+            request_id=sent(member, controller, "R-SW").pk, ground="other", reasons="No.", actor=CONTROLLER
+        )
     notices.notifications_choose(member=member, notifications="each")
     with django_capture_on_commit_callbacks(execute=True):
         assert notices.digests_send() == 1
@@ -112,19 +129,26 @@ def test_notices_waiting_for_the_digest_still_go_out_after_switching_back_to_eac
 
 def test_a_question_about_the_communitys_authority_is_not_put_to_the_member(member, controller):
     request = sent(member, controller, "R-AUTH")
-    services.request_ask_for_information(request_id=request.pk, kind="authority", asked_on=dt.date.today(),
-                                         question="Show the mandate.", actor=CONTROLLER)  # fmt: skip
+    services.request_ask_for_information(
+        request_id=request.pk,
+        kind="authority",
+        asked_on=dt.date.today(),
+        question="Show the mandate.",
+        actor=CONTROLLER,
+    )
     assert not Notice.objects.filter(member=member).exists()
 
 
-def test_an_answer_with_files_is_one_notice_naming_the_files(member, controller, mailbox,
-                                                             django_capture_on_commit_callbacks):  # fmt: skip
+def test_an_answer_with_files_is_one_notice_naming_the_files(
+    member, controller, mailbox, django_capture_on_commit_callbacks
+):
     from requests_engine.returned_data import Upload
 
     request = sent(member, controller, "R-FILES")
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_answer_with_files(request_id=request.pk, actor=CONTROLLER,
-                                           uploads=[Upload("export.json", b'{"loans": []}')])  # fmt: skip
+        services.request_answer_with_files(
+            request_id=request.pk, actor=CONTROLLER, uploads=[Upload("export.json", b'{"loans": []}')]
+        )
     [email] = to(mailbox, member.user.email)
     assert email["Subject"] == "Acme Ltd sent your data" and "export.json" in text(email)
     assert Notice.objects.filter(member=member).count() == 1
@@ -152,7 +176,10 @@ def test_the_settings_form_on_me_saves_the_choice(client, member):
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [({}, "Choose how often we email you"), ({"notifications": "weekly"}, "Choose an email at each step or one email a day")],
+    [
+        ({}, "Choose how often we email you"),
+        ({"notifications": "weekly"}, "Choose an email at each step or one email a day"),
+    ],
 )
 def test_the_settings_form_refuses_bad_input_with_a_clear_error(client, member, data, message):
     client.force_login(member.user)
@@ -165,7 +192,9 @@ def test_the_settings_form_refuses_bad_input_with_a_clear_error(client, member, 
 
 def test_another_persons_settings_are_not_found(client, member, outsider):
     client.force_login(outsider)
-    assert client.post(f"/me/{member.reference}/notifications/", {"notifications": "daily"}).status_code == 404
+    assert (
+        client.post(f"/me/{member.reference}/notifications/", {"notifications": "daily"}).status_code == 404
+    )
     assert Member.objects.get(pk=member.pk).notifications == "each"
 
 
