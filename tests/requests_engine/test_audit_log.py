@@ -75,3 +75,14 @@ def test_verify_names_the_first_of_several_breaks(history):
     RequestEvent.objects.filter(pk__in=[history[0].pk, history[2].pk]).update(kind="request.fulfilled")
     breaks = find_chain_breaks()
     assert [b.event_id for b in breaks[:2]] == [history[0].pk, history[2].pk]
+
+
+def test_verify_names_a_request_whose_mandate_was_deleted_behind_djangos_back(history, data_request):
+    # The database does not check this key (it would cost a row lock per request at launch): the command does.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE requests_engine_datarightsrequest SET mandate_id = 999999 WHERE id = %s",
+                       [data_request.pk])  # fmt: skip
+    code, message = verify()
+    assert code == 1 and data_request.reference in message and "lost its mandate" in message
