@@ -138,7 +138,8 @@ def why_not_reviewable(request: DataRightsRequest) -> str:
 def _lock(request_id: int) -> DataRightsRequest:
     try:
         return (
-            DataRightsRequest.objects.select_for_update()
+            # Only the request's row: the batch is an outer join, which PostgreSQL cannot lock.
+            DataRightsRequest.objects.select_for_update(of=("self",))
             .select_related("controller", "member__community", "batch")
             .get(pk=request_id)
         )
