@@ -33,11 +33,14 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 run: export SITE_URL ?= http://127.0.0.1:$(PORT)
+# Every email the demo sends lands in var/mail/ as a .eml file, openable in any mail client.
+run: export EMAIL_DIRECTORY ?= var/mail
 run: install
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (admin: /admin/, health: /healthz). Ctrl-C stops it."
+	@echo "Email is not sent: each message is written to $(EMAIL_DIRECTORY)/ as a .eml file."
 	$(VENV)/bin/gunicorn config.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 \
 	  --access-logfile - --graceful-timeout 5
 

@@ -188,6 +188,11 @@ else:
     ):
         raise environ.ImproperlyConfigured("Outside production, EMAIL_URL may only point at a loopback host.")
 vars().update(_email)
+# The embedded default (`make run`) writes each email as a .eml file in this folder instead (outside
+# production only), so the letters, manifests and mandates a controller would get can be opened.
+EMAIL_DIRECTORY = "" if PRODUCTION else env.str("EMAIL_DIRECTORY", default="")
+if EMAIL_DIRECTORY:
+    EMAIL_BACKEND = "core.mail.EmlDirectoryBackend"
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # a hung SMTP server must not hold a worker
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Data Community <community@localhost>")
 # The outbox (core.outbox): every message we send is a row, sent after commit, retried with backoff.
@@ -251,10 +256,6 @@ CELERY_BEAT_SCHEDULE = {
     "member-digests": {
         "task": "communities.tasks.send_member_digests",
         "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=0),
-    },
-    "coordinator-summaries": {
-        "task": "requests_engine.tasks.send_coordinator_summaries",
-        "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=5),
     },
     "coordinator-summaries": {
         "task": "requests_engine.tasks.send_coordinator_summaries",

@@ -9,6 +9,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 
 from core import crypto
@@ -17,6 +21,28 @@ from core.audit import Actor
 from . import inbound
 from .models import InboundMessage
 from .services import RequestEngineError
+
+MAX_EML_BYTES = 25 * 1024 * 1024  # about the largest message mail servers accept
+
+
+class ReplyUploadForm(forms.Form):
+    eml = forms.FileField(
+        label="The reply, as an .eml file",
+        help_text="Most mail clients save a message as .eml (“Save as” or drag it out of the window).",
+    )
+
+    def clean_eml(self):
+        upload = self.cleaned_data["eml"]
+        if upload.size == 0:
+            raise forms.ValidationError("The file is empty.")
+        if upload.size > MAX_EML_BYTES:
+            raise forms.ValidationError("The file is larger than 25 MB: that is not one email.")
+        raw = upload.read()
+        if not inbound.looks_like_email(raw):
+            raise forms.ValidationError(
+                "This is not an email saved as .eml: it has no From, Date or Subject header."
+            )
+        return raw
 
 
 class InboxActionForm(ActionForm):
@@ -47,6 +73,27 @@ class InboundMessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_urls(self):
+        upload = self.admin_site.admin_view(self.upload_view)
+        return [path("upload/", upload, name="requests_engine_inboundmessage_upload"), *super().get_urls()]
+
+    def upload_view(self, request):
+        if not self.has_view_permission(request) or not super().has_change_permission(request):
+            raise PermissionDenied
+        form = ReplyUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            outcome = inbound.inbound_upload(raw=form.cleaned_data["eml"])
+            text = {
+                "matched": "The reply was matched and recorded on its batch or request.",
+                "unmatched": "The reply matched no batch or request: it waits in the inbox to be attached.",
+                "duplicate": "This reply was already added; nothing changed.",
+            }[outcome]
+            self.message_user(request, text, messages.WARNING if outcome != "matched" else messages.SUCCESS)
+            return redirect("admin:requests_engine_inboundmessage_changelist")
+        context = {**self.admin_site.each_context(request), "title": "Add a reply from a file", "form": form,
+                   "opts": self.model._meta}  # fmt: skip
+        return TemplateResponse(request, "admin/requests_engine/inboundmessage/upload.html", context)
 
     def has_delete_permission(self, request, obj=None):
         return False
