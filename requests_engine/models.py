@@ -466,10 +466,21 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     def mark_overdue(self) -> None:
         """Only the state changes; the service records the event."""
 
+    def answer_falls_short(self) -> bool:
+        """A "fulfilled" answer can still be complained about when it falls short (an access answer whose
+        follow-up for missing Art 15 items went unanswered; a portability answer with no machine-readable
+        file); the other source states are complaints in themselves."""
+        if self.state != S.FULFILLED:
+            return True
+        from .complaints import escalation_reasons  # complaints imports the models
+
+        return bool(escalation_reasons(self))
+
     @transition(
         field=state,
-        source=[S.OVERDUE, S.REFUSED, S.PARTIALLY_FULFILLED],
+        source=[S.OVERDUE, S.REFUSED, S.PARTIALLY_FULFILLED, S.FULFILLED],
         target=S.COMPLAINT_TO_CONTROLLER,
+        conditions=[answer_falls_short],
         custom={"label": "Complain to the controller"},
     )
     def complain_to_controller(self) -> None:

@@ -576,3 +576,21 @@ def test_every_checklist_event_reads_as_a_sentence():
     for kind in ("request.art15_declared", "request.art15_reviewed", "request.art15_followup_sent",
                  "request.art15_followup_completed"):  # fmt: skip
         assert describe(RequestEvent(kind=kind)) != kind
+
+
+def test_a_fulfilled_answer_can_be_complained_about_only_once_its_follow_up_went_unanswered(access_answer):
+    with at(FOLLOWUP_DAY):
+        completeness.review_and_follow_up(access_answer, PRESENT, SYSTEM)
+    with at(EASTER_ROLLED), pytest.raises(RequestEngineError):
+        services.request_complain_to_controller(request_id=access_answer.pk, actor=SYSTEM)
+    assert fresh(access_answer).state == "fulfilled"
+    with at(EASTER_ROLLED + dt.timedelta(days=1)):
+        services.request_complain_to_controller(request_id=access_answer.pk, actor=SYSTEM)
+    assert fresh(access_answer).state == "complaint_to_controller"
+
+
+def test_a_complete_fulfilled_answer_gives_nothing_to_complain_about(member, controller):
+    request = answered(member, controller, reference="AC-OK")
+    with at(EASTER_ROLLED + dt.timedelta(days=30)), pytest.raises(RequestEngineError):
+        services.request_complain_to_controller(request_id=request.pk, actor=SYSTEM)
+    assert fresh(request).state == "fulfilled"
