@@ -1,5 +1,11 @@
 """Demo data for the embedded default: a community, a coordinator, members with mandates, the sample
-controller directory and a launched campaign whose requests stand in several states. Idempotent."""
+controller directory and two launched campaigns whose requests stand on every rung of the ladder. Idempotent.
+
+The first campaign is recent: its requests are sent, acknowledged, waiting on a question, extended,
+overdue, fulfilled, partly fulfilled or refused, and its silent controllers are left for a coordinator to
+take from "overdue" to an ICO pack in the back office. The second, older one has gone up the ladder:
+a complaint drafted, one sent and awaiting acknowledgement, one taken to the ICO with its pack, and one
+resolved, its requests closed. Everything goes through the services, with past dates where they take one."""
 
 from __future__ import annotations
 
@@ -15,10 +21,18 @@ from django.utils import timezone
 from communities.models import Community, Identifier, Mandate, Member, Right
 from core.audit import Actor
 
-from . import services
+from . import complaints, ico_pack, services
 from .controller_import import import_controller_records, load_records
 from .events import record_event
-from .models import Campaign, Controller, ControllerContact, DataRightsRequest, InformationKind, RefusalGround
+from .models import (
+    Campaign,
+    Complaint,
+    Controller,
+    ControllerContact,
+    DataRightsRequest,
+    InformationKind,
+    RefusalGround,
+)
 
 SAMPLE_CONTROLLERS = Path(__file__).resolve().parent / "data" / "controllers_sample.json"
 COORDINATOR_EMAIL = "coordinator@community.test"
@@ -26,6 +40,15 @@ COORDINATOR_PASSWORD = "demo-coordinator"  # demo only: seed_demo refuses to run
 MEMBER_PASSWORD = "demo-member"
 CAMPAIGN_NAME = "Were our books used to train your models?"
 CAMPAIGN_CONTROLLERS = ["openai", "google", "meta", "microsoft"]
+LADDER_CAMPAIGN_NAME = "Do you keep and share what our readers and listeners do?"
+# slug → what the controller does in the older campaign (see _climb_the_ladder)
+LADDER_CONTROLLERS = {
+    "amazon-gb": "silent; complaint sent, acknowledgement awaited",
+    "spotify": "refused or partly answered; complaint drafted",
+    "apple": "silent; complaint unresolved, taken to the ICO",
+    "adobe": "refused; complaint resolved, requests closed",
+}
+LADDER_RECEIVED_DAYS_AGO = 100
 MEMBERS = [
     ("Ada Lovelace", "ada@community.test"),
     ("Mary Shelley", "mary@community.test"),
@@ -40,6 +63,8 @@ MEMBERS = [
     ("Chinua Achebe", "chinua@community.test"),
     ("Agatha Christie", "agatha@community.test"),
 ]
+# Not every member lets the community represent them before the ICO (Art 80(1)): ICO packs leave these out.
+NO_ICO_AUTHORITY = {"samuel@community.test", "agatha@community.test"}
 DEMO_MANDATE_TEXT = (
     "I, {name}, authorise {community} to exercise on my behalf my rights of access (Art 15), portability "
     "(Art 20), erasure (Art 17) and objection (Art 21) under the UK GDPR against the controllers named in "
@@ -54,6 +79,7 @@ class DemoSummary:
     members: list[str] = field(default_factory=list)
     campaign: str = ""
     requests_by_state: dict[str, int] = field(default_factory=dict)
+    complaints: list[str] = field(default_factory=list)
 
 
 def _user(email: str, password: str, **extra) -> object:
@@ -94,8 +120,9 @@ def seed_demo() -> DemoSummary:
             },
         )
         targets = list(Controller.objects.filter(slug__in=CAMPAIGN_CONTROLLERS))
-        community.controllers.add(*targets)
-        for controller in targets:
+        ladder_targets = list(Controller.objects.filter(slug__in=LADDER_CONTROLLERS))
+        community.controllers.add(*targets, *ladder_targets)
+        for controller in [*targets, *ladder_targets]:
             # A demo contact per controller on a reserved test domain, to try the response portal.
             ControllerContact.objects.get_or_create(
                 controller=controller, email=f"dpo@{controller.slug}.test", defaults={"name": "Demo contact"}
@@ -122,7 +149,7 @@ def seed_demo() -> DemoSummary:
                     purposes="Finding out whether my writing was used to train AI models.",
                     valid_from=today - timedelta(days=60),
                     valid_until=until,
-                    may_represent_before_ico=True,
+                    may_represent_before_ico=email not in NO_ICO_AUTHORITY,
                     template_version="demo-1",
                     text=text,
                     text_sha256=hashlib.sha256(text.encode()).hexdigest(),
@@ -142,14 +169,34 @@ def seed_demo() -> DemoSummary:
                 "created_by": coordinator,
             },
         )
-        summary.campaign = campaign.reference
         if created:
             campaign.controllers.set(targets)
             services.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator), dispatch=False)
             _play_out_requests(campaign, Actor.user(coordinator))
+        ladder, created = Campaign.objects.get_or_create(
+            community=community,
+            name=LADDER_CAMPAIGN_NAME,
+            defaults={
+                "rights": [Right.ACCESS],
+                "purpose": "To learn what you record about our members' reading and listening, and who you "
+                "share it with.",
+                "created_by": coordinator,
+            },
+        )
+        summary.campaign = f"{campaign.reference} and {ladder.reference}"
+        if created:
+            ladder.controllers.set(ladder_targets)
+            services.campaign_launch(campaign_id=ladder.pk, actor=Actor.user(coordinator), dispatch=False)
+            _climb_the_ladder(ladder, Actor.user(coordinator))
     services.sweep_deadlines()
-    for state in DataRightsRequest.objects.filter(campaign=campaign).values_list("state", flat=True):
+    states = DataRightsRequest.objects.filter(campaign__in=[campaign, ladder]).values_list("state", flat=True)
+    for state in states:
         summary.requests_by_state[state] = summary.requests_by_state.get(state, 0) + 1
+    for complaint in Complaint.objects.filter(community=community).select_related("controller"):
+        summary.complaints.append(
+            f"{complaint.reference} {complaint.get_kind_display().lower()} ({complaint.controller.name}): "
+            f"{complaint.get_state_display().lower()}"
+        )
     return summary
 
 
@@ -166,7 +213,8 @@ def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
         (25, ["acknowledge", "ask_clarification", "clarified"]),
         (30, ["refuse"]),
         (28, ["acknowledge", "fulfil"]),
-        (3, []),
+        (28, []),  # silent so far: due within the week (the dashboard's first figure)
+        (26, ["acknowledge", "partly_fulfil"]),
     ]
     requests = list(campaign.requests.order_by("pk"))
     for index, request in enumerate(requests):
@@ -209,3 +257,75 @@ def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
                 services.request_fulfil(
                     request_id=rid, note="Copy of the data sent by email.", actor=controller_actor
                 )
+            elif step == "partly_fulfil":
+                services.request_partially_fulfil(
+                    request_id=rid,
+                    ground=RefusalGround.EXEMPTION,
+                    reasons=PARTLY_REASONS,
+                    actor=controller_actor,
+                )
+
+
+PARTLY_REASONS = (
+    "We have sent the account data. We withheld our notes on model training because they would reveal "
+    "trade secrets (DPA 2018 Schedule 2). You may complain to the ICO or apply to a court."
+)
+REFUSAL_REASONS = "Requests made in bulk by a third party are excessive."
+
+
+def _climb_the_ladder(campaign: Campaign, coordinator: Actor) -> None:
+    """The older campaign, received LADDER_RECEIVED_DAYS_AGO days ago, as far up the ladder as each controller
+    took it (LADDER_CONTROLLERS). Complaints are made today: the services date them."""
+    today = timezone.localdate()
+    received = today - timedelta(days=LADDER_RECEIVED_DAYS_AGO)
+    answered = received + timedelta(days=21)
+    controller_actor = Actor(Actor.CONTROLLER, "demo")
+    by_controller: dict[str, list[int]] = {slug: [] for slug in LADDER_CONTROLLERS}
+    for request in campaign.requests.select_related("controller").order_by("pk"):
+        services.request_dispatch(
+            request_id=request.pk, received_on=received, actor=Actor.system("dispatch"), channel="email"
+        )
+        by_controller[request.controller.slug].append(request.pk)
+    for number, rid in enumerate(by_controller["spotify"]):
+        if number % 2:
+            services.request_partially_fulfil(
+                request_id=rid, ground=RefusalGround.EXEMPTION, reasons=PARTLY_REASONS, answered_on=answered,
+                actor=controller_actor,
+            )  # fmt: skip
+        else:
+            services.request_refuse(
+                request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE, reasons=REFUSAL_REASONS,
+                answered_on=answered, actor=controller_actor,
+            )  # fmt: skip
+    for rid in by_controller["adobe"]:
+        services.request_refuse(
+            request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE, reasons=REFUSAL_REASONS,
+            answered_on=answered, actor=controller_actor,
+        )  # fmt: skip
+    services.sweep_deadlines()  # Amazon's and Apple's silence is overdue
+
+    drafts = {
+        controller.slug: complaints.complaint_draft_for_controller(
+            campaign_id=campaign.pk, controller_id=controller.pk, actor=coordinator
+        )
+        for controller in campaign.controllers.all()
+    }
+    for slug in ("amazon-gb", "apple", "adobe"):  # Spotify's stays a draft for a coordinator to review
+        complaints.complaint_approve_and_send(complaint_id=drafts[slug].pk, actor=coordinator)
+    complaints.complaint_record_outcome(
+        complaint_id=drafts["adobe"].pk, resolved=True, actor=coordinator,
+        outcome="Adobe reconsidered and sent each member a copy of their data with the Art 15 information.",
+    )  # fmt: skip
+    complaints.complaint_record_outcome(
+        complaint_id=drafts["apple"].pk, resolved=False, actor=coordinator,
+        outcome="Apple replied that it will not answer requests made through a community.",
+    )  # fmt: skip
+    pack = ico_pack.ico_pack_build(
+        complaint_id=drafts["apple"].pk, actor=coordinator,
+        harm="Members cannot learn what Apple records about their reading and listening, or who it shares "
+        "it with; several stopped using its services for their work because of it.",
+        ask="Please tell Apple to answer each request without further delay, and consider enforcement.",
+    )  # fmt: skip
+    ico_pack.ico_case_record(
+        complaint_id=pack.complaint.pk, case_reference="IC-000000-DEMO", actor=coordinator
+    )

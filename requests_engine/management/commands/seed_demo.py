@@ -15,10 +15,12 @@ class Command(BaseCommand):
         site = settings.SITE_URL.rstrip("/")
         self.stdout.write(
             f"Demo data ready: {summary.controllers_created} controllers imported this run; "
-            f"campaign {summary.campaign}: {states}.\n"
+            f"campaigns {summary.campaign}: {states}; {len(summary.complaints)} complaints.\n"
             f"  Back office  {site}/admin/   user {demo.COORDINATOR_EMAIL}   password {demo.COORDINATOR_PASSWORD}\n"
             f"  Members      {site}/me/   {', '.join(summary.members[:2])} … (password {demo.MEMBER_PASSWORD})\n"
             f"  Join         {site}/join/writers/   (the verification link is printed in this terminal)\n"
             f"  Controllers  {site}/respond/   e.g. dpo@openai.test (the sign-in link is printed here)\n"
+            f"  Complaints   {site}/admin/requests_engine/complaint/   (a draft to approve, one awaiting "
+            "acknowledgement, an ICO pack to download)\n"
             f"  Health       {site}/healthz"
         )
