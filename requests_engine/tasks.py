@@ -123,12 +123,3 @@ def send_coordinator_summaries() -> int:
     from . import coordinator_summary
 
     return coordinator_summary.coordinator_summaries_send()
-
-
-@shared_task
-def send_coordinator_summaries() -> int:
-    """Daily (beat schedule in settings): each community's coordinators get yesterday's refusals, requests
-    for information and files received; a day is summarised once, however often this runs."""
-    from . import coordinator_summary
-
-    return coordinator_summary.coordinator_summaries_send()
