@@ -16,6 +16,7 @@ urlpatterns = [
     path("me/mandates/<str:reference>/pdf/", views.mandate_pdf, name="mandate-pdf"),
     path("me/mandates/<str:reference>/revoke/", views.mandate_revoke, name="mandate-revoke"),
     path("me/requests/<str:reference>/", views.request_detail, name="request-detail"),
+    path("me/requests/<str:reference>/forward/", views.request_forward, name="request-forward"),
     path("me/files/<int:file_id>/", views.received_file, name="received-file"),
     path("verify/", views.mandate_check, name="mandate-check"),
     path("verify/<str:token>/", views.mandate_verify, name="mandate-verify"),

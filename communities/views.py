@@ -21,6 +21,7 @@ from . import notices, services
 from .forms import (
     AnswerForm,
     DeleteAccountForm,
+    ForwardForm,
     IdentifiersForm,
     JoinForm,
     MandateChoicesForm,
@@ -339,7 +340,44 @@ def request_detail(request, reference: str):
     return render(request, "communities/request_detail.html", {
         "data_request": data_request, "community": data_request.member.community, "events": events,
         "form": form, "days_left": data_request.days_left(), "files": data_request.files.filter(deleted_at__isnull=True),
-        "checklist": _art15_checklist(data_request),
+        "checklist": _art15_checklist(data_request), **_forwarding(data_request),
+    })  # fmt: skip
+
+
+def _forwarding(data_request: DataRightsRequest) -> dict:
+    from requests_engine import forwarding
+
+    return {"forwards": forwarding.forwards_of(data_request),
+            "can_forward": not forwarding.why_not_forwardable(data_request)}  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_forward(request, reference: str):
+    """Send a file returned for a portability request on to another controller (Art 20(2))."""
+    from requests_engine import forwarding
+
+    data_request = get_object_or_404(
+        DataRightsRequest.objects.select_related("controller", "member__community"),
+        reference=reference, member__user=request.user,
+    )  # fmt: skip
+    problem = forwarding.why_not_forwardable(data_request)
+    form = ForwardForm(request.POST if request.method == "POST" else None, data_request=data_request)
+    if request.method == "POST" and not problem and form.is_valid():
+        try:
+            forward = forwarding.forward_file(
+                file=form.cleaned_data["file"], to_controller=form.cleaned_data["to_controller"],
+                member=data_request.member, actor=Actor(Actor.MEMBER, str(data_request.member_id)),
+            )  # fmt: skip
+        except forwarding.ForwardingError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"We are sending “{forward.file.original_name}” to "
+                                      f"{forward.to_controller.name}. You can follow it here.")  # fmt: skip
+            return redirect("request-detail", reference=reference)
+    return render(request, "communities/request_forward.html", {
+        "data_request": data_request, "community": data_request.member.community, "form": form,
+        "problem": problem,
     })  # fmt: skip
 
 

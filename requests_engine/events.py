@@ -109,6 +109,7 @@ SENTENCES = {
     "request.reply_received": "The controller replied about this request.",
     "request.file_downloaded": "The member downloaded a file.",
     "request.portability_format_flagged": "The portability answer has no machine-readable file.",
+    "request.portability_forwarded": "A returned file was sent on to another controller (Art 20(2)).",
     "request.art15_declared": "The controller said which Art 15 items its answer provides.",
     "request.art15_reviewed": "The answer was checked against the Art 15 checklist.",
     "request.art15_followup_sent": "A follow-up asked the controller for what its answer lacks (Art 15).",
