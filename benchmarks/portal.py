@@ -61,8 +61,9 @@ def setup() -> tuple[str, str]:
                      SELECT '!', false, 'p' || g, '', '', 'p' || g || '@x.test', false, true, now()
                      FROM generate_series(1, %s) g""", [REQUESTS])  # fmt: skip
         c.execute(
-            """INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at)
-                     SELECT id, %s, 'M' || id, 'Member ' || id, now() FROM auth_user""",
+            """INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at,
+                     notifications)
+                     SELECT id, %s, 'M' || id, 'Member ' || id, now(), 'each' FROM auth_user""",
             [community.pk],
         )
         c.execute("""INSERT INTO communities_mandate (member_id, reference, rights, all_controllers, purposes,

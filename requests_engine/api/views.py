@@ -109,6 +109,14 @@ class UploadParser(parsers.MultiPartParser):
         return parsers.DataAndFiles(data, files)
 
 
+# What RequestSerializer reads (and the `extend` action's condition): a list row loads nothing else.
+LIST_COLUMNS = (
+    "reference", "right", "state", "received_on", "due_on", "clock_paused", "extension_months", "info_kind",
+    "info_question", "info_requested_on", "campaign__reference", "member__reference", "member__full_name",
+    "mandate__reference", "mandate__state", "mandate__verification_token", "mandate__pdf_sha256",
+)  # fmt: skip
+
+
 class RequestPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -254,7 +262,7 @@ class RequestListView(ControllerAPIView, generics.ListAPIView):
         # requests before the sort could keep fifty.
         ids = self.paginate_queryset(self.get_queryset().values_list("pk", flat=True))
         page = DataRightsRequest.objects.filter(pk__in=ids).order_by()
-        rows = _with_related(page, self.principal.controller_id)
+        rows = _with_related(page, self.principal.controller_id).only(*LIST_COLUMNS)
         by_id = {row.pk: row for row in rows}
         serializer = self.get_serializer([by_id[pk] for pk in ids], many=True)
         return self.get_paginated_response(serializer.data)

@@ -94,7 +94,7 @@ def sign_out(request):
 def request_list(request):
     contact = request.contact
     filters = forms.FilterForm(request.GET or None)
-    rows = _requests_for(contact).select_related("member", "campaign")
+    rows = _requests_for(contact)
     if filters.is_valid():
         data = filters.cleaned_data
         if data["state"]:
@@ -105,8 +105,17 @@ def request_list(request):
             rows = rows.filter(campaign__reference=data["campaign"].strip().upper())
         if data["due_before"]:
             rows = rows.filter(due_on__lte=data["due_before"])
-    rows = rows.order_by("due_on", "pk")
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Two steps, as the API list does: the page's ids from the requests table alone (the controller's
+    # (due_on, id) index, no join), then those fifty rows with their member's name. Joining first would
+    # join every request before the offset of a deep page.
+    page = Paginator(rows.order_by("due_on", "pk").values_list("pk", flat=True), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    shown = DataRightsRequest.objects.filter(pk__in=list(page)).select_related("member").only(
+        "reference", "right", "state", "due_on", "clock_paused", "member__full_name"
+    )  # fmt: skip
+    by_id = {row.pk: row for row in shown}
+    page.object_list = [by_id[pk] for pk in page.object_list]
     today = timezone.localdate()
     query = request.GET.copy()
     query.pop("page", None)
