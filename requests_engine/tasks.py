@@ -14,9 +14,17 @@ _TRANSIENT = (OperationalError, InterfaceError)
 
 
 @shared_task
-def sweep_deadlines() -> int:
-    """The periodic deadline job (beat schedule in settings); idempotent, so overlapping runs are harmless."""
-    return services.sweep_deadlines()
+def sweep_deadlines() -> dict[str, int]:
+    """The periodic deadline job (beat schedule in settings), as `manage.py sweep_deadlines`: mark what is
+    overdue, tell the members, remind controllers. Each step is idempotent (a notice or reminder goes once
+    a day), so overlapping or hourly runs are harmless."""
+    from . import reminders
+
+    return {
+        "overdue": services.sweep_deadlines(),
+        "notices": reminders.overdue_notices_send(),
+        "reminders": reminders.deadline_reminders_send(),
+    }
 
 
 @shared_task(

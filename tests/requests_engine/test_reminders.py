@@ -47,3 +47,19 @@ def test_members_and_coordinators_are_told_when_a_request_goes_overdue(community
     assert late.reference in to[(late.member.user.email,)].body
     assert late.reference in to[(community.contact_email,)].body
     assert OutboundMessage.objects.filter(purpose="community.overdue_summary").count() == 1
+
+
+def test_the_scheduled_sweep_marks_overdue_tells_members_and_reminds_controllers(
+    community, controller, mailoutbox, django_capture_on_commit_callbacks
+):
+    from requests_engine import tasks
+
+    with time_machine.travel(dt.datetime(2026, 3, 23, 9, tzinfo=dt.UTC)):
+        late = sent_on(community, controller, "Late Larry", dt.date(2026, 2, 20))
+        sent_on(community, controller, "Soon Sue", dt.date(2026, 2, 24))  # earliest due Mon 23 Mar: today
+        with django_capture_on_commit_callbacks(execute=True):
+            first = tasks.sweep_deadlines()
+            again = tasks.sweep_deadlines()  # beat runs it hourly: nothing twice
+    assert first == {"overdue": 1, "notices": 2, "reminders": 1}
+    assert again == {"overdue": 0, "notices": 0, "reminders": 0}
+    assert any(late.reference in m.body and m.to == [late.member.user.email] for m in mailoutbox)
