@@ -72,4 +72,4 @@ def test_the_sweep_task_runs_the_same_job(requests_at_various_points):
     from requests_engine.tasks import sweep_deadlines
 
     with time_machine.travel(dt.datetime(2026, 3, 23, 12, tzinfo=dt.UTC)):
-        assert sweep_deadlines.delay().get() == 2
+        assert sweep_deadlines.delay().get()["overdue"] == 2
