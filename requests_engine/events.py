@@ -127,7 +127,12 @@ SENTENCES = {
 
 
 def describe(event: RequestEvent) -> str:
-    return SENTENCES.get(event.kind, event.kind)
+    sentence = SENTENCES.get(event.kind, event.kind)
+    if event.kind == "request.files_received":
+        names = [f.get("name", "") for f in (event.payload or {}).get("files", []) if isinstance(f, dict)]
+        if names:
+            sentence = f"{sentence[:-1]}: {', '.join(n for n in names if n)}."
+    return sentence
 
 
 # -- verification -----------------------------------------------------------------------------------------

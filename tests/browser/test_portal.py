@@ -188,7 +188,8 @@ def test_a_controller_signs_in_filters_acknowledges_fulfils_and_refuses(
     expect(banner(page)).to_contain_text("Request B1-M0-AC: done.")
     fulfilled = DataRightsRequest.objects.get(reference="B1-M0-AC")
     assert fulfilled.state == "fulfilled" and fulfilled.files.get().original_name == "answer.json"
-    expect(page.locator("ol.govuk-list")).to_contain_text("The controller sent files.")
+    expect(page.locator("ol.govuk-list")).to_contain_text("The controller sent files: answer.json.")
+    expect(page.get_by_role("navigation", name="Menu")).not_to_contain_text("Join")
 
     # A file we cannot accept is refused on the page, with nothing kept.
     page.goto(f"{live_server.url}/respond/requests/B1-M1-AC/")
