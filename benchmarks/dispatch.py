@@ -278,7 +278,7 @@ def main() -> int:
     server.stop()
     print(f"Ceiling: plain smtplib loop, {MESSAGES:,} copies of one {len(sample) / 1024:.0f} KiB message")
     print(f"  one connection: {MESSAGES / one_connection:,.0f} messages/s")
-    print(f"  a connection per message (as the outbox sends): {MESSAGES / per_message:,.0f} messages/s")
+    print(f"  a connection per message: {MESSAGES / per_message:,.0f} messages/s")
     print(f"  end to end through the workers = {one_connection / last:.2f} of the one-connection ceiling")
     return 0
 

@@ -252,18 +252,21 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     """
 
     reference = models.CharField(max_length=40)
-    # campaign, controller and member repeat what the batch and the mandate already say, for fast reads.
-    # A database foreign key costs a row lock on the referenced row per inserted request: on a million-row
-    # campaign launch the mandate check alone made it 1.5× slower (each mandate is locked once per
-    # controller). So only the batch key is checked by the database; the others are enforced by Django
-    # (PROTECT: mandates are never deleted) and by the launch's own join, which only inserts ids it read,
-    # and `verify_audit_log` reports any request whose mandate or member is missing. Campaign and
-    # controller lookups use the composite indexes in Meta.
+    # The requests table takes a million rows in one campaign launch, and a database foreign key costs a
+    # lookup and a row lock on the referenced row per inserted request: measured on 1,000,000 requests, the
+    # mandate and batch checks made the launch 2.1x the bare INSERT ... SELECT instead of 1.04x. So no key
+    # here is checked by the database: Django enforces them (PROTECT: none of these rows can be deleted
+    # while a request points at it), the launch inserts only ids its own join read, and
+    # `verify_audit_log` reports any request whose mandate, member, batch, campaign or controller is missing.
+    # campaign, controller and member repeat what the batch and the mandate say, for fast reads; campaign
+    # and controller lookups use the composite indexes in Meta.
     campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_index=False,
         db_constraint=False,
     )  # fmt: skip
-    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_constraint=False
+    )
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="requests", db_constraint=False)
     mandate = models.ForeignKey(Mandate, on_delete=models.PROTECT, related_name="requests", db_constraint=False)
     controller = models.ForeignKey(

@@ -86,3 +86,13 @@ def test_verify_names_a_request_whose_mandate_was_deleted_behind_djangos_back(hi
                        [data_request.pk])  # fmt: skip
     code, message = verify()
     assert code == 1 and data_request.reference in message and "lost its mandate" in message
+
+
+def test_verify_names_a_request_whose_batch_is_gone(history, data_request):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE requests_engine_datarightsrequest SET batch_id = 424242 WHERE id = %s",
+                       [data_request.pk])  # fmt: skip
+    code, message = verify()
+    assert code == 1 and data_request.reference in message
