@@ -135,7 +135,22 @@ def request_detail(request, reference: str):
         "contact": request.contact, "r": data_request, "events": events, "identifiers": identifiers,
         "ask": forms.AskForm(), "extend": forms.ExtendForm(), "fulfil": forms.FulfilForm(),
         "refuse": forms.RefuseForm(), "partial": forms.PartialForm(), "days_left": data_request.days_left(),
+        "allowed": _allowed_actions(data_request),
     })  # fmt: skip
+
+
+# Portal actions by the model transition each one runs.
+ACTION_TRANSITIONS = {
+    "acknowledge": "acknowledge", "ask": "request_information", "extend": "extend", "fulfil": "fulfil",
+    "partially-fulfil": "partially_fulfil", "refuse": "refuse",
+}  # fmt: skip
+
+
+def _allowed_actions(data_request) -> set[str]:
+    """The answers the request's state allows now: the page offers only these (a stale page that posts
+    another is refused with a message by the service)."""
+    names = {t.name for t in data_request.get_available_state_transitions()}
+    return {action for action, transition in ACTION_TRANSITIONS.items() if transition in names}
 
 
 @contact_required
@@ -224,7 +239,7 @@ def _detail_with_error(request, data_request, action, form):
         "contact": request.contact, "r": data_request, "events": events, "identifiers": identifiers,
         "ask": forms.AskForm(), "extend": forms.ExtendForm(), "fulfil": forms.FulfilForm(),
         "refuse": forms.RefuseForm(), "partial": forms.PartialForm(), "days_left": data_request.days_left(),
-        key: form, "open_action": action,
+        key: form, "open_action": action, "allowed": _allowed_actions(data_request),
     }  # fmt: skip
     return render(request, "requests_engine/portal/detail.html", context, status=400)
 

@@ -205,6 +205,10 @@ def test_a_controller_signs_in_filters_acknowledges_fulfils_and_refuses(
     axe_check(page)
     assert states()["B1-M1-AC"] == "acknowledged"
 
+    # A colleague has the same request open in another tab (it still offers "Acknowledge").
+    stale = page.context.new_page()
+    stale.goto(f"{live_server.url}/respond/requests/B1-M2-AC/")
+
     # Refuse: the page reminds of Art 12(4); reasons are required.
     page.goto(f"{live_server.url}/respond/requests/B1-M2-AC/")
     page.locator("summary", has_text="Refuse").click()
@@ -227,11 +231,15 @@ def test_a_controller_signs_in_filters_acknowledges_fulfils_and_refuses(
     refused = DataRightsRequest.objects.get(reference="B1-M2-AC")
     assert refused.state == "refused" and refused.refusal_ground == "no_data_held"
 
-    # An action the state does not allow is refused with a clear message, and nothing changes.
-    page.get_by_role("button", name="Acknowledge").click()
-    expect(banner(page)).to_contain_text("Request B1-M2-AC is refused: it cannot be acknowledged now.")
+    # A refused request offers no more answers; the stale tab's "Acknowledge" is refused with a clear
+    # message, and nothing changes.
+    expect(page.get_by_text("This request is refused: there is nothing to answer now.")).to_be_visible()
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    stale.get_by_role("button", name="Acknowledge").click()
+    expect(banner(stale)).to_contain_text("Request B1-M2-AC is refused: it cannot be acknowledged now.")
     assert states()["B1-M2-AC"] == "refused"
-    axe_check(page)
+    axe_check(stale)
+    stale.close()
 
     # Another controller's request is not found, whatever the URL.
     response = page.goto(f"{live_server.url}/respond/requests/B3-M9-GX/")
