@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from functools import partial
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -82,36 +83,14 @@ def retry_delay(attempts: int) -> timedelta:
 # -- queueing ------------------------------------------------------------------------------------------
 
 
-def queue_email(
-    *,
-    to: str | Sequence[str],
-    subject: str,
-    body_text: str,
-    body_html: str = "",
-    attachments: Iterable[Attachment] = (),
-    reply_to: str | Sequence[str] | None = None,
-    cc: str | Sequence[str] = (),
-    headers: Mapping[str, str] | None = None,
-    subject_type: str = "",
-    subject_id: str = "",
-    purpose: str = "",
-    from_email: str | None = None,
-    not_before: datetime | None = None,
-    on_sent_task: str = "",
-    on_failed_task: str = "",
-) -> OutboundMessage:
+def queue_email(**fields: Any) -> OutboundMessage:
     """Queue an email to be sent after the caller's transaction commits; nothing is sent if it rolls back.
 
-    `not_before` holds it back until then (to spread many messages to one recipient); `on_sent_task` and
+    Takes `draft_email`'s keyword arguments (to, subject, body_text, attachments, reply_to, …): `not_before`
+    holds it back until then (to spread many messages to one recipient); `on_sent_task` and
     `on_failed_task` name Celery tasks to run with the row's id once it is accepted or has failed for good.
     """
-    draft = draft_email(
-        to=to, subject=subject, body_text=body_text, body_html=body_html, attachments=attachments,
-        reply_to=reply_to, cc=cc, headers=headers, subject_type=subject_type, subject_id=subject_id,
-        purpose=purpose, from_email=from_email, not_before=not_before, on_sent_task=on_sent_task,
-        on_failed_task=on_failed_task,
-    )  # fmt: skip
-    return queue_drafts([draft])[0]
+    return queue_drafts([draft_email(**fields)])[0]
 
 
 @dataclass(frozen=True)
