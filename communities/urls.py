@@ -18,6 +18,7 @@ urlpatterns = [
     path("me/requests/<str:reference>/", views.request_detail, name="request-detail"),
     path("me/requests/<str:reference>/forward/", views.request_forward, name="request-forward"),
     path("me/files/<int:file_id>/", views.received_file, name="received-file"),
+    path("me/files/<int:file_id>/keep/", views.received_file_keep, name="received-file-keep"),
     path("verify/", views.mandate_check, name="mandate-check"),
     path("verify/<str:token>/", views.mandate_verify, name="mandate-verify"),
     path("privacy/", views.privacy, name="privacy"),

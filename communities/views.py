@@ -452,6 +452,30 @@ def received_file(request, file_id: int):
 
 
 @login_required
+@require_http_methods(["POST"])
+def received_file_keep(request, file_id: int):
+    """Keep a returned file past the retention period, or let it go (the member's choice, Art 5(1)(e))."""
+    from requests_engine import returned_data
+    from requests_engine.models import ReceivedFile
+    from requests_engine.services import RequestEngineError
+
+    received = get_object_or_404(ReceivedFile.objects.select_related("request"), pk=file_id,
+                                 request__member__user=request.user, deleted_at__isnull=True)  # fmt: skip
+    keep = request.POST.get("keep") == "yes"
+    try:
+        returned_data.received_file_keep(
+            file_id=received.pk, keep=keep, actor=Actor(Actor.MEMBER, str(received.request.member_id))
+        )
+    except RequestEngineError as error:
+        messages.error(request, str(error))
+    else:
+        name = received.original_name
+        messages.success(request, f"“{name}” is kept: it will not be deleted automatically." if keep
+                         else f"“{name}” will be deleted at the end of the retention period.")  # fmt: skip
+    return redirect("request-detail", reference=received.request.reference)
+
+
+@login_required
 def account_export(request):
     data = services.account_export(user=request.user)
     response = HttpResponse(data, content_type="application/zip")

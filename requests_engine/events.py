@@ -108,6 +108,8 @@ SENTENCES = {
     "batch.reply_received": "The controller replied to the collective letter.",
     "request.reply_received": "The controller replied about this request.",
     "request.file_downloaded": "The member downloaded a file.",
+    "request.file_kept": "The member chose to keep a file past the retention period.",
+    "request.file_released": "The member let a file be deleted at the end of the retention period.",
     "request.portability_format_flagged": "The portability answer has no machine-readable file.",
     "request.portability_forwarded": "A returned file was sent on to another controller (Art 20(2)).",
     "request.art15_declared": "The controller said which Art 15 items its answer provides.",

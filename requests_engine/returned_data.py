@@ -206,3 +206,24 @@ def read_file(received: ReceivedFile) -> bytes:
     if hashlib.sha256(data).hexdigest() != received.sha256:
         raise crypto.CryptoError(f"File {received.pk} does not match its checksum.")
     return data
+
+
+def received_file_keep(*, file_id: int, keep: bool, actor: Actor) -> ReceivedFile:
+    """The member keeps a returned file past the retention period, or lets it go again (it is then deleted
+    on the retention date, or at the next daily run if that date has passed)."""
+    with transaction.atomic():
+        received = ReceivedFile.objects.select_for_update().get(pk=file_id)
+        if received.deleted_at is not None:
+            from .services import RequestEngineError
+
+            raise RequestEngineError("This file has already been deleted.")
+        if received.keep == keep:
+            return received
+        received.keep = keep
+        received.save(update_fields=["keep"])
+        request = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
+        record_event(
+            subject=request, kind="request.file_kept" if keep else "request.file_released", actor=actor,
+            payload={"file": received.pk, "name": received.original_name},
+        )  # fmt: skip
+    return received
