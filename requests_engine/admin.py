@@ -233,6 +233,9 @@ class CampaignAdmin(ServiceTransitionAdmin):
 
     change_form_template = "admin/requests_engine/campaign/change_form.html"
     form = forms.CampaignAdminForm
+    # "Save" comes first in the form, so Enter in a field saves: otherwise the browser presses the first
+    # button it finds, "Approve and launch", and the letters go out.
+    save_on_top = True
     actions = [draft_complaints_action]
     list_display = ["name", "reference", "community", "state", "request_count", "launched_at"]
     list_filter = ["state", "community"]
