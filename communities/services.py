@@ -164,7 +164,20 @@ def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
         mandate.save()
         record_event(subject=mandate, kind="mandate.revoked", actor=actor, from_state=from_state,
                      to_state=mandate.state, payload={"reason": reason} if reason else None)  # fmt: skip
-        return _withdraw_open_requests(mandate, actor=actor, reason="The member revoked the mandate.")
+        return sum(
+            _withdraw_open_requests(each, actor=actor, reason="The member revoked the mandate.")
+            for each in mandate_lineage(mandate)
+        )
+
+
+def mandate_lineage(mandate: Mandate) -> list[Mandate]:
+    """The mandate and each one it replaced in turn, newest first. A request made under a replaced mandate
+    that its replacement still covered stays open under the mandate it cited; revoking the one in force
+    must end it too."""
+    lineage = [mandate]
+    while (earlier := lineage[-1].replaces.first()) is not None:
+        lineage.append(earlier)
+    return lineage
 
 
 def requests_no_longer_covered(*, member: Member, choices: MandateChoices) -> list:
