@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.audit import Actor
 from requests_engine.events import describe
-from requests_engine.models import DataRightsRequest, InformationKind, RequestEvent, RequestState
+from requests_engine.models import OPEN_STATES, DataRightsRequest, InformationKind, RequestEvent, RequestState
 
 from . import notices, services
 from .forms import (
@@ -119,7 +119,9 @@ def me(request):
         blocks.append({
             "member": member,
             "mandates": list(member.mandates.order_by("-signed_at")),
-            "requests": [{"request": r, "days_left": r.days_left(today),
+            # Only an open request counts down: once answered or withdrawn, nothing is due any more.
+            "requests": [{"request": r, "open": r.state in OPEN_STATES,
+                          "days_left": r.days_left(today) if r.state in OPEN_STATES else None,
                           "days_late": -r.days_left(today) if (r.days_left(today) or 0) < 0 else 0}
                          for r in requests],
             "needs_answer": [r for r in requests if r.state == RequestState.INFO_REQUESTED
@@ -285,7 +287,8 @@ def mandate_revoke(request, reference: str):
         messages.success(request, f"Mandate {mandate.reference} is revoked. {withdrawn} open request(s) were "
                                   "withdrawn and the organisations told.")  # fmt: skip
         return redirect("mandate-detail", reference=mandate.reference)
-    open_requests = mandate.requests.filter(
+    open_requests = DataRightsRequest.objects.filter(
+        mandate__in=services.mandate_lineage(mandate),
         state__in=[
             s.value
             for s in RequestState
@@ -300,7 +303,7 @@ def mandate_revoke(request, reference: str):
                 "extended",
                 "overdue",
             }
-        ]
+        ],
     )
     return render(request, "communities/mandate_revoke.html", {
         "mandate": mandate, "member": mandate.member, "community": mandate.member.community, "form": form,
@@ -339,7 +342,9 @@ def request_detail(request, reference: str):
               RequestEvent.objects.filter(request=data_request).order_by("seq")]  # fmt: skip
     return render(request, "communities/request_detail.html", {
         "data_request": data_request, "community": data_request.member.community, "events": events,
-        "form": form, "days_left": data_request.days_left(), "files": data_request.files.filter(deleted_at__isnull=True),
+        "form": form, "days_left": data_request.days_left() if data_request.state in OPEN_STATES else None,
+        "is_open": data_request.state in OPEN_STATES,
+        "files": data_request.files.filter(deleted_at__isnull=True),
         "checklist": _art15_checklist(data_request), **_forwarding(data_request),
     })  # fmt: skip
 
@@ -370,7 +375,9 @@ def request_forward(request, reference: str):
                 member=data_request.member, actor=Actor(Actor.MEMBER, str(data_request.member_id)),
             )  # fmt: skip
         except forwarding.ForwardingError as error:
-            form.add_error(None, str(error))
+            # A refusal naming the chosen organisation is about that choice, so it is shown at the field.
+            chosen = form.cleaned_data["to_controller"].name in str(error)
+            form.add_error("to_controller" if chosen else None, str(error))
         else:
             messages.success(request, f"We are sending “{forward.file.original_name}” to "
                                       f"{forward.to_controller.name}. You can follow it here.")  # fmt: skip
