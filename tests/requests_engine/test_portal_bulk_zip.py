@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (fixtures shared with test_portal are imported, then named as test arguments)
 """Answering many requests with one ZIP holding a folder per request reference, alone or with the CSV: every
 file checked as a single upload is, all applied or none, and no stored file left behind by a failure."""
 
@@ -7,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from core.audit import Actor
 from requests_engine import services
@@ -20,30 +20,14 @@ from requests_engine.models import (
 )
 from requests_engine.portal.signin import SESSION_KEY
 from requests_engine.returned_data import read_file
-from tests.factories import make_mandate, make_member, make_request
+from tests.factories import make_mandate, make_member
+from tests.requests_engine.test_portal import acme_requests, sent_request  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 JSON = b'{"books_used_for_training": []}'
 CSV = b"title,used\nFrankenstein,no\n"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-def sent_request(member, controller, reference, right="access"):
-    request = make_request(member, controller, reference=reference, right=right)
-    services.request_approve(request_id=request.pk, actor=Actor.system())
-    services.request_dispatch(request_id=request.pk, received_on=timezone.localdate(), actor=Actor.system())
-    return request
-
-
-@pytest.fixture
-def acme_requests(community, controller):
-    made = []
-    for index, name in enumerate(["Ada Lovelace", "Mary Shelley", "Sam Pepys"]):
-        member = make_member(community, name)
-        make_mandate(member, rights=["access", "portability"])
-        made.append(sent_request(member, controller, f"B1-M{index}-AC"))
-    return made
 
 
 @pytest.fixture
