@@ -348,3 +348,69 @@ def default_choices(member: Member, *, today: date | None = None) -> MandateChoi
         may_complain_to_controllers=True,
         may_represent_before_ico=True,
     )
+
+
+EXPIRY_WARNING_DAYS = 14
+
+
+def mandates_expire(*, today: date | None = None) -> int:
+    """The daily job: a mandate past its end date expires, and the open requests made under it (and under
+    the mandates it replaced) are withdrawn as on a revocation, each controller told. The member is told
+    and can sign a new one. Returns how many mandates expired; a second run finds none."""
+    from requests_engine.events import record_event
+
+    from .notices import notify_member
+
+    today = today or timezone.localdate()
+    expired = 0
+    for mandate_id in Mandate.objects.filter(state=Mandate.State.ACTIVE, valid_until__lt=today).values_list(
+        "pk", flat=True
+    ):
+        actor = Actor.system("mandate-expiry")
+        with transaction.atomic():
+            mandate = Mandate.objects.select_for_update().select_related("member").get(pk=mandate_id)
+            if mandate.state != Mandate.State.ACTIVE or mandate.valid_until >= today:
+                continue  # changed since the list was read
+            mandate.expire()
+            mandate.save()
+            record_event(subject=mandate, kind="mandate.expired", actor=actor, from_state="active",
+                         to_state=mandate.state, payload={"valid_until": mandate.valid_until})  # fmt: skip
+            withdrawn = sum(
+                _withdraw_open_requests(each, actor=actor, reason="The member's mandate expired.")
+                for each in mandate_lineage(mandate)
+            )
+            ended = f" {withdrawn} open request(s) made under it were withdrawn." if withdrawn else ""
+            notify_member(
+                mandate.member,
+                f"Your mandate {mandate.reference} has ended",
+                f"Your mandate ended on {mandate.valid_until:%-d %B %Y}, so the community can no longer act "
+                f"for you.{ended} To go on, sign a new mandate.",
+                link=f"/me/{mandate.member.reference}/mandate/new/",
+            )
+        expired += 1
+    return expired
+
+
+def mandate_expiry_warnings_send(*, today: date | None = None) -> int:
+    """The daily job: members whose mandate ends within EXPIRY_WARNING_DAYS are told once, with a link to
+    renew it (signing a new mandate replaces the old one, keeping its open requests)."""
+    from .notices import notify_member
+
+    today = today or timezone.localdate()
+    soon = Mandate.objects.filter(
+        state=Mandate.State.ACTIVE, valid_until__gte=today,
+        valid_until__lt=today + timedelta(days=EXPIRY_WARNING_DAYS),
+    ).select_related("member")  # fmt: skip
+    sent = 0
+    for mandate in soon:
+        notice = notify_member(
+            mandate.member,
+            f"Your mandate {mandate.reference} ends on {mandate.valid_until:%-d %B %Y}",
+            "After that date the community can no longer act for you, and its open requests for you are "
+            "withdrawn. To go on, change your mandate: you sign a new one with a later end date, and your "
+            "open requests carry on.",
+            link=f"/me/{mandate.member.reference}/mandate/new/",
+            once_since=timezone.now() - timedelta(days=EXPIRY_WARNING_DAYS + 1),
+        )
+        sent += notice is not None
+    return sent

@@ -2,13 +2,22 @@
 
 from celery import shared_task
 
-from . import documents, notices
+from . import documents, notices, services
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def render_signed_mandate(mandate_id: int) -> str:
     """Render, seal, store and email the signed mandate once; a re-run finds the PDF and stops."""
     return documents.mandate_pdf_issue(mandate_id=mandate_id)
+
+
+@shared_task
+def expire_mandates() -> dict[str, int]:
+    """Daily (beat schedule in settings): warn members whose mandate ends soon; expire those that ended."""
+    return {
+        "warned": services.mandate_expiry_warnings_send(),
+        "expired": services.mandates_expire(),
+    }
 
 
 @shared_task

@@ -253,6 +253,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.int("OUTBOX_SWEEP_INTERVAL_SECONDS", default=300),
     },
     # Once a day at a fixed hour, not every 24 hours from whenever beat started.
+    "expire-mandates": {  # before the digests, so that they carry its notices
+        "task": "communities.tasks.expire_mandates",
+        "schedule": crontab(hour=max(DAILY_EMAILS_HOUR - 1, 0), minute=30),
+    },
     "member-digests": {
         "task": "communities.tasks.send_member_digests",
         "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=0),
