@@ -324,7 +324,9 @@ def choices_of(mandate: Mandate, *, today: date | None = None) -> MandateChoices
     today = today or timezone.localdate()
     return MandateChoices(
         rights=tuple(mandate.rights),
-        controller_ids=None if mandate.all_controllers else tuple(mandate.controllers.values_list("pk", flat=True)),
+        controller_ids=None
+        if mandate.all_controllers
+        else tuple(mandate.controllers.values_list("pk", flat=True)),
         purposes=mandate.purposes,
         valid_from=today,
         valid_until=max(mandate.valid_until, today + timedelta(days=1)),

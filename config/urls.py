@@ -1,7 +1,7 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.urls import include, path
-from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.views import healthz
@@ -26,7 +26,9 @@ urlpatterns = [
     path("register/", include("requests_engine.register_urls")),
     path("api/v1/register/", register_views.register_json, name="api-register"),
     path(
-        "api/v1/register/controllers/<slug:slug>/", register_views.controller_json, name="api-register-controller"
+        "api/v1/register/controllers/<slug:slug>/",
+        register_views.controller_json,
+        name="api-register-controller",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file, so the page needs no inline script.

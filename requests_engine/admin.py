@@ -13,20 +13,23 @@ from django_fsm.admin import FSMAdminMixin
 
 from core.audit import Actor
 
-from . import admin_dashboard
-from . import admin_inbox  # noqa: F401  (the coordinators' inbox registers itself)
-from .admin_completeness import completeness_urls, request_completeness
+from . import (
+    admin_dashboard,
+    admin_inbox,  # noqa: F401  (the coordinators' inbox registers itself)
+    forms,
+    selectors,
+    services,
+)
 from .admin_complaints import (  # importing it registers the complaints admin
     draft_complaints_action,
     draft_complaints_for_requests_action,
     request_escalation_flags,
 )
-from . import forms, selectors, services
+from .admin_completeness import completeness_urls, request_completeness
 from .events import describe
 from .models import (
     Batch,
     Campaign,
-    Complaint,
     Controller,
     ControllerContact,
     DataRightsRequest,

@@ -268,7 +268,9 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_constraint=False
     )
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="requests", db_constraint=False)
-    mandate = models.ForeignKey(Mandate, on_delete=models.PROTECT, related_name="requests", db_constraint=False)
+    mandate = models.ForeignKey(
+        Mandate, on_delete=models.PROTECT, related_name="requests", db_constraint=False
+    )
     controller = models.ForeignKey(
         Controller, on_delete=models.PROTECT, related_name="requests", db_index=False, db_constraint=False
     )
@@ -711,7 +713,9 @@ class ControllerContact(models.Model):
 
     class Meta:
         ordering = ["controller", "email"]
-        constraints = [models.UniqueConstraint(fields=["controller", "email"], name="one_contact_per_address")]
+        constraints = [
+            models.UniqueConstraint(fields=["controller", "email"], name="one_contact_per_address")
+        ]
         # Serves API authentication by token.
         indexes = [models.Index(fields=["api_token_sha256"], name="contact_api_token")]
 
@@ -732,6 +736,9 @@ class PortalSignInLink(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"Sign-in link for {self.contact.email}"
+
 
 class IdempotentResponse(models.Model):
     """The first answer to an API POST with an Idempotency-Key, replayed for retries of the same key."""
@@ -744,7 +751,12 @@ class IdempotentResponse(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["contact", "key"], name="one_response_per_idempotency_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "key"], name="one_response_per_idempotency_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"Idempotency-Key {self.key}"
 
 
 class Art15Item(models.TextChoices):
@@ -755,9 +767,15 @@ class Art15Item(models.TextChoices):
     CATEGORIES = "categories", "The categories of personal data (Art 15(1)(b))"
     RECIPIENTS = "recipients", "The recipients or categories of recipient (Art 15(1)(c))"
     RETENTION = "retention", "How long the data will be kept, or the criteria (Art 15(1)(d))"
-    RIGHTS = "rights", "The rights to rectification, erasure, restriction, objection and to complain (Art 15(1)(e)-(f))"
+    RIGHTS = (
+        "rights",
+        "The rights to rectification, erasure, restriction, objection and to complain (Art 15(1)(e)-(f))",
+    )
     SOURCE = "source", "Where the data came from, if not from the member (Art 15(1)(g))"
-    AUTOMATED = "automated", "Automated decision-making and profiling, with its logic and effects (Art 15(1)(h))"
+    AUTOMATED = (
+        "automated",
+        "Automated decision-making and profiling, with its logic and effects (Art 15(1)(h))",
+    )
     SAFEGUARDS = "safeguards", "The safeguards for transfers outside the UK (Art 15(2))"
 
 
@@ -776,7 +794,9 @@ class CompletenessReview(models.Model):
     followup_message = models.ForeignKey(
         "core.OutboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    completed_on = models.DateField(null=True, blank=True, help_text="The controller supplied what was missing.")
+    completed_on = models.DateField(
+        null=True, blank=True, help_text="The controller supplied what was missing."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -800,7 +820,9 @@ class PortabilityForward(models.Model):
     class Meta:
         ordering = ["-requested_at"]
         constraints = [
-            models.UniqueConstraint(fields=["file", "to_controller"], name="one_forward_per_file_and_controller")
+            models.UniqueConstraint(
+                fields=["file", "to_controller"], name="one_forward_per_file_and_controller"
+            )
         ]
 
     def __str__(self) -> str:

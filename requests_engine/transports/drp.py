@@ -838,7 +838,7 @@ def queue_campaign_requests(*, campaign_id: int) -> int:
         rate = batch.controller.send_rate_per_minute or 0
         interval = 60.0 / rate if rate else 0.0
         ids = list(batch.requests.filter(state=RequestState.QUEUED).order_by("pk").values_list("pk", "right"))
-        for position, (request_id, right) in enumerate((pk, r) for pk, r in ids if supports_right(r)):
+        for position, (request_id, _right) in enumerate((pk, r) for pk, r in ids if supports_right(r)):
             transaction.on_commit(partial(_queue_send, request_id, position * interval), robust=True)
             queued += 1
     return queued

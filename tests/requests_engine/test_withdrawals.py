@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the DRP fixtures are imported from test_drp, then named as test arguments)
 """A revoked or narrowed mandate withdraws the open requests it no longer covers, and each controller is told
 the way its requests reached it: DRP revoke, an email, a letter to post, or text for its web form."""
 
@@ -18,7 +19,7 @@ from core.audit import Actor
 from requests_engine import services
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
 from tests.factories import make_mandate, make_member, make_request, verified_user
-from tests.requests_engine.test_drp import drp_settings, fides_like, fresh, sent_by_drp  # noqa: F401, F811
+from tests.requests_engine.test_drp import drp_settings, fides_like, fresh, sent_by_drp  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")
