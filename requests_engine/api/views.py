@@ -395,28 +395,25 @@ class FulfilView(RequestActionView):
     parser_classes = [parsers.JSONParser, UploadParser]
 
     def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        with transaction.atomic():
-            services.request_answer_with_files(
-                request_id=request_id,
-                uploads=data.get("files", []),
-                actor=actor,
-                outcome="fulfil",
-                note=data.get("note", ""),
-            )
-            _declare_art15_items(request_id, data, actor)
+        _answer_with_files(request_id, data, actor, outcome="fulfil", note=data.get("note", ""))
 
 
-def _declare_art15_items(request_id: int, data: dict[str, Any], actor: Actor) -> None:
-    """The Art 15 items the controller says its access answer provides. Sent for another right, they are
-    a 400 on the field, and the answer given with them is rolled back."""
+def _answer_with_files(request_id: int, data: dict[str, Any], actor: Actor, **answer: str) -> None:
+    """Store the files and answer, then record the Art 15 items the controller says an access answer
+    provides. Items sent for another right are a 400 on the field, and the whole answer is rolled back."""
     from .. import completeness
 
-    if "art15_items" not in data:
-        return
-    try:
-        completeness.declare_items(DataRightsRequest.objects.get(pk=request_id), data["art15_items"], actor)
-    except services.RequestEngineError as error:
-        raise exceptions.ValidationError({"art15_items": [str(error)]}) from None
+    with transaction.atomic():
+        services.request_answer_with_files(
+            request_id=request_id, uploads=data.get("files", []), actor=actor, **answer
+        )
+        if "art15_items" not in data:
+            return
+        try:
+            request = DataRightsRequest.objects.get(pk=request_id)
+            completeness.declare_items(request, data["art15_items"], actor)
+        except services.RequestEngineError as error:
+            raise exceptions.ValidationError({"art15_items": [str(error)]}) from None
 
 
 @action_schema(
@@ -434,16 +431,14 @@ class PartiallyFulfilView(RequestActionView):
     parser_classes = [parsers.JSONParser, UploadParser]
 
     def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        with transaction.atomic():
-            services.request_answer_with_files(
-                request_id=request_id,
-                uploads=data.get("files", []),
-                actor=actor,
-                outcome="partially_fulfil",
-                ground=data["ground"],
-                reasons=data["reasons"],
-            )
-            _declare_art15_items(request_id, data, actor)
+        _answer_with_files(
+            request_id,
+            data,
+            actor,
+            outcome="partially_fulfil",
+            ground=data["ground"],
+            reasons=data["reasons"],
+        )
 
 
 @action_schema(
