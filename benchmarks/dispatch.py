@@ -91,7 +91,7 @@ def set_up(community_name: str = "Bench") -> int:
     from communities.models import Community, Identifier, Mandate, Member, Right
     from config.celery import app as celery_app
     from core.audit import Actor
-    from requests_engine import services
+    from requests_engine.campaigns import launch
     from requests_engine.models import Campaign, Controller
 
     community = Community.objects.create(
@@ -139,7 +139,7 @@ def set_up(community_name: str = "Bench") -> int:
     campaign = Campaign.objects.create(community=community, name="Bench", rights=[Right.ACCESS], purpose="x")
     campaign.controllers.set([controller])
     celery_app.conf.task_always_eager = False
-    services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("bench"), dispatch=False)
+    launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("bench"), dispatch=False)
     return campaign.pk
 
 
@@ -207,7 +207,7 @@ def main() -> int:
     from django.db import connection, transaction
 
     from core.models import OutboundMessage
-    from requests_engine import dispatch
+    from requests_engine.dispatch import batches
     from requests_engine.models import Batch, DataRightsRequest
 
     call_command("migrate", verbosity=0)
@@ -229,9 +229,9 @@ def main() -> int:
         handler.reset()
         start = time.perf_counter()
         with transaction.atomic():
-            dispatch.queue_campaign_dispatch(campaign_id=campaign_id)
+            batches.queue_campaign_dispatch(campaign_id=campaign_id)
         queued_at = accepted_at = None
-        rows = OutboundMessage.objects.filter(purpose=dispatch.REQUEST_PURPOSE)
+        rows = OutboundMessage.objects.filter(purpose=batches.REQUEST_PURPOSE)
         while True:
             time.sleep(0.25)
             now = time.perf_counter()

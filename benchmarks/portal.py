@@ -88,7 +88,7 @@ def setup() -> tuple[str, str]:
     session.create()
     token = ""
     try:
-        from requests_engine.contacts import contact_issue_api_token
+        from requests_engine.directory.contacts import contact_issue_api_token
 
         token = contact_issue_api_token(contact_id=contact.pk)
     except ImportError:

@@ -1,4 +1,6 @@
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
+from django.contrib.sites.shortcuts import get_current_site
 
 from core import outbox
 
@@ -8,8 +10,6 @@ class AccountAdapter(DefaultAccountAdapter):
     each one is a row with its status and Message-ID, retried if the mail server is down."""
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
-        from allauth.core import context as allauth_context
-        from django.contrib.sites.shortcuts import get_current_site
 
         request = allauth_context.request
         message = self.render_mail(

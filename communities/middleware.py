@@ -1,3 +1,4 @@
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
@@ -18,8 +19,6 @@ class StaffMfaMiddleware:
             and user.is_authenticated
             and user.is_staff
         ):
-            from allauth.mfa.models import Authenticator
-
             if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
                 messages.warning(request, "Set up an authenticator app before using the back office.")
                 return redirect("mfa_activate_totp")

@@ -7,12 +7,19 @@ import json
 import zipfile
 from datetime import date, timedelta
 
+from allauth.account.models import EmailAddress
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from communities import tasks
+from communities.notices import notify_member
 from core.audit import Actor
+from requests_engine import services as engine
+from requests_engine import tasks as engine_tasks
+from requests_engine.events import describe, record_event
+from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestEvent, RequestState
 
 from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, text_sha256
 from .models import Community, Identifier, Invite, Mandate, Member, Notice, Right
@@ -23,7 +30,6 @@ class CommunityError(Exception):
 
 
 def email_is_verified(user) -> bool:
-    from allauth.account.models import EmailAddress
 
     return EmailAddress.objects.filter(user=user, verified=True).exists()
 
@@ -84,7 +90,6 @@ def mandate_sign(
     user_agent: str,
 ) -> Mandate:
     """Sign the text the member was shown. The PDF is rendered, sealed and emailed after commit."""
-    from requests_engine.events import record_event
 
     if not choices.rights or any(r not in Right.values for r in choices.rights):
         raise CommunityError("Choose at least one right.")
@@ -144,7 +149,6 @@ def mandate_sign(
                 replaced, actor=actor, reason="The member narrowed their mandate.",
                 still_covered=lambda right, controller: mandate.covers(right=right, controller_id=controller),
             )  # fmt: skip
-        from . import tasks
 
         transaction.on_commit(lambda: tasks.render_signed_mandate.delay(mandate.pk))
     return mandate
@@ -153,7 +157,6 @@ def mandate_sign(
 def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
     """End a mandate now: every open request under it is withdrawn and each controller that already has
     one is told, through the way the request reached it. Returns how many requests were withdrawn."""
-    from requests_engine.events import record_event
 
     with transaction.atomic():
         mandate = Mandate.objects.select_for_update().get(pk=mandate_id)
@@ -182,7 +185,6 @@ def mandate_lineage(mandate: Mandate) -> list[Mandate]:
 
 def requests_no_longer_covered(*, member: Member, choices: MandateChoices) -> list:
     """The open requests that signing `choices` would withdraw (shown before the member signs)."""
-    from requests_engine.models import OPEN_STATES, DataRightsRequest
 
     active = member.mandates.filter(state=Mandate.State.ACTIVE).first()
     if active is None:
@@ -208,8 +210,6 @@ def _choices_cover(choices: MandateChoices, *, right: str, controller_id: int) -
 def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, still_covered=None) -> int:
     """Withdraw the mandate's open requests (all, or those `still_covered(right, controller_id)` rejects),
     and, after commit, tell each controller that already has one. Call inside the caller's transaction."""
-    from requests_engine import services as engine
-    from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestState
 
     told_states = {RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.INFO_REQUESTED,
                    RequestState.EXTENDED, RequestState.OVERDUE}  # fmt: skip
@@ -225,8 +225,6 @@ def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, stil
         if state in told_states:
             told.append(request_id)
     if told:
-        from requests_engine import tasks as engine_tasks
-
         transaction.on_commit(
             lambda: engine_tasks.tell_controllers_of_withdrawal.delay(told, reason), robust=True
         )
@@ -235,8 +233,6 @@ def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, stil
 
 def account_export(*, user) -> bytes:
     """Everything the service holds on the member, as a ZIP: data.json plus their signed mandate PDFs."""
-    from requests_engine.events import describe
-    from requests_engine.models import DataRightsRequest, RequestEvent
 
     members = list(Member.objects.filter(user=user).select_related("community"))
     data = {
@@ -307,7 +303,6 @@ def account_delete(*, user) -> dict[str, int]:
         Identifier.objects.filter(member__user=user).delete()
         Notice.objects.filter(member__user=user).delete()  # what we told them: no evidence of a request
         Member.objects.filter(user=user).update(left_at=timezone.now())
-        from allauth.account.models import EmailAddress
 
         EmailAddress.objects.filter(user=user).delete()
         user.username = f"deleted-{user.pk}"
@@ -359,9 +354,6 @@ def mandates_expire(*, today: date | None = None) -> int:
     """The daily job: a mandate past its end date expires, and the open requests made under it (and under
     the mandates it replaced) are withdrawn as on a revocation, each controller told. The member is told
     and can sign a new one. Returns how many mandates expired; a second run finds none."""
-    from requests_engine.events import record_event
-
-    from .notices import notify_member
 
     today = today or timezone.localdate()
     expired = 0
@@ -396,7 +388,6 @@ def mandates_expire(*, today: date | None = None) -> int:
 def mandate_expiry_warnings_send(*, today: date | None = None) -> int:
     """The daily job: members whose mandate ends within EXPIRY_WARNING_DAYS are told once, with a link to
     renew it (signing a new mandate replaces the old one, keeping its open requests)."""
-    from .notices import notify_member
 
     today = today or timezone.localdate()
     soon = Mandate.objects.filter(

@@ -312,7 +312,7 @@ PORTAL_LINK_MINUTES = env.int("PORTAL_LINK_MINUTES", default=30)
 # working day), before the request can be escalated.
 COMPLETENESS_FOLLOWUP_DAYS = env.int("COMPLETENESS_FOLLOWUP_DAYS", default=14)
 
-# Inbound replies (requests_engine.inbound): the community's mailbox over IMAP; an empty host turns it off.
+# Inbound replies (requests_engine.responses.inbound): the community's mailbox over IMAP; an empty host turns it off.
 INBOUND_IMAP_HOST = env.str("INBOUND_IMAP_HOST", default="")
 INBOUND_IMAP_SSL = env.bool("INBOUND_IMAP_SSL", default=True)
 INBOUND_IMAP_PORT = env.int("INBOUND_IMAP_PORT", default=993 if INBOUND_IMAP_SSL else 143)
@@ -324,12 +324,12 @@ INBOUND_IMAP_MAX_PER_POLL = env.int("INBOUND_IMAP_MAX_PER_POLL", default=500)
 # Replies come back to reply+<batch token>@REPLY_DOMAIN, which must deliver into the mailbox above.
 REPLY_DOMAIN = env.str("REPLY_DOMAIN", default="community.localhost")
 
-# Data Rights Protocol (requests_engine.transports.drp): per-controller credentials by slug,
+# Data Rights Protocol (requests_engine.dispatch.drp): per-controller credentials by slug,
 # {"jwt_secret", "client_id", "client_secret", "token", "business_id", "regime"}; our DRP 1.0 agent identity.
 DRP_CREDENTIALS = env.json("DRP_CREDENTIALS", default={})
 DRP_AGENT_ID = env.str("DRP_AGENT_ID", default="")
 DRP_SIGNING_KEY = env.str("DRP_SIGNING_KEY", default="")
-DRP_REGIME = env.str("DRP_REGIME", default="ccpa")  # DRP knows no UK GDPR regime; see transports/drp.py
+DRP_REGIME = env.str("DRP_REGIME", default="ccpa")  # DRP knows no UK GDPR regime; see requests_engine/dispatch/drp.py
 DRP_TIMEOUT_SECONDS = env.float("DRP_TIMEOUT_SECONDS", default=10)
 DRP_CLAIM_SECONDS = env.int("DRP_CLAIM_SECONDS", default=600)
 

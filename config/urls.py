@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.views import healthz
-from requests_engine import register_views
+from requests_engine.register import views as register_views
 
 admin.site.site_header = "Data community back office"
 admin.site.site_title = "Data community"
@@ -23,7 +23,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("respond/", include("requests_engine.portal.urls")),
-    path("register/", include("requests_engine.register_urls")),
+    path("register/", include("requests_engine.register.urls")),
     path("api/v1/register/", register_views.register_json, name="api-register"),
     path(
         "api/v1/register/controllers/<slug:slug>/",
@@ -40,5 +40,6 @@ urlpatterns = [
         name="api-docs",
     ),
     path("api/v1/", include("requests_engine.api.urls")),
+    path("", include("requests_engine.member_pages.urls")),
     path("", include("communities.urls")),
 ]

@@ -35,13 +35,16 @@ from functools import partial
 from importlib import import_module
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import EmailValidator
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
+
+from core.tasks import send_outbound_message, send_outbound_messages
 
 from .models import OutboundAttachment, OutboundMessage
 
@@ -223,7 +226,6 @@ def _attachment(item: Attachment) -> tuple[str, bytes, str]:
 
 
 def _dispatch(message_id: int, not_before: datetime | None = None) -> None:
-    from .tasks import send_outbound_message  # the tasks module imports this one
 
     if not_before is not None and not_before > timezone.now():
         # Held back: the broker delivers the task when the row is due (eager runs ignore the ETA; the task
@@ -240,7 +242,6 @@ def send_chunk() -> int:
 def _dispatch_many(messages: Sequence[tuple[int, datetime | None]]) -> None:
     """Queue the sending of many rows: those due now in groups (one task, one SMTP connection each), those
     held back one by one at their time."""
-    from .tasks import send_outbound_messages
 
     now = timezone.now()
     due = [pk for pk, not_before in messages if not_before is None or not_before <= now]
@@ -258,7 +259,6 @@ def _dispatch_many(messages: Sequence[tuple[int, datetime | None]]) -> None:
 
 def _run_hook(task_name: str, message_ids: list[int]) -> None:
     """Queue the app's delivery hook by name (core imports no app); an unknown name is logged, not raised."""
-    from celery import current_app
 
     if task_name not in current_app.tasks:
         # Workers import every tasks module at start; a web process running tasks eagerly may not have
@@ -380,7 +380,6 @@ def _mark_and_claim(*, sent_id: int | None, claim_id: int | None) -> tuple[bool,
 
 
 def connection_for_outbox():
-    from django.db import connections, router
 
     return connections[router.db_for_write(OutboundMessage)]
 

@@ -8,8 +8,6 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from . import outbox
-
 
 @shared_task(
     bind=True,
@@ -23,6 +21,8 @@ from . import outbox
 )
 def send_outbound_message(self, message_id: int) -> bool:
     """Attempt one queued email; after a failed attempt, come back when the row's backoff has passed."""
+    from core import outbox
+
     if outbox.send_message(message_id):
         return True
     due_in = outbox.retry_due_in(message_id)
@@ -44,6 +44,8 @@ def send_outbound_message(self, message_id: int) -> bool:
 def send_outbound_messages(self, message_ids: list[int]) -> int:
     """Attempt a group of queued emails over one SMTP connection; any that failed and wait for another
     attempt come back one by one when their backoff has passed."""
+    from core import outbox
+
     sent = set(outbox.send_messages(message_ids))
     if not self.request.is_eager:
         for message_id in set(message_ids) - sent:
@@ -56,5 +58,7 @@ def send_outbound_messages(self, message_ids: list[int]) -> int:
 @shared_task
 def sweep_outbox() -> int:
     """The periodic outbox sweep; idempotent, so overlapping runs are harmless."""
+    from core import outbox
+
     minutes = getattr(settings, "OUTBOX_STUCK_AFTER_MINUTES", 15)
     return outbox.requeue_stuck(older_than=timedelta(minutes=minutes))

@@ -7,4 +7,4 @@ class RequestsEngineConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the encrypted file fields so rotate_keys finds every file.
-        from . import inbound, returned_data  # noqa: F401
+        from requests_engine.responses import files as returned_data  # noqa: F401

@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from communities.models import Community, Identifier, Mandate, Member, Right
 from core.audit import Actor
-
-from . import complaints, ico_pack, services
-from .controller_import import import_controller_records, load_records
-from .events import record_event
-from .models import (
+from requests_engine import services, sweep
+from requests_engine.campaigns import launch
+from requests_engine.directory.controller_import import import_controller_records, load_records
+from requests_engine.escalation import complaints, ico_pack
+from requests_engine.events import record_event
+from requests_engine.models import (
     Campaign,
     Complaint,
     Controller,
@@ -83,7 +85,6 @@ class DemoSummary:
 
 
 def _user(email: str, password: str, **extra) -> object:
-    from allauth.account.models import EmailAddress
 
     User = get_user_model()
     user, created = User.objects.get_or_create(username=email, defaults={"email": email, **extra})
@@ -171,7 +172,7 @@ def seed_demo() -> DemoSummary:
         )
         if created:
             campaign.controllers.set(targets)
-            services.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator), dispatch=False)
+            launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator), dispatch=False)
             _play_out_requests(campaign, Actor.user(coordinator))
         ladder, created = Campaign.objects.get_or_create(
             community=community,
@@ -186,9 +187,9 @@ def seed_demo() -> DemoSummary:
         summary.campaign = f"{campaign.reference} and {ladder.reference}"
         if created:
             ladder.controllers.set(ladder_targets)
-            services.campaign_launch(campaign_id=ladder.pk, actor=Actor.user(coordinator), dispatch=False)
+            launch.campaign_launch(campaign_id=ladder.pk, actor=Actor.user(coordinator), dispatch=False)
             _climb_the_ladder(ladder, Actor.user(coordinator))
-    services.sweep_deadlines()
+    sweep.sweep_deadlines()
     states = DataRightsRequest.objects.filter(campaign__in=[campaign, ladder]).values_list("state", flat=True)
     for state in states:
         summary.requests_by_state[state] = summary.requests_by_state.get(state, 0) + 1
@@ -302,7 +303,7 @@ def _climb_the_ladder(campaign: Campaign, coordinator: Actor) -> None:
             request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE, reasons=REFUSAL_REASONS,
             answered_on=answered, actor=controller_actor,
         )  # fmt: skip
-    services.sweep_deadlines()  # Amazon's and Apple's silence is overdue
+    sweep.sweep_deadlines()  # Amazon's and Apple's silence is overdue
 
     drafts = {
         controller.slug: complaints.complaint_draft_for_controller(

@@ -12,8 +12,7 @@ from django.utils import timezone
 
 from communities.models import Mandate
 from core.audit import Actor, event_digest, normalise_payload
-
-from .models import Batch, Campaign, Complaint, DataRightsRequest, RequestEvent
+from requests_engine.models import Batch, Campaign, Complaint, DataRightsRequest, RequestEvent
 
 # Which aggregates own a chain, and the RequestEvent foreign key that points at each.
 STREAM_LABELS: dict[type[models.Model], str] = {

@@ -2,8 +2,7 @@ from django import forms
 from django.utils import timezone
 
 from communities.models import Right
-
-from .models import Art15Item, Campaign, InformationKind, RefusalGround
+from requests_engine.models import Art15Item, Campaign, InformationKind, RefusalGround
 
 
 def _today():

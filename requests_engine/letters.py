@@ -40,9 +40,8 @@ from django.utils import timezone
 from communities.documents import verification_url
 from communities.models import Identifier, Mandate, Right
 from core.pdf import qr_svg, render_pdf, seal_pdf
-
-from . import deadlines
-from .models import Batch, Controller, DataRightsRequest, RequestState
+from requests_engine import deadlines
+from requests_engine.models import Batch, Controller, DataRightsRequest, RequestState
 
 TEMPLATES = "requests_engine/letters"
 AI_VARIANTS = frozenset({Right.ACCESS, Right.ERASURE, Right.OBJECTION})

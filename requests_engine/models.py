@@ -11,8 +11,7 @@ from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transi
 from communities.models import Community, Mandate, Member, Right
 from core.audit import ChainedHistory
 from core.references import new_reference, new_token
-
-from . import deadlines
+from requests_engine import deadlines
 
 
 class Jurisdiction(models.TextChoices):
@@ -471,25 +470,15 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     def mark_overdue(self) -> None:
         """Only the state changes; the service records the event."""
 
-    def answer_falls_short(self) -> bool:
-        """A "fulfilled" answer can still be complained about when it falls short (an access answer whose
-        follow-up for missing Art 15 items went unanswered; a portability answer with no machine-readable
-        file); the other source states are complaints in themselves."""
-        if self.state != S.FULFILLED:
-            return True
-        from .complaints import escalation_reasons  # complaints imports the models
-
-        return bool(escalation_reasons(self))
-
     @transition(
         field=state,
         source=[S.OVERDUE, S.REFUSED, S.PARTIALLY_FULFILLED, S.FULFILLED],
         target=S.COMPLAINT_TO_CONTROLLER,
-        conditions=[answer_falls_short],
         custom={"label": "Complain to the controller"},
     )
     def complain_to_controller(self) -> None:
-        """Only the state changes; the service records the event."""
+        """Only the state changes; the service records the event. A fulfilled answer qualifies only when it
+        falls short: escalation.complaints.request_complain_to_controller guards that."""
 
     @transition(
         field=state,

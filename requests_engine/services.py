@@ -1,4 +1,4 @@
-"""Business actions on controllers, campaigns and requests: one function per legal step.
+"""The request transitions: one function per legal step on a data rights request.
 
 Each action locks its row, checks its preconditions with a clear message, calls the model's transition,
 saves, and appends the event in the same transaction. Views, admin, API, tasks and commands call these.
@@ -10,30 +10,21 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from communities.models import Mandate, Member, Right
-from core.audit import Actor, event_digest, timestamp_text
-
-from .events import record_event
-from .member_notices import tell_member_of_step
-from .models import (
-    CLOCK_STATES,
-    Batch,
-    Campaign,
+from core import outbox
+from core.audit import Actor
+from requests_engine.events import record_event
+from requests_engine.exceptions import RequestEngineError
+from requests_engine.models import (
     DataRightsRequest,
     InformationKind,
     RefusalGround,
-    RequestEvent,
-    RequestState,
 )
-
-
-class RequestEngineError(Exception):
-    """An action was refused: the message says why, in words a coordinator or controller understands."""
-
+from requests_engine.notices.member import tell_member_of_step
 
 # Verbs for refusal messages: "Request R1 is fulfilled: it cannot be extended now."
 _VERBS = {
@@ -240,9 +231,6 @@ def request_answer_from_member(*, request_id: int, answer: str, actor: Actor) ->
 
 
 def _queue_answer_email(request_id: int, answer: str) -> None:
-    from django.template.loader import render_to_string
-
-    from core import outbox
 
     request = DataRightsRequest.objects.select_related("controller", "member__community").get(pk=request_id)
     if not request.controller.email:
@@ -374,15 +362,6 @@ def request_mark_overdue(*, request_id: int, actor: Actor | None = None) -> Data
     )
 
 
-def request_complain_to_controller(*, request_id: int, actor: Actor) -> DataRightsRequest:
-    return _perform(
-        request_id=request_id,
-        transition="complain_to_controller",
-        event="request.complaint_to_controller",
-        actor=actor,
-    )
-
-
 def request_escalate_to_ico(*, request_id: int, actor: Actor, case_reference: str = "") -> DataRightsRequest:
     return _perform(
         request_id=request_id,
@@ -413,346 +392,3 @@ def request_withdraw(*, request_id: int, actor: Actor, reason: str = "") -> Data
         payload={"reason": reason} if reason else None,
         withdrawn_on=_today(),
     )
-
-
-# -- campaigns ---------------------------------------------------------------------------------------------
-
-RIGHT_CODES = {
-    Right.ACCESS: "AC",
-    Right.PORTABILITY: "PO",
-    Right.ERASURE: "ER",
-    Right.OBJECTION: "OB",
-    Right.RECTIFICATION: "RE",
-    Right.RESTRICTION: "RS",
-}
-
-
-def _mandate_has_right_sql() -> str:
-    if connection.vendor == "postgresql":
-        return "md.rights @> jsonb_build_array(%s::text)"
-    return "EXISTS (SELECT 1 FROM json_each(md.rights) WHERE json_each.value = %s)"
-
-
-def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, now: datetime.datetime) -> int:
-    """INSERT … SELECT one queued request per eligible member × batch for one right: set-based, so a
-    campaign of 100k members × 10 controllers costs about what the bare insert costs. Eligible = an active,
-    unexpired mandate covering the right and the controller. A member has at most one active mandate and a
-    campaign launches once (under its row lock), so no row can conflict; the unique constraint still guards."""
-    r = DataRightsRequest._meta.db_table
-    sql = f"""
-        INSERT INTO {r} (reference, campaign_id, batch_id, member_id, mandate_id, controller_id, "right",
-            state, extension_months, extension_reason, paused_days, clock_paused, info_kind, info_question,
-            message_id, delivery_error, drp_request_id, drp_status,
-            refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
-        SELECT b.reference || '-' || m.reference || '-' || %s, b.campaign_id, b.id, m.id, md.id,
-            b.controller_id, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', 0, '', %s, %s
-        FROM {Batch._meta.db_table} b
-        JOIN {Mandate._meta.db_table} md ON md.state = 'active' AND md.valid_from <= %s AND md.valid_until >= %s
-        JOIN {Member._meta.db_table} m ON m.id = md.member_id
-        WHERE b.campaign_id = %s AND m.community_id = %s AND m.left_at IS NULL
-          AND {_mandate_has_right_sql()}
-          AND (md.all_controllers OR EXISTS (
-                SELECT 1 FROM {Mandate.controllers.through._meta.db_table} mc
-                WHERE mc.mandate_id = md.id AND mc.controller_id = b.controller_id))
-        -- Member order makes the member, mandate and campaign indexes grow at their right edge, as in
-        -- a plain bulk load, instead of splitting pages all over them.
-        ORDER BY m.id, b.id
-    """
-    params = [
-        RIGHT_CODES[right], right, RequestState.QUEUED, now, now, today, today,
-        campaign.pk, campaign.community_id, right,
-    ]  # fmt: skip
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Room to sort a million rows in memory for this transaction only, not on disk.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) -> dict[str, int]:
-    """Approve a draft campaign: one batch per controller, one queued request per eligible member ×
-    controller × right, and (after commit) the dispatch of every batch by its controller's transport.
-    Returns the number of requests created per right. `dispatch=False` leaves the batches pending (the demo
-    data records its own history)."""
-    now = timezone.now()
-    today = _today()
-    with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-        if not can_proceed(campaign.launch):
-            raise RequestEngineError(
-                f"Campaign {campaign.reference} is {campaign.get_state_display().lower()}."
-            )
-        controllers = list(campaign.controllers.values_list("pk", "transport"))
-        controller_ids = [pk for pk, _ in controllers]
-        if not controller_ids:
-            raise RequestEngineError("Choose at least one controller before launching the campaign.")
-        bad_rights = [r for r in campaign.rights if r not in Right.values]
-        if not campaign.rights or bad_rights:
-            raise RequestEngineError("Choose the rights the campaign exercises.")
-        Batch.objects.bulk_create(
-            [
-                Batch(campaign=campaign, controller_id=cid, transport=transport)
-                for cid, transport in controllers
-            ],
-            ignore_conflicts=True,
-        )
-        created = {
-            right: _expand_requests(campaign=campaign, right=right, today=today, now=now)
-            for right in campaign.rights
-        }
-        from_state = campaign.state
-        campaign.launch()
-        campaign.launched_by_id = int(actor.id) if actor.kind == Actor.COORDINATOR and actor.id else None
-        campaign.save()
-        record_event(
-            subject=campaign,
-            kind="campaign.launched",
-            actor=actor,
-            from_state=from_state,
-            to_state=campaign.state,
-            payload={"requests_created": created, "controllers": len(controller_ids)},
-        )
-        if dispatch:
-            from . import dispatch as outbound
-            from .transports import drp
-
-            outbound.queue_campaign_dispatch(campaign_id=campaign.pk)
-            drp.queue_campaign_requests(campaign_id=campaign.pk)
-    return created
-
-
-# -- the deadline sweep ----------------------------------------------------------------------------------
-
-_OVERDUE_CANDIDATES = "state IN ({}) AND due_on < %s AND clock_paused = FALSE"
-
-
-def sweep_deadlines(*, today: datetime.date | None = None) -> int:
-    """Mark every request whose deadline has passed as overdue, with its event. Set-based: on PostgreSQL
-    one statement claims the rows (skipping rows another transaction holds), moves them and writes their
-    events, hashes computed in SQL. Safe to run twice: a second run finds nothing left to move."""
-    today = today or _today()
-    now = timezone.now()
-    if connection.vendor == "postgresql":
-        return _sweep_postgresql(today=today, now=now)
-    return _sweep_portable(today=today, now=now)
-
-
-def _digest_sql(prev: str, stream: str, seq: str, from_state: str, payload: str) -> str:
-    """The SQL twin of core.audit.event_digest for a system 'request.overdue' event."""
-    parts = [
-        prev,
-        stream,
-        f"({seq})::text",
-        "'request.overdue'",
-        "'system'",
-        "'sweep'",
-        from_state,
-        "'overdue'",
-        "%(ts)s",
-        payload,
-    ]
-    return f"encode(sha256(convert_to(concat_ws(chr(31), {', '.join(parts)}), 'UTF8')), 'hex')"
-
-
-def _sweep_postgresql(*, today: datetime.date, now: datetime.datetime, chunk: int = 5000) -> int:
-    r = DataRightsRequest._meta.db_table
-    e = RequestEvent._meta.db_table
-    payload_text = """'{"due_on":"' || to_char(d.due_on, 'YYYY-MM-DD') || '"}'"""
-    sql = f"""
-        WITH d AS (
-            SELECT id, state AS from_state, history_seq + 1 AS seq, history_head AS prev_hash, due_on,
-                   'request:' || id AS stream
-            FROM {r}
-            WHERE state = ANY(%(states)s) AND due_on < %(today)s AND clock_paused = FALSE
-            ORDER BY due_on  -- oldest first, and a range scan of the running-clock index
-            LIMIT %(chunk)s
-            FOR UPDATE SKIP LOCKED
-        ), moved AS (
-            UPDATE {r} AS t
-            SET state = 'overdue', history_seq = d.seq, updated_at = %(now)s,
-                history_head = {_digest_sql("d.prev_hash", "d.stream", "d.seq", "d.from_state", payload_text)}
-            FROM d WHERE t.id = d.id
-            RETURNING t.id, d.stream, d.seq, d.from_state, d.prev_hash, d.due_on, t.history_head
-        )
-        INSERT INTO {e} (stream, seq, request_id, kind, actor_kind, actor_id, from_state, to_state, payload,
-                         created_at, prev_hash, hash)
-        SELECT stream, seq, id, 'request.overdue', 'system', 'sweep', from_state, 'overdue',
-               jsonb_build_object('due_on', to_char(due_on, 'YYYY-MM-DD')), %(now)s, prev_hash, history_head
-        FROM moved
-    """
-    params = {
-        "states": [str(s) for s in CLOCK_STATES], "today": today, "now": now, "ts": timestamp_text(now),
-        "chunk": chunk,
-    }  # fmt: skip
-    # Chunks keep each transaction's locks and WAL small and let the planner use the primary key for the
-    # join; a chunk that comes back short means nothing (unlocked) is left.
-    moved = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            moved += cursor.rowcount
-            if cursor.rowcount < chunk:
-                return moved
-
-
-def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int = 2000) -> int:
-    """The same sweep for SQLite (the embedded default): chunks of candidate rows, each claimed with a
-    conditional UPDATE on its current state, events bulk-inserted."""
-    moved = 0
-    while True:
-        with transaction.atomic():
-            rows = list(
-                DataRightsRequest.objects.filter(
-                    state__in=CLOCK_STATES, due_on__lt=today, clock_paused=False
-                ).values_list("pk", "state", "history_seq", "history_head", "due_on")[:chunk]
-            )
-            if not rows:
-                return moved
-            events = []
-            for pk, state, seq, head, due_on in rows:
-                payload = {"due_on": due_on.isoformat()}
-                stream = f"request:{pk}"
-                digest = event_digest(
-                    prev_hash=head, stream=stream, seq=seq + 1, kind="request.overdue", actor_kind="system",
-                    actor_id="sweep", from_state=state, to_state="overdue", created_at=now, payload=payload,
-                )  # fmt: skip
-                claimed = DataRightsRequest.objects.filter(pk=pk, state=state, history_seq=seq).update(
-                    state=RequestState.OVERDUE, history_seq=seq + 1, history_head=digest, updated_at=now
-                )
-                if claimed:
-                    events.append(
-                        RequestEvent(
-                            stream=stream,
-                            seq=seq + 1,
-                            request_id=pk,
-                            kind="request.overdue",
-                            actor_kind="system",
-                            actor_id="sweep",
-                            from_state=state,
-                            to_state="overdue",
-                            payload=payload,
-                            created_at=now,
-                            prev_hash=head,
-                            hash=digest,
-                        )  # fmt: skip
-                    )
-            RequestEvent.objects.bulk_create(events)
-            moved += len(events)
-
-
-def campaign_ask_for_identifiers(*, campaign_id: int, actor: Actor) -> int:
-    """Ask each member a launch would include who has not said how a campaign's controller knows them (a
-    notice: emailed at once or in their digest). Returns how many members were asked. Asking twice on the
-    same day sends nothing new."""
-    from django.template.loader import render_to_string
-    from django.urls import reverse
-
-    from communities.notices import notify_member
-
-    from .selectors import campaign_preview
-
-    campaign = Campaign.objects.select_related("community").get(pk=campaign_id)
-    missing: dict[int, tuple[Member, set[str]]] = {}
-    for row in campaign_preview(campaign, sample=100_000):
-        for member in row.missing_identifiers:
-            missing.setdefault(member.pk, (member, set()))[1].add(row.controller.name)
-    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    asked = 0
-    with transaction.atomic():
-        for member, controllers in missing.values():
-            notice = notify_member(
-                member,
-                f"{campaign.name}: how do these organisations know you?",
-                render_to_string(
-                    "requests_engine/email/identifiers_needed.txt",
-                    {"member": member, "campaign": campaign, "controllers": sorted(controllers)},
-                ),
-                reverse("member-identifiers", args=[member.reference]),
-                purpose="campaign.identifiers_needed",
-                once_since=start_of_day,
-            )
-            asked += notice is not None
-    return asked
-
-
-def request_answer_with_files(
-    *,
-    request_id: int,
-    uploads: list,
-    actor: Actor,
-    outcome: str = "fulfil",
-    note: str = "",
-    ground: str = "",
-    reasons: str = "",
-) -> DataRightsRequest:
-    """Fulfil (or partly fulfil) with the data attached: the files are checked and stored encrypted and
-    the transition made in one transaction, so a refused file leaves the request as it was. The member is
-    told after commit; a portability answer without any structured file is flagged to the coordinator."""
-    from . import returned_data
-
-    with transaction.atomic():
-        request = (
-            DataRightsRequest.objects.select_for_update()
-            .select_related("member__community")
-            .get(pk=request_id)
-        )
-        if outcome == "fulfil":
-            method = request.fulfil
-        elif outcome == "partially_fulfil":
-            method = request.partially_fulfil
-            _check_refusal(ground, reasons)
-        else:
-            raise RequestEngineError(f"Unknown outcome '{outcome}'.")
-        if not can_proceed(method, check_conditions=False):
-            raise RequestEngineError(
-                f"Request {request.reference} is {request.get_state_display().lower()}: it cannot be answered now."
-            )
-        try:
-            stored = returned_data.store_files(request=request, uploads=uploads, actor=actor)
-        except returned_data.UploadRefused as refused:
-            raise RequestEngineError(str(refused)) from None
-        if outcome == "fulfil":
-            request = request_fulfil(request_id=request_id, actor=actor, note=note)
-        else:
-            request = request_partially_fulfil(
-                request_id=request_id, ground=ground, reasons=reasons, actor=actor
-            )
-        if (
-            request.right == "portability"
-            and stored
-            and not returned_data.portability_answer_is_structured(stored)
-        ):
-            record_event(subject=request, kind="request.portability_format_flagged", actor=Actor.system(),
-                         payload={"types": sorted({f.content_type for f in stored})})  # fmt: skip
-        if stored:
-            transaction.on_commit(lambda: _tell_member_of_files(request.pk))
-    return request
-
-
-def _tell_member_of_files(request_id: int) -> None:
-    """Files the answer's own notice did not cover (it names those stored with it)."""
-    from .member_notices import tell_member_of_files
-
-    with transaction.atomic():
-        request = (
-            DataRightsRequest.objects.select_for_update()
-            .select_related("member__user", "member__community", "controller")
-            .get(pk=request_id)
-        )
-        tell_member_of_files(request)
-
-
-def received_files_expire(*, today: datetime.date | None = None) -> int:
-    """Delete returned files past their retention date that the member did not keep (a daily job)."""
-    from django.core.files.storage import default_storage
-
-    from .models import ReceivedFile
-
-    today = today or _today()
-    deleted = 0
-    for received in ReceivedFile.objects.filter(delete_after__lt=today, keep=False, deleted_at__isnull=True):
-        default_storage.delete(received.stored.name)
-        ReceivedFile.objects.filter(pk=received.pk).update(deleted_at=timezone.now())
-        deleted += 1
-    return deleted

@@ -1,4 +1,8 @@
-"""Request-engine tasks: they take ids, call one service and own only the retry policy."""
+"""Request-engine tasks: they take ids, call one service and own only the retry policy.
+
+Each task imports its service inside its body: the services import this module at their top to queue
+tasks after commit, so the one import loop (a job and its tasks) stays a loop of two.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
-
-from . import dispatch, services
 
 # The database briefly unreachable or a deadlock: try again; the dispatch sweep is the backstop.
 _TRANSIENT = (OperationalError, InterfaceError)
@@ -18,10 +20,11 @@ def sweep_deadlines() -> dict[str, int]:
     """The periodic deadline job (beat schedule in settings), as `manage.py sweep_deadlines`: mark what is
     overdue, tell the members, remind controllers. Each step is idempotent (a notice or reminder goes once
     a day), so overlapping or hourly runs are harmless."""
-    from . import reminders
+    from requests_engine import sweep
+    from requests_engine.notices import reminders
 
     return {
-        "overdue": services.sweep_deadlines(),
+        "overdue": sweep.sweep_deadlines(),
         "notices": reminders.overdue_notices_send(),
         "reminders": reminders.deadline_reminders_send(),
     }
@@ -36,7 +39,9 @@ def sweep_deadlines() -> dict[str, int]:
 )
 def dispatch_batch(batch_id: int) -> str:
     """Render a batch's letters and queue its messages in the outbox; a repeat finds them queued and stops."""
-    return dispatch.batch_dispatch(batch_id=batch_id)
+    from requests_engine.dispatch import batches
+
+    return batches.batch_dispatch(batch_id=batch_id)
 
 
 @shared_task(
@@ -45,7 +50,9 @@ def dispatch_batch(batch_id: int) -> str:
 def record_delivery_accepted(message_ids: list[int] | int) -> int:
     """The outbox's on_sent_task: the controller's mail server accepted the messages (a single id is still
     taken, from tasks queued before hooks took lists)."""
-    return dispatch.delivery_accepted(message_ids=_ids(message_ids))
+    from requests_engine.dispatch import batches
+
+    return batches.delivery_accepted(message_ids=_ids(message_ids))
 
 
 @shared_task(
@@ -53,7 +60,9 @@ def record_delivery_accepted(message_ids: list[int] | int) -> int:
 )
 def record_delivery_failed(message_ids: list[int] | int) -> int:
     """The outbox's on_failed_task: the messages were refused for good or ran out of attempts."""
-    return dispatch.delivery_failed(message_ids=_ids(message_ids))
+    from requests_engine.dispatch import batches
+
+    return batches.delivery_failed(message_ids=_ids(message_ids))
 
 
 def _ids(message_ids: list[int] | int) -> list[int]:
@@ -63,23 +72,33 @@ def _ids(message_ids: list[int] | int) -> list[int]:
 @shared_task
 def sweep_dispatch(older_than_minutes: float = 15) -> dict[str, int]:
     """The periodic dispatch backstop (lost hooks, interrupted dispatches); overlapping runs are harmless."""
-    return dispatch.sweep_dispatch(older_than=timedelta(minutes=older_than_minutes))
+    from requests_engine.dispatch import batches
+
+    return batches.sweep_dispatch(older_than=timedelta(minutes=older_than_minutes))
 
 
 @shared_task
 def expire_received_files() -> int:
     """Daily: delete returned files past their retention date that the member did not keep."""
-    return services.received_files_expire()
+    from requests_engine.responses import files
+
+    return files.received_files_expire()
 
 
-from .inbound import poll_mailbox_task  # noqa: E402, F401  (beat runs requests_engine.inbound.poll_mailbox_task)
+# Registered under the name the beat schedule and queued messages have always used.
+@shared_task(name="requests_engine.inbound.poll_mailbox_task", ignore_result=True)
+def poll_mailbox_task() -> str:
+    """The periodic poll of the community's mailbox (Celery beat); overlapping runs are harmless."""
+    from requests_engine.responses import inbound
+
+    return str(inbound.poll_mailbox())
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def send_drp_request(self, request_id: int) -> None:
     """One DRP exercise call; a temporary failure (5xx, timeout, 429) retries with backoff, and the last
     failed retry moves the request to failed_delivery with the reason."""
-    from .transports import drp
+    from requests_engine.dispatch import drp
 
     try:
         drp.send_request(request_id=request_id)
@@ -93,14 +112,14 @@ def send_drp_request(self, request_id: int) -> None:
 @shared_task
 def poll_drp_requests() -> dict[str, int]:
     """Periodic: Fides and other DRP servers never call back, so open DRP requests are polled."""
-    from .transports import drp
+    from requests_engine.dispatch import drp
 
     return drp.poll_open_requests()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def revoke_drp_request(self, request_id: int, reason: str = "") -> None:
-    from .transports import drp
+    from requests_engine.dispatch import drp
 
     try:
         drp.revoke_request(request_id=request_id, reason=reason)
@@ -111,7 +130,7 @@ def revoke_drp_request(self, request_id: int, reason: str = "") -> None:
 @shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=8)
 def tell_controllers_of_withdrawal(request_ids: list[int], reason: str = "") -> dict[str, int]:
     """After a mandate is revoked or narrowed: tell each controller, the way its requests reached it."""
-    from . import withdrawals
+    from requests_engine.dispatch import withdrawals
 
     return withdrawals.withdrawal_notices_queue(request_ids=request_ids, reason=reason)
 
@@ -119,7 +138,7 @@ def tell_controllers_of_withdrawal(request_ids: list[int], reason: str = "") -> 
 @shared_task
 def sweep_complaints() -> int:
     """Daily: complaints a controller did not acknowledge in time (s.164A) are flagged for the ICO pack."""
-    from . import complaints
+    from requests_engine.escalation import complaints
 
     return complaints.complaints_sweep()
 
@@ -128,6 +147,6 @@ def sweep_complaints() -> int:
 def send_coordinator_summaries() -> int:
     """Daily (beat schedule in settings): each community's coordinators get yesterday's refusals, requests
     for information and files received; a day is summarised once, however often this runs."""
-    from . import coordinator_summary
+    from requests_engine.notices import coordinators
 
-    return coordinator_summary.coordinator_summaries_send()
+    return coordinators.coordinator_summaries_send()

@@ -15,8 +15,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.settings import api_settings
 
-from ..contacts import token_digest
-from ..models import ControllerContact
+from requests_engine.directory.contacts import token_digest
+from requests_engine.models import ControllerContact
 
 KEYWORDS = ("bearer", "token")
 # last_seen_at is written at most this often per contact, so reads stay reads.

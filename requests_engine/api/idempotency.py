@@ -30,7 +30,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ..models import IdempotentResponse
+from requests_engine.models import IdempotentResponse
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"

@@ -17,10 +17,17 @@ from rest_framework import serializers
 
 from communities.documents import verification_url
 from communities.models import Identifier, Right
-
-from ..events import describe
-from ..models import Art15Item, DataRightsRequest, InformationKind, RefusalGround, RequestEvent, RequestState
-from ..returned_data import Upload, UploadRefused, check_upload
+from requests_engine.events import describe
+from requests_engine.exceptions import UploadRefused
+from requests_engine.models import (
+    Art15Item,
+    DataRightsRequest,
+    InformationKind,
+    RefusalGround,
+    RequestEvent,
+    RequestState,
+)
+from requests_engine.responses.files import Upload, check_upload
 
 # A controller sees a request once it has been sent; drafts and queued requests are ours alone.
 HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 
-from . import views
-from .serializers import REFERENCE_PATTERN, action_url_name
+from requests_engine.api import views
+from requests_engine.api.serializers import REFERENCE_PATTERN, action_url_name
 
 ONE = rf"^requests/(?P<reference>{REFERENCE_PATTERN})/"
 

@@ -29,13 +29,14 @@ from rest_framework.response import Response
 
 from communities.models import Identifier
 from core.audit import Actor
-
-from .. import services
-from ..models import DataRightsRequest, ReceivedFile, RequestEvent
-from ..returned_data import UploadRefused
-from . import idempotency
-from .authentication import ControllerPrincipal, ControllerRateThrottle, ControllerTokenAuthentication
-from .serializers import (
+from requests_engine import services
+from requests_engine.api import idempotency
+from requests_engine.api.authentication import (
+    ControllerPrincipal,
+    ControllerRateThrottle,
+    ControllerTokenAuthentication,
+)
+from requests_engine.api.serializers import (
     HIDDEN_STATES,
     REFERENCE_PATTERN,
     VALIDATION_ERROR_SCHEMA,
@@ -52,6 +53,9 @@ from .serializers import (
     RequestInformationInputSerializer,
     RequestSerializer,
 )
+from requests_engine.exceptions import RequestEngineError, UploadRefused
+from requests_engine.models import DataRightsRequest, ReceivedFile, RequestEvent
+from requests_engine.responses import answers, completeness
 
 # -- reads ---------------------------------------------------------------------------------------------------
 
@@ -318,7 +322,7 @@ class RequestActionView(ControllerAPIView):
                     data=inputs.validated_data,
                     actor=Actor(Actor.CONTROLLER, str(contact_id)),
                 )
-            except services.RequestEngineError as error:
+            except RequestEngineError as error:
                 if isinstance(error.__context__, UploadRefused):  # the service's own upload check
                     raise exceptions.ValidationError({"files": [str(error)]}) from None
                 return Response({"detail": str(error)}, status=409)
@@ -401,10 +405,9 @@ class FulfilView(RequestActionView):
 def _answer_with_files(request_id: int, data: dict[str, Any], actor: Actor, **answer: str) -> None:
     """Store the files and answer, then record the Art 15 items the controller says an access answer
     provides. Items sent for another right are a 400 on the field, and the whole answer is rolled back."""
-    from .. import completeness
 
     with transaction.atomic():
-        services.request_answer_with_files(
+        answers.request_answer_with_files(
             request_id=request_id, uploads=data.get("files", []), actor=actor, **answer
         )
         if "art15_items" not in data:
@@ -412,7 +415,7 @@ def _answer_with_files(request_id: int, data: dict[str, Any], actor: Actor, **an
         try:
             request = DataRightsRequest.objects.get(pk=request_id)
             completeness.declare_items(request, data["art15_items"], actor)
-        except services.RequestEngineError as error:
+        except RequestEngineError as error:
             raise exceptions.ValidationError({"art15_items": [str(error)]}) from None
 
 

@@ -1,6 +1,7 @@
 from django import forms
 
-from ..models import Art15Item, InformationKind, RefusalGround, RequestState
+from communities.models import Right
+from requests_engine.models import Art15Item, InformationKind, RefusalGround, RequestState
 
 
 class EmailForm(forms.Form):
@@ -23,7 +24,6 @@ class FilterForm(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-        from communities.models import Right
 
         super().__init__(*args, **kwargs)
         self.fields["right"].choices = [("", "Any")] + list(Right.choices)

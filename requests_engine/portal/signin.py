@@ -15,8 +15,7 @@ from django.utils import timezone
 
 from core import outbox
 from core.references import new_token
-
-from ..models import ControllerContact, PortalSignInLink
+from requests_engine.models import ControllerContact, PortalSignInLink
 
 SESSION_KEY = "portal_contact_id"
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from requests_engine.portal import views
 
 urlpatterns = [
     path("", views.home, name="portal-home"),

@@ -18,12 +18,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.audit import Actor
-
-from .. import bulk_answers, services
-from ..events import describe
-from ..models import DataRightsRequest, RequestEvent, RequestState
-from ..returned_data import Upload, files_removed_on_failure
-from . import forms, signin
+from requests_engine import services
+from requests_engine.events import describe
+from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError
+from requests_engine.models import DataRightsRequest, RequestEvent, RequestState
+from requests_engine.portal import forms, signin
+from requests_engine.responses import answers, completeness
+from requests_engine.responses import bulk as bulk_answers
+from requests_engine.responses.files import Upload, files_removed_on_failure
 
 HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]
 PAGE_SIZE = 50
@@ -189,14 +191,14 @@ def act(request, reference: str, action: str):
                                     reason=form.cleaned_data["reason"])  # fmt: skip
         elif action == "fulfil":
             with files_removed_on_failure(), transaction.atomic():  # no orphan file if it fails
-                services.request_answer_with_files(
+                answers.request_answer_with_files(
                     request_id=data_request.pk, actor=actor, outcome="fulfil",
                     uploads=_uploads(form.cleaned_data["files"]), note=form.cleaned_data["note"],
                 )  # fmt: skip
                 _declare_art15_items(data_request, form, actor)
         elif action == "partially-fulfil":
             with files_removed_on_failure(), transaction.atomic():  # no orphan file if it fails
-                services.request_answer_with_files(
+                answers.request_answer_with_files(
                     request_id=data_request.pk, actor=actor, outcome="partially_fulfil",
                     uploads=_uploads(form.cleaned_data["files"]), ground=form.cleaned_data["ground"],
                     reasons=form.cleaned_data["reasons"],
@@ -205,7 +207,7 @@ def act(request, reference: str, action: str):
         elif action == "refuse":
             services.request_refuse(request_id=data_request.pk, actor=actor, ground=form.cleaned_data["ground"],
                                     reasons=form.cleaned_data["reasons"])  # fmt: skip
-    except services.RequestEngineError as error:
+    except RequestEngineError as error:
         if form is None:
             messages.error(request, str(error))
             return redirect("portal-request", reference=reference)
@@ -217,7 +219,6 @@ def act(request, reference: str, action: str):
 
 def _declare_art15_items(data_request, form, actor) -> None:
     """An access answer records which Art 15 items the controller says it provides (none ticked: none)."""
-    from .. import completeness
 
     items = form.cleaned_data.get("art15_items") or []
     if data_request.right == "access" or items:  # items on another right: refused in the service's words
@@ -267,7 +268,7 @@ def _apply_one(
     elif action == "fulfil":
         services.request_fulfil(request_id=data_request_id, actor=actor, note=reason)
     else:
-        raise services.RequestEngineError(
+        raise RequestEngineError(
             f"Unknown action '{action}': use acknowledge, extend, refuse, ask or fulfil."
         )
 
@@ -294,7 +295,7 @@ def bulk(request):
                        months=form.cleaned_data["months"], reason=form.cleaned_data["reason"],
                        ground=form.cleaned_data["ground"])  # fmt: skip
             done += 1
-        except services.RequestEngineError as error:
+        except RequestEngineError as error:
             failed.append(str(error))
     _report(request, done, failed)
     return redirect("portal-requests")
@@ -349,7 +350,7 @@ def csv_upload(request):
             done += 1
         except ValueError:
             failed.append(f"Line {line}: months must be 1 or 2.")
-        except services.RequestEngineError as error:
+        except RequestEngineError as error:
             failed.append(f"Line {line}: {error}")
     _report(request, done, failed)
     return redirect("portal-requests")
@@ -368,7 +369,7 @@ def _answers_from_zip(request, zipped, *, rows):
             controller_id=request.contact.controller_id, archive=Upload(name=zipped.name, data=zipped.read()),
             rows=rows, actor=_actor(request),
         )  # fmt: skip
-    except bulk_answers.BulkAnswersRefused as refused:
+    except BulkAnswersRefused as refused:
         context["problems"] = refused.problems
         return render(request, "requests_engine/portal/bulk_answers.html", context, status=400)
     return render(request, "requests_engine/portal/bulk_answers.html", context)

@@ -1,10 +1,10 @@
-"""`{% coordinator_dashboard %}`: the figures of `requests_engine.admin_dashboard` on the admin index."""
+"""`{% coordinator_dashboard %}`: the figures of `requests_engine.admin.dashboard` on the admin index."""
 
 from __future__ import annotations
 
 from django import template
 
-from requests_engine.admin_dashboard import dashboard
+from requests_engine.admin.dashboard import dashboard
 
 register = template.Library()
 

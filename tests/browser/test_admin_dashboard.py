@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from core.audit import Actor
-from requests_engine import services
+from requests_engine import services, sweep
 from tests.browser.conftest import axe_check, record_traffic, screenshot
 from tests.factories import make_mandate, make_member, make_request
 
@@ -28,7 +28,7 @@ def overdue_request(transactional_db, community, controller):
     services.request_dispatch(
         request_id=request.pk, received_on=timezone.localdate() - datetime.timedelta(days=45), actor=ROBOT
     )
-    services.sweep_deadlines()
+    sweep.sweep_deadlines()
     return request
 
 

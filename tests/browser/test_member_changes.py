@@ -19,10 +19,10 @@ from playwright.sync_api import Locator, Page, expect
 from communities import documents
 from communities.models import Community, Mandate, Member, Right
 from core.audit import Actor
-from requests_engine import completeness
 from requests_engine import services as engine
 from requests_engine.models import Controller, DataRightsRequest, PortabilityForward
-from requests_engine.returned_data import Upload
+from requests_engine.responses import answers, completeness
+from requests_engine.responses.files import Upload
 from tests.browser.conftest import Traffic, axe_check, record_traffic, screenshot
 from tests.factories import make_mandate, make_member, make_request
 
@@ -358,7 +358,7 @@ def test_a_member_sends_returned_data_on_to_another_organisation_and_a_bad_choic
                            controllers=(acme, globex))  # fmt: skip
     in_own_thread(documents.mandate_pdf_issue, mandate_id=mandate.pk)
     request = sent(member, acme, right=Right.PORTABILITY, reference="B2-M1-PO")
-    engine.request_answer_with_files(
+    answers.request_answer_with_files(
         request_id=request.pk, actor=CONTROLLER, uploads=[Upload("history.json", b'{"plays": 12}')]
     )
     page = signed_in(mobile_page, member, live_server.url)

@@ -12,15 +12,16 @@ from playwright.sync_api import Page, expect
 
 from communities.models import Community, Right
 from core.audit import Actor
-from requests_engine import register_views
 from requests_engine import services as engine
+from requests_engine import sweep
 from requests_engine.models import Controller, RefusalGround
+from requests_engine.register import views as register_views
 from tests.browser.conftest import axe_check, record_traffic, screenshot
 from tests.factories import make_mandate, make_member, make_request
 
 # This module is the URLconf of its tests: the register where config/urls.py mounts it, and the site.
 urlpatterns = [
-    path("register/", include("requests_engine.register_urls")),
+    path("register/", include("requests_engine.register.urls")),
     path("api/v1/register/", register_views.register_json),
     path("", include("config.urls")),
 ]
@@ -57,7 +58,7 @@ def register_data(transactional_db, settings):
                 )  # fmt: skip
             elif number != 5:
                 engine.request_fulfil(request_id=request.pk, answered_on=answered_on, actor=ROBOT)
-    engine.sweep_deadlines()  # member 5's request to Acme is past its month with no answer
+    sweep.sweep_deadlines()  # member 5's request to Acme is past its month with no answer
     return community
 
 

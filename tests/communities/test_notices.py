@@ -10,6 +10,7 @@ from communities.models import Member, Notice
 from core.audit import Actor
 from core.models import OutboundMessage
 from requests_engine import services
+from requests_engine.responses import answers
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
@@ -142,11 +143,11 @@ def test_a_question_about_the_communitys_authority_is_not_put_to_the_member(memb
 def test_an_answer_with_files_is_one_notice_naming_the_files(
     member, controller, mailbox, django_capture_on_commit_callbacks
 ):
-    from requests_engine.returned_data import Upload
+    from requests_engine.responses.files import Upload
 
     request = sent(member, controller, "R-FILES")
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_answer_with_files(
+        answers.request_answer_with_files(
             request_id=request.pk, actor=CONTROLLER, uploads=[Upload("export.json", b'{"loans": []}')]
         )
     [email] = to(mailbox, member.user.email)

@@ -8,10 +8,10 @@ import pytest
 from django.db import close_old_connections, connection
 
 from core.audit import Actor
-from requests_engine import services
+from requests_engine import services, sweep
 from requests_engine.events import find_chain_breaks
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import DataRightsRequest, RequestEvent
-from requests_engine.services import RequestEngineError
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -63,7 +63,7 @@ def test_two_sweeps_at_once_mark_each_request_once(data_request):
     services.request_dispatch(
         request_id=data_request.pk, received_on=dt.date(2025, 1, 6), actor=Actor.system()
     )
-    outcomes = race(services.sweep_deadlines, services.sweep_deadlines)
+    outcomes = race(sweep.sweep_deadlines, sweep.sweep_deadlines)
     assert sorted(outcomes) == [0, 1]
     assert RequestEvent.objects.filter(kind="request.overdue").count() == 1
     assert find_chain_breaks() == []

@@ -34,7 +34,7 @@ from communities.models import Community, Mandate, Member, Right
 from config.celery import app as celery_app
 from core.audit import Actor
 from core.models import OutboundMessage
-from requests_engine import services
+from requests_engine.campaigns import launch
 from requests_engine.events import find_chain_breaks
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
 from tests.smtp import free_port
@@ -207,7 +207,7 @@ def make_batch(settings) -> Batch:
     # Whatever the launch queues goes nowhere (the in-memory broker): the test sends the dispatch itself.
     celery_app.conf.task_always_eager = False
     try:
-        services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("test"))
+        launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("test"))
     finally:
         celery_app.conf.task_always_eager = True
     return Batch.objects.get(campaign=campaign)

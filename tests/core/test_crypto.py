@@ -14,8 +14,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from core import crypto
-from requests_engine import inbound  # noqa: F401 - registers InboundMessage.raw for rotation
 from requests_engine.models import InboundMessage
+from requests_engine.responses import inbound  # noqa: F401 - registers InboundMessage.raw for rotation
 
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 

@@ -23,16 +23,16 @@ from django.utils import timezone
 from communities.models import Identifier, Right
 from core.audit import Actor
 from requests_engine import services
+from requests_engine.dispatch import drp
+from requests_engine.dispatch.drp import DrpPermanentError
 from requests_engine.models import Controller, DataRightsRequest, RequestEvent
-from requests_engine.transports import drp
-from requests_engine.transports.drp import DrpPermanentError
 from tests.factories import make_request
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / ".ci" / "fides.sh"
 FIDES = "http://127.0.0.1:8181"
 SYSTEM = Actor.system()
-# Our state once Fides reports each DRP status (the table in requests_engine/transports/drp.py).
+# Our state once Fides reports each DRP status (the table in requests_engine/dispatch/drp.py).
 EXPECTED_STATE = {
     "open": "sent",
     "in_progress": "acknowledged",

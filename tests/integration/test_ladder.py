@@ -32,7 +32,9 @@ from communities.models import Mandate
 from core.audit import Actor
 from core.models import OutboundMessage
 from core.pdf import verify_seal
-from requests_engine import complaints, deadlines, services, tasks
+from requests_engine import deadlines, services, tasks
+from requests_engine.campaigns import launch as campaign_launching
+from requests_engine.escalation import complaints
 from requests_engine.events import find_chain_breaks
 from requests_engine.models import Campaign, Complaint, Controller, DataRightsRequest, RequestEvent
 from tests.factories import make_mandate, make_member
@@ -168,7 +170,7 @@ class Story:
 
     def launch(self) -> None:
         """As the campaign page's "Approve and launch" button does it."""
-        services.campaign_launch(campaign_id=self.campaign.pk, actor=Actor.user(self.coordinator))
+        campaign_launching.campaign_launch(campaign_id=self.campaign.pk, actor=Actor.user(self.coordinator))
 
     def morning_jobs(self, day: dt.date) -> None:
         """What beat runs daily: the deadline sweep with its reminders and notices, the complaints sweep."""

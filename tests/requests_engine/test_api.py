@@ -23,8 +23,10 @@ from rest_framework.test import APIClient
 
 from communities.models import Identifier
 from core.audit import Actor
-from requests_engine import contacts, services
+from requests_engine import services
+from requests_engine.directory import contacts
 from requests_engine.events import find_chain_breaks
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
     Campaign,
     Controller,
@@ -34,8 +36,7 @@ from requests_engine.models import (
     ReceivedFile,
     RequestEvent,
 )
-from requests_engine.returned_data import read_file
-from requests_engine.services import RequestEngineError
+from requests_engine.responses.files import read_file
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db

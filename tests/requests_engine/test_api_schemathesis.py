@@ -26,7 +26,8 @@ from schemathesis import checks
 from schemathesis.generation.modes import GenerationMode
 
 from core.audit import Actor
-from requests_engine import contacts, services
+from requests_engine import services
+from requests_engine.directory import contacts
 from tests.factories import make_mandate, make_member, make_request
 
 # A deeper run: SCHEMATHESIS_MAX_EXAMPLES=200 pytest tests/requests_engine/test_api_schemathesis.py

@@ -4,9 +4,9 @@ import pytest
 import time_machine
 
 from core.audit import Actor
-from requests_engine import services
+from requests_engine.campaigns import launch
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
-from requests_engine.services import RequestEngineError
 from tests.factories import make_mandate, make_member
 
 
@@ -36,7 +36,7 @@ def test_launch_creates_a_batch_per_controller_and_a_request_per_eligible_member
     expired = make_member(community, "Ed Expired")
     make_mandate(expired, rights=["access"], days=-2)
 
-    created = services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+    created = launch.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
 
     assert created == {"access": 3, "erasure": 2}
     assert Batch.objects.filter(campaign=campaign).count() == 2
@@ -60,15 +60,15 @@ def test_launch_creates_a_batch_per_controller_and_a_request_per_eligible_member
 
 
 def test_a_launched_campaign_cannot_be_launched_again(campaign, member, coordinator_actor):
-    services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+    launch.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
     with pytest.raises(RequestEngineError, match="launched"):
-        services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+        launch.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
     assert DataRightsRequest.objects.count() == 2
 
 
 def test_a_campaign_without_controllers_is_refused(community, coordinator_actor):
     campaign = Campaign.objects.create(community=community, name="Empty", rights=["access"], purpose="x")
     with pytest.raises(RequestEngineError, match="at least one controller"):
-        services.campaign_launch(campaign_id=campaign.pk, actor=Actor.system())
+        launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.system())
     campaign.refresh_from_db()
     assert campaign.state == "draft"

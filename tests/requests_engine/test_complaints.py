@@ -22,13 +22,16 @@ from core import crypto, outbox
 from core.audit import Actor
 from core.models import OutboundMessage
 from core.pdf import verify_seal
-from requests_engine import complaints, ico_pack, services
-from requests_engine.admin_complaints import (
+from requests_engine import services, sweep
+from requests_engine.admin.complaints import (
     ComplaintAdmin,
     draft_complaints_action,
     draft_complaints_for_requests_action,
 )
+from requests_engine.campaigns import launch
+from requests_engine.escalation import complaints, ico_pack
 from requests_engine.events import find_chain_breaks, record_event
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
     Campaign,
     Complaint,
@@ -37,7 +40,6 @@ from requests_engine.models import (
     InboundMessage,
     RequestEvent,
 )
-from requests_engine.services import RequestEngineError
 from tests.factories import make_mandate, make_member
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +89,7 @@ def ladder(community, controller, globex, coordinator):
             purpose="We want to know whether our writing was used to train AI models.",
         )  # fmt: skip
         campaign.controllers.set([controller, globex])
-        services.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
+        launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
     with at(dt.date(2026, 3, 3)):
         for request in DataRightsRequest.objects.filter(campaign=campaign):
             services.request_dispatch(request_id=request.pk, received_on=dt.date(2026, 3, 3), actor=SYSTEM)
@@ -115,7 +117,7 @@ def globex_answers(ladder) -> None:
 
 def send_acme_complaint(ladder, coordinator_actor, capture, *, on=dt.date(2026, 4, 9)) -> Complaint:
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft = complaints.complaint_draft_for_controller(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
@@ -131,9 +133,9 @@ def test_sweep_marks_overdue_the_day_after_a_deadline_rolled_past_easter(ladder)
     acme = acme_requests(ladder)
     assert {r.due_on for r in acme.values()} == {dt.date(2026, 4, 7)}
     with at(dt.date(2026, 4, 7)):
-        assert services.sweep_deadlines() == 0
+        assert sweep.sweep_deadlines() == 0
     with at(dt.date(2026, 4, 8)):
-        assert services.sweep_deadlines() == 6  # Acme's three and Globex's three: nobody answered
+        assert sweep.sweep_deadlines() == 6  # Acme's three and Globex's three: nobody answered
     assert {fresh(r).state for r in acme.values()} == {"overdue"}
 
 
@@ -155,7 +157,7 @@ def test_a_scottish_controller_is_overdue_a_day_earlier_as_scotland_has_no_easte
             )
     assert made["scot"].due_on == dt.date(2026, 4, 6) and made["eng"].due_on == dt.date(2026, 4, 7)
     with at(dt.date(2026, 4, 7)):
-        assert services.sweep_deadlines() == 1
+        assert sweep.sweep_deadlines() == 1
         assert complaints.escalation_reasons(fresh(made["scot"])) == ["overdue"]
         assert complaints.escalation_reasons(fresh(made["eng"])) == []
     assert (fresh(made["scot"]).state, fresh(made["eng"]).state) == ("overdue", "sent")
@@ -188,7 +190,7 @@ def test_escalation_waits_for_the_latest_plausible_deadline_of_an_extended_reque
     assert fresh(request).due_on == dt.date(2026, 4, 30)
 
     with at(dt.date(2026, 5, 1)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         assert fresh(request).state == "overdue"
         assert complaints.escalation_reasons(fresh(request)) == []
     with at(dt.date(2026, 5, 5)), pytest.raises(RequestEngineError, match="can be escalated on 6 May 2026"):
@@ -280,7 +282,7 @@ def test_one_collective_draft_per_controller_names_each_request_its_dates_and_wh
 ):  # fmt: skip
     globex_answers(ladder)
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         acme = complaints.complaint_draft_for_controller(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
@@ -333,7 +335,7 @@ def test_drafting_again_updates_the_same_draft(ladder, coordinator_actor):
 def test_a_member_whose_mandate_excludes_complaints_is_left_out_of_the_draft(ladder, coordinator_actor):
     Mandate.objects.filter(member=ladder["members"]["mary"]).update(may_complain_to_controllers=False)
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft = complaints.complaint_draft_for_controller(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
@@ -352,7 +354,7 @@ def test_approving_sends_the_complaint_with_its_pdfs_and_starts_the_acknowledgem
     ladder, coordinator_actor, django_capture_on_commit_callbacks, mailoutbox, tmp_path
 ):  # fmt: skip
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft = complaints.complaint_draft_for_controller(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
@@ -394,7 +396,7 @@ def test_a_request_answered_after_drafting_is_skipped_with_a_note(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
 ):  # fmt: skip
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft = complaints.complaint_draft_for_controller(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
@@ -609,7 +611,7 @@ def test_the_pack_is_refused_before_the_complaint_is_sent_or_when_nobody_authori
     ladder, coordinator_actor, django_capture_on_commit_callbacks
 ):  # fmt: skip
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft = complaints.complaint_draft_for_controller(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
@@ -689,7 +691,7 @@ def test_the_campaign_action_drafts_one_complaint_per_controller_with_escalated_
     globex_answers(ladder)
     request = admin_request(coordinator)
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft_complaints_action(admin.site._registry[Campaign], request, Campaign.objects.all())
         draft_complaints_action(admin.site._registry[Campaign], request, Campaign.objects.all())
     drafts = Complaint.objects.filter(kind="controller", state="draft")
@@ -705,7 +707,7 @@ def test_from_an_overdue_request_to_a_downloaded_pack_in_the_admin(
     client.force_login(coordinator)
     overdue = ladder["of"]("ada", ladder["acme"])
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft_complaints_for_requests_action(
             admin.site._registry[DataRightsRequest], admin_request(coordinator),
             DataRightsRequest.objects.filter(pk=overdue.pk),
@@ -757,7 +759,7 @@ def test_from_an_overdue_request_to_a_downloaded_pack_in_the_admin(
 
 def test_an_outsider_cannot_reach_the_complaint_steps(ladder, client, outsider, coordinator_actor):
     with at(dt.date(2026, 4, 8)):
-        services.sweep_deadlines()
+        sweep.sweep_deadlines()
         draft = complaints.complaint_draft_for_controller(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )

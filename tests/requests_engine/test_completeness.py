@@ -15,8 +15,11 @@ from rest_framework.test import APIClient
 from communities.models import Right
 from core.audit import Actor
 from core.models import OutboundMessage
-from requests_engine import complaints, completeness, contacts, services
+from requests_engine import services
+from requests_engine.directory import contacts
+from requests_engine.escalation import complaints
 from requests_engine.events import describe, find_chain_breaks
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
     Campaign,
     CompletenessReview,
@@ -26,7 +29,7 @@ from requests_engine.models import (
     RequestEvent,
 )
 from requests_engine.portal import signin
-from requests_engine.services import RequestEngineError
+from requests_engine.responses import completeness
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
@@ -582,15 +585,15 @@ def test_a_fulfilled_answer_can_be_complained_about_only_once_its_follow_up_went
     with at(FOLLOWUP_DAY):
         completeness.review_and_follow_up(access_answer, PRESENT, SYSTEM)
     with at(EASTER_ROLLED), pytest.raises(RequestEngineError):
-        services.request_complain_to_controller(request_id=access_answer.pk, actor=SYSTEM)
+        complaints.request_complain_to_controller(request_id=access_answer.pk, actor=SYSTEM)
     assert fresh(access_answer).state == "fulfilled"
     with at(EASTER_ROLLED + dt.timedelta(days=1)):
-        services.request_complain_to_controller(request_id=access_answer.pk, actor=SYSTEM)
+        complaints.request_complain_to_controller(request_id=access_answer.pk, actor=SYSTEM)
     assert fresh(access_answer).state == "complaint_to_controller"
 
 
 def test_a_complete_fulfilled_answer_gives_nothing_to_complain_about(member, controller):
     request = answered(member, controller, reference="AC-OK")
     with at(EASTER_ROLLED + dt.timedelta(days=30)), pytest.raises(RequestEngineError):
-        services.request_complain_to_controller(request_id=request.pk, actor=SYSTEM)
+        complaints.request_complain_to_controller(request_id=request.pk, actor=SYSTEM)
     assert fresh(request).state == "fulfilled"

@@ -9,8 +9,10 @@ from django.contrib.auth import get_user_model
 from communities.models import Community
 from core.audit import Actor
 from core.models import OutboundMessage
-from requests_engine import coordinator_summary, services, tasks
-from requests_engine.returned_data import Upload
+from requests_engine import services, tasks
+from requests_engine.notices import coordinators as coordinator_notices
+from requests_engine.responses import answers
+from requests_engine.responses.files import Upload
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +67,7 @@ def day_of_answers(community, controller):
             actor=CONTROLLER,
         )
         files = sent(member_of(community, "Files Fay"), controller, "R-FILE")
-        services.request_answer_with_files(
+        answers.request_answer_with_files(
             request_id=files.pk,
             actor=CONTROLLER,
             uploads=[Upload("loans.csv", b"title,date\nDune,2025-01-02\n")],
@@ -103,15 +105,15 @@ def test_a_day_is_summarised_once_however_often_the_job_runs(
     community, day_of_answers, mailbox, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        assert coordinator_summary.coordinator_summaries_send(day=DAY) == 1
-        assert coordinator_summary.coordinator_summaries_send(day=DAY) == 0
+        assert coordinator_notices.coordinator_summaries_send(day=DAY) == 1
+        assert coordinator_notices.coordinator_summaries_send(day=DAY) == 0
     assert OutboundMessage.objects.filter(purpose="community.daily_summary").count() == 1
     assert len([m for m in mailbox.messages() if m["To"] == community.contact_email]) == 1
 
 
 def test_nothing_is_sent_for_a_quiet_day(community, day_of_answers, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        assert coordinator_summary.coordinator_summaries_send(day=DAY + dt.timedelta(days=1)) == 0
+        assert coordinator_notices.coordinator_summaries_send(day=DAY + dt.timedelta(days=1)) == 0
     assert not OutboundMessage.objects.filter(purpose="community.daily_summary").exists()
 
 
@@ -125,7 +127,7 @@ def test_each_community_hears_only_about_its_own_requests(
         theirs = sent(member_of(other, "Reader Rob"), controller, "R-READ")
         services.request_refuse(request_id=theirs.pk, ground="other", reasons="No.", actor=CONTROLLER)
     with django_capture_on_commit_callbacks(execute=True):
-        assert coordinator_summary.coordinator_summaries_send(day=DAY) == 2
+        assert coordinator_notices.coordinator_summaries_send(day=DAY) == 2
     by_address = {m.to[0]: m for m in OutboundMessage.objects.filter(purpose="community.daily_summary")}
     assert "R-READ" in by_address["r@readers.test"].body_text
     assert "R-READ" not in by_address[community.contact_email].body_text
@@ -139,7 +141,7 @@ def test_inactive_staff_and_members_are_not_copied(community, coordinator):
         "gone@community.test", "gone@community.test", "pw", is_staff=True, is_active=False
     )
     make_member(community, "Plain Member")
-    assert coordinator_summary.coordinator_addresses(community) == (
+    assert coordinator_notices.coordinator_addresses(community) == (
         community.contact_email,
         [coordinator.email],
     )

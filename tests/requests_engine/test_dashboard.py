@@ -13,7 +13,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from core.audit import Actor
-from requests_engine import admin_dashboard, services
+from requests_engine import services, sweep
+from requests_engine.admin import dashboard as admin_dashboard
+from requests_engine.escalation import complaints
 from requests_engine.models import Complaint, InformationKind
 from tests.factories import make_member, make_request
 
@@ -64,8 +66,8 @@ def board(community, controller):
     with at(dt.date(2026, 5, 21)):
         sent("R-SWEPT", dt.date(2026, 4, 20))  # due Wednesday 20 May
         complained = sent("R-COMPLAINED", dt.date(2026, 4, 20))
-        assert services.sweep_deadlines() == 2
-        services.request_complain_to_controller(request_id=complained.pk, actor=SYSTEM)
+        assert sweep.sweep_deadlines() == 2
+        complaints.request_complain_to_controller(request_id=complained.pk, actor=SYSTEM)
     with at(TODAY):
         sent("R-FRIDAY", dt.date(2026, 5, 12))  # due Friday 12 June
         acknowledged = sent("R-TODAY", dt.date(2026, 5, 10))  # due today: still due, not overdue
@@ -82,7 +84,7 @@ def board(community, controller):
         refused("R-EX-2", "exemption")
         refused("R-EXCESS", "manifestly_excessive")
         taken = refused("R-TAKEN", "exemption")  # refused, then taken to a complaint: no longer waiting
-        services.request_complain_to_controller(request_id=taken.pk, actor=SYSTEM)
+        complaints.request_complain_to_controller(request_id=taken.pk, actor=SYSTEM)
         partial = sent("R-PART", dt.date(2026, 5, 20))
         services.request_partially_fulfil(
             request_id=partial.pk, ground="exemption", reasons=REASONS, actor=CONTROLLER_ACTOR

@@ -20,10 +20,12 @@ from core import outbox
 from core.models import OutboundMessage
 from core.pdf import sha256_hex, verify_seal
 from core.tasks import send_outbound_message
-from requests_engine import dispatch, letters, services
+from requests_engine import letters
+from requests_engine.campaigns import launch as campaign_launching
+from requests_engine.dispatch import batches
 from requests_engine.events import find_chain_breaks
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
-from requests_engine.services import RequestEngineError
 from tests.factories import make_mandate, make_member
 from tests.smtp import Mailbox, free_port, use_smtp
 
@@ -91,8 +93,8 @@ def campaign(community, acme, globex, coordinator):
 
 def launch(campaign, actor, capture):
     with capture(execute=True):
-        services.campaign_launch(campaign_id=campaign.pk, actor=actor)
-        dispatch.queue_campaign_dispatch(campaign_id=campaign.pk)
+        campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=actor)
+        batches.queue_campaign_dispatch(campaign_id=campaign.pk)
 
 
 def addressed_to(mailbox: Mailbox, address: str) -> list:
@@ -205,12 +207,12 @@ def test_dispatching_or_recording_acceptance_again_changes_nothing(
     sent, events = len(mailbox.received), RequestEvent.objects.count()
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.queue_campaign_dispatch(campaign_id=campaign.pk) == 0
+        assert batches.queue_campaign_dispatch(campaign_id=campaign.pk) == 0
         for batch in Batch.objects.filter(campaign=campaign):
-            assert dispatch.batch_dispatch(batch_id=batch.pk) == "already sent"
+            assert batches.batch_dispatch(batch_id=batch.pk) == "already sent"
         for message in OutboundMessage.objects.filter(purpose="batch.letter"):
-            assert dispatch.delivery_accepted(message_ids=[message.pk]) == 0
-        assert dispatch.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
+            assert batches.delivery_accepted(message_ids=[message.pk]) == 0
+        assert batches.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
 
     assert (len(mailbox.received), RequestEvent.objects.count()) == (sent, events)
 
@@ -218,10 +220,10 @@ def test_dispatching_or_recording_acceptance_again_changes_nothing(
 def test_the_send_decision_is_committed_before_anything_is_sent(
     campaign, cast, acme, coordinator_actor, mailbox, django_capture_on_commit_callbacks
 ):
-    services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+    campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
     batch = Batch.objects.get(campaign=campaign, controller=acme)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        dispatch.batch_dispatch(batch_id=batch.pk)
+        batches.batch_dispatch(batch_id=batch.pk)
 
     batch.refresh_from_db()
     assert batch.state == "sending"
@@ -402,12 +404,12 @@ def test_a_refused_address_fails_the_requests_and_after_fixing_it_the_batch_goes
         controller=acme,
     )
     with pytest.raises(RequestEngineError, match="only a batch whose delivery failed"):
-        dispatch.batch_requeue(batch_id=pending.pk, actor=coordinator_actor)
+        batches.batch_requeue(batch_id=pending.pk, actor=coordinator_actor)
 
     acme.email = "dpo@acme.test"  # the coordinator fixes the address
     acme.save()
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.batch_requeue(batch_id=batch.pk, actor=coordinator_actor) == 2
+        assert batches.batch_requeue(batch_id=batch.pk, actor=coordinator_actor) == 2
 
     emails = addressed_to(refusing_mailbox, "dpo@acme.test")
     assert len(emails) == (2 if individual else 1)
@@ -437,7 +439,7 @@ def test_a_controller_without_an_email_address_fails_the_batch_with_the_reason(
         "failed_delivery"
     }
     with pytest.raises(RequestEngineError, match="working email address"):
-        dispatch.batch_requeue(batch_id=batch.pk, actor=coordinator_actor)
+        batches.batch_requeue(batch_id=batch.pk, actor=coordinator_actor)
 
 
 def test_with_the_smtp_server_down_the_outbox_retries_and_no_request_is_lost(
@@ -452,7 +454,7 @@ def test_with_the_smtp_server_down_the_outbox_retries_and_no_request_is_lost(
     assert all("ConnectionRefusedError" in m.last_error for m in letters_out)
     assert set(DataRightsRequest.objects.values_list("state", flat=True)) == {"queued"}
     assert set(Batch.objects.values_list("state", flat=True)) == {"sending"}
-    assert dispatch.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
+    assert batches.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
 
     use_smtp(settings, port)  # the server is back
     launch_day.move_to(LAUNCH + timedelta(days=1, minutes=5))  # after the backoff, on the next day
@@ -475,10 +477,10 @@ def test_with_the_smtp_server_down_the_outbox_retries_and_no_request_is_lost(
 def test_the_sweep_applies_an_acceptance_whose_hook_was_lost_and_restarts_a_lost_dispatch(
     launch_day, campaign, cast, acme, globex, coordinator_actor, mailbox, django_capture_on_commit_callbacks
 ):
-    services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+    campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
     acme_batch = Batch.objects.get(campaign=campaign, controller=acme)
     with django_capture_on_commit_callbacks(execute=False):  # the send task is lost
-        dispatch.batch_dispatch(batch_id=acme_batch.pk)
+        batches.batch_dispatch(batch_id=acme_batch.pk)
     [row] = OutboundMessage.objects.filter(purpose="batch.letter")
     with django_capture_on_commit_callbacks(execute=False):  # sent, then the worker dies: no hook
         assert outbox.send_message(row.pk)
@@ -486,7 +488,7 @@ def test_the_sweep_applies_an_acceptance_whose_hook_was_lost_and_restarts_a_lost
 
     # Globex's dispatch task was lost altogether; too recent to restart at first.
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.sweep_dispatch() == {"outcomes": 3, "restarted": 0}
+        assert batches.sweep_dispatch() == {"outcomes": 3, "restarted": 0}
     assert set(acme_batch.requests.values_list("state", flat=True)) == {"sent"}
     acme_batch.refresh_from_db()
     assert acme_batch.state == "sent"
@@ -494,7 +496,7 @@ def test_the_sweep_applies_an_acceptance_whose_hook_was_lost_and_restarts_a_lost
 
     launch_day.move_to(LAUNCH + timedelta(minutes=16))
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.sweep_dispatch() == {"outcomes": 0, "restarted": 1}
+        assert batches.sweep_dispatch() == {"outcomes": 0, "restarted": 1}
     assert len(addressed_to(mailbox, "dpo@globex.test")) == 1
     assert Batch.objects.get(campaign=campaign, controller=globex).state == "sent"
     assert timezone.localdate() == dt.date(2026, 3, 20)
@@ -510,10 +512,10 @@ def test_an_individual_dispatch_interrupted_between_chunks_resumes_without_sendi
         make_mandate(make_member(community, f"Writer{i} Person", f"w{i}@community.test"))
     campaign = Campaign.objects.create(community=community, name="Resume", rights=["access"], purpose="x")
     campaign.controllers.set([acme])
-    services.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
+    campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
     batch = Batch.objects.get(campaign=campaign)
     with django_capture_on_commit_callbacks(execute=False):  # the worker dies before anything is sent…
-        dispatch.batch_dispatch(batch_id=batch.pk)
+        batches.batch_dispatch(batch_id=batch.pk)
     # …and after writing only its first chunk: the other requests have no message yet.
     written = OutboundMessage.objects.filter(purpose="request.letter").order_by("pk")
     OutboundMessage.objects.filter(pk__in=[m.pk for m in written[2:]]).delete()
@@ -521,7 +523,7 @@ def test_an_individual_dispatch_interrupted_between_chunks_resumes_without_sendi
 
     with django_capture_on_commit_callbacks(execute=True):
         outbox.requeue_stuck(older_than=timedelta(0))  # the first chunk's send tasks were lost too
-        assert dispatch.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 1}
+        assert batches.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 1}
 
     emails = addressed_to(mailbox, "privacy@acme.test")
     assert len(emails) == 4 == len({e["Message-ID"] for e in emails})

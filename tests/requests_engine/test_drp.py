@@ -33,9 +33,9 @@ from django.utils import timezone
 from communities.models import Identifier, Right
 from core.audit import Actor
 from requests_engine import services
+from requests_engine.dispatch import drp
+from requests_engine.dispatch.drp import DrpPermanentError, DrpStatus, DrpTemporaryError
 from requests_engine.models import Controller, DataRightsRequest, RequestEvent
-from requests_engine.transports import drp
-from requests_engine.transports.drp import DrpPermanentError, DrpStatus, DrpTemporaryError
 from tests.factories import make_member, make_request
 
 SYSTEM = Actor.system()

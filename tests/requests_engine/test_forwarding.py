@@ -10,10 +10,12 @@ from communities import documents
 from communities.models import Identifier, Right
 from core.audit import Actor
 from core.models import OutboundMessage
-from requests_engine import forwarding, services
+from requests_engine import services
 from requests_engine.events import describe
+from requests_engine.exceptions import ForwardingError
 from requests_engine.models import Controller, PortabilityForward, RequestEvent
-from requests_engine.returned_data import Upload
+from requests_engine.responses import answers, forwarding
+from requests_engine.responses.files import Upload
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +45,7 @@ def answered(member, controller, *, right=Right.PORTABILITY, reference="R-PORT")
     request = make_request(member, controller, right=right, reference=reference)
     services.request_approve(request_id=request.pk, actor=Actor.system())
     services.request_dispatch(request_id=request.pk, received_on=dt.date.today(), actor=Actor.system())
-    services.request_answer_with_files(
+    answers.request_answer_with_files(
         request_id=request.pk, actor=CONTROLLER, uploads=[Upload("history.json", EXPORT)]
     )
     return request
@@ -71,7 +73,7 @@ def refused(request, target, match, member=None):
     """The forward is refused with a clear message, and nothing is queued or recorded."""
     events = RequestEvent.objects.filter(request=request).count()
     queued = OutboundMessage.objects.filter(purpose=forwarding.PURPOSE).count()
-    with pytest.raises(forwarding.ForwardingError, match=match):
+    with pytest.raises(ForwardingError, match=match):
         forward(request, target, member=member)
     assert RequestEvent.objects.filter(request=request).count() == events
     assert OutboundMessage.objects.filter(purpose=forwarding.PURPOSE).count() == queued
@@ -169,7 +171,7 @@ def test_refuses_when_the_mandate_does_not_cover_portability(community, controll
     request = make_request(member, controller, right=Right.PORTABILITY, reference="R-NOPORT")
     services.request_approve(request_id=request.pk, actor=Actor.system())
     services.request_dispatch(request_id=request.pk, received_on=dt.date.today(), actor=Actor.system())
-    services.request_answer_with_files(
+    answers.request_answer_with_files(
         request_id=request.pk, actor=CONTROLLER, uploads=[Upload("a.json", EXPORT)]
     )
     refused(request, globex, "mandate does not let the community")

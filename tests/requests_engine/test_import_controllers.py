@@ -14,11 +14,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from requests_engine.controller_import import (
-    ControllerImportError,
-    import_controller_records,
-    load_records,
-)
+from requests_engine.directory.controller_import import import_controller_records, load_records
+from requests_engine.exceptions import ControllerImportError
 from requests_engine.models import Controller, Jurisdiction, Transport
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -22,11 +22,11 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-import requests_engine.admin_inbox  # noqa: F401 - registers the inbox admin until admin.py imports it
 from core import crypto
-from requests_engine import inbound
+from requests_engine import tasks
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, Campaign, InboundMessage, RequestEvent
-from requests_engine.services import RequestEngineError
+from requests_engine.responses import inbound
 from tests.factories import make_member, make_request
 from tests.smtp import free_port
 
@@ -445,7 +445,7 @@ def test_the_poll_command_reads_the_mailbox(deliver, batch, capsys):
 def test_the_celery_task_polls(deliver, batch):
     deliver(reply(subject=f"Re: {batch.reference}"))
 
-    inbound.poll_mailbox_task.delay()
+    tasks.poll_mailbox_task.delay()
 
     assert InboundMessage.objects.filter(batch=batch).count() == 1
 

@@ -6,8 +6,9 @@ from django_fsm import TransitionNotAllowed
 
 from core.audit import Actor
 from requests_engine import services
+from requests_engine.escalation import complaints
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import DataRightsRequest, InformationKind, RefusalGround, RequestEvent
-from requests_engine.services import RequestEngineError
 from tests.factories import make_mandate, make_member, make_request
 
 CONTROLLER = Actor(Actor.CONTROLLER, "1")
@@ -168,7 +169,7 @@ def test_refuses_dates_in_the_future(data_request):
 def test_the_full_escalation_path_is_recorded_step_by_step(data_request):
     sent(data_request, received=dt.date(2026, 3, 2))
     services.request_mark_overdue(request_id=data_request.pk)
-    services.request_complain_to_controller(request_id=data_request.pk, actor=SYSTEM)
+    complaints.request_complain_to_controller(request_id=data_request.pk, actor=SYSTEM)
     services.request_escalate_to_ico(request_id=data_request.pk, actor=SYSTEM, case_reference="IC-1234")
     services.request_close(request_id=data_request.pk, actor=SYSTEM, outcome="ICO upheld the complaint")
     kinds = list(

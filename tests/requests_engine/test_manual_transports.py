@@ -8,7 +8,9 @@ import time_machine
 from pypdf import PdfReader
 
 from core.audit import Actor
-from requests_engine import manual_transports, services
+from requests_engine.campaigns import launch
+from requests_engine.dispatch import manual
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
 from tests.factories import make_mandate, make_member
 
@@ -21,7 +23,7 @@ def launched(community, controller, coordinator, names=("Ada Lovelace", "Mary Sh
     campaign = Campaign.objects.create(community=community, name="Post", rights=["access"], purpose="Find out.",
                                        created_by=coordinator)  # fmt: skip
     campaign.controllers.set([controller])
-    services.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
+    launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
     return Batch.objects.get(campaign=campaign)
 
 
@@ -33,10 +35,10 @@ def test_a_letter_pack_is_printable_and_posting_it_starts_the_clock_on_expected_
                                            postal_address="1 High Street\nLondon")  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):
         batch = launched(community, controller, coordinator)
-    pdf = manual_transports.letter_pack(batch_id=batch.pk)
+    pdf = manual.letter_pack(batch_id=batch.pk)
     assert len(PdfReader(io.BytesIO(pdf)).pages) >= 3  # the letter, then two mandates
     posted = dt.date(2026, 4, 2)
-    count = manual_transports.batch_mark_posted(batch_id=batch.pk, posted_on=posted, actor=Actor.system())
+    count = manual.batch_mark_posted(batch_id=batch.pk, posted_on=posted, actor=Actor.system())
     assert count == 2
     # Posted Thu 2 Apr: Good Friday and Easter Monday are bank holidays, so delivery is expected Wed 8 Apr.
     assert set(DataRightsRequest.objects.values_list("state", "received_on")) == {
@@ -44,8 +46,8 @@ def test_a_letter_pack_is_printable_and_posting_it_starts_the_clock_on_expected_
     }
     batch.refresh_from_db()
     assert batch.state == "sent" and batch.posted_on == posted
-    with pytest.raises(services.RequestEngineError):
-        manual_transports.batch_mark_posted(batch_id=batch.pk, posted_on=posted, actor=Actor.system(),
+    with pytest.raises(RequestEngineError):
+        manual.batch_mark_posted(batch_id=batch.pk, posted_on=posted, actor=Actor.system(),
                                             received_on=dt.date(2026, 4, 1))  # fmt: skip
 
 
@@ -57,8 +59,8 @@ def test_a_web_form_request_is_marked_submitted_with_its_text_ready_to_paste(
     with django_capture_on_commit_callbacks(execute=True):
         batch = launched(community, controller, coordinator, names=("Ada Lovelace",))
     request = batch.requests.get()
-    assert "Ada Lovelace" in manual_transports.webform_text(request)
-    manual_transports.request_mark_submitted(request_id=request.pk, actor=Actor.system(),
+    assert "Ada Lovelace" in manual.webform_text(request)
+    manual.request_mark_submitted(request_id=request.pk, actor=Actor.system(),
                                              submitted_on=dt.date.today())  # fmt: skip
     request.refresh_from_db()
     assert request.state == "sent" and request.received_on == dt.date.today()

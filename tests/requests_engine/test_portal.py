@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from core.audit import Actor
 from requests_engine import services
+from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Controller, ControllerContact, DataRightsRequest, PortalSignInLink
-from requests_engine.returned_data import read_file
+from requests_engine.responses import answers
+from requests_engine.responses.files import read_file
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
@@ -200,8 +202,8 @@ def test_the_member_downloads_the_returned_file_and_others_cannot(
     client, contact, acme_requests, mailoutbox, django_capture_on_commit_callbacks
 ):
     request = acme_requests[0]
-    services.request_answer_with_files(request_id=request.pk, actor=Actor(Actor.CONTROLLER, str(contact.pk)),
-                                       uploads=[__import__("requests_engine.returned_data", fromlist=["Upload"]).Upload(
+    answers.request_answer_with_files(request_id=request.pk, actor=Actor(Actor.CONTROLLER, str(contact.pk)),
+                                       uploads=[__import__("requests_engine.responses.files", fromlist=["Upload"]).Upload(
                                            "data.csv", b"a,b\n1,2\n")])  # fmt: skip
     stored = request.files.get()
     client.force_login(request.member.user)
@@ -218,11 +220,11 @@ def test_the_member_downloads_the_returned_file_and_others_cannot(
 def test_an_empty_file_or_a_control_character_name_is_refused_by_the_service(
     acme_requests, name, data, message
 ):
-    from requests_engine.returned_data import Upload
+    from requests_engine.responses.files import Upload
 
     good = Upload("fine.json", b'{"a": 1}')
-    with pytest.raises(services.RequestEngineError, match=message):
-        services.request_answer_with_files(request_id=acme_requests[0].pk, actor=Actor.system(),
+    with pytest.raises(RequestEngineError, match=message):
+        answers.request_answer_with_files(request_id=acme_requests[0].pk, actor=Actor.system(),
                                            uploads=[good, Upload(name, data)])  # fmt: skip
     request = DataRightsRequest.objects.get(pk=acme_requests[0].pk)
     assert request.state == "sent" and not request.files.exists()  # the good file was not kept either

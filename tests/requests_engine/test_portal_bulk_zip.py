@@ -19,7 +19,8 @@ from requests_engine.models import (
     RequestEvent,
 )
 from requests_engine.portal.signin import SESSION_KEY
-from requests_engine.returned_data import read_file
+from requests_engine.responses import answers
+from requests_engine.responses.files import read_file
 from tests.factories import make_mandate, make_member
 from tests.requests_engine.test_portal import acme_requests, sent_request  # noqa: F401
 
@@ -236,16 +237,16 @@ def test_files_stored_in_a_transaction_that_fails_are_removed_and_kept_when_it_c
 ):
     from django.db import transaction
 
-    from requests_engine.returned_data import Upload, files_removed_on_failure
+    from requests_engine.responses.files import Upload, files_removed_on_failure
 
     with pytest.raises(RuntimeError), files_removed_on_failure(), transaction.atomic():
-        services.request_answer_with_files(request_id=acme_requests[0].pk, actor=Actor.system(),
+        answers.request_answer_with_files(request_id=acme_requests[0].pk, actor=Actor.system(),
                                            uploads=[Upload("a.json", JSON)])  # fmt: skip
         assert len(stored_on_disk(settings)) == 1
         raise RuntimeError("something after the answer failed")
     assert_nothing_applied(settings)
     with files_removed_on_failure(), transaction.atomic():
-        services.request_answer_with_files(request_id=acme_requests[1].pk, actor=Actor.system(),
+        answers.request_answer_with_files(request_id=acme_requests[1].pk, actor=Actor.system(),
                                            uploads=[Upload("b.json", JSON)])  # fmt: skip
     assert len(stored_on_disk(settings)) == 1 and ReceivedFile.objects.count() == 1
 

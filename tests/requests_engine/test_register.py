@@ -32,15 +32,17 @@ from django.urls import include, path, reverse
 
 from communities.models import Community, Right
 from core.audit import Actor
-from requests_engine import register_views
 from requests_engine import services as engine
+from requests_engine import sweep
+from requests_engine.escalation import complaints
 from requests_engine.models import Complaint, Controller, RefusalGround
+from requests_engine.register import views as register_views
 from tests.factories import make_mandate, make_member, make_request
 
 # This module is also the URLconf of its tests: the register where config/urls.py will mount it, plus
 # the rest of the site (base.html links to it).
 urlpatterns = [
-    path("register/", include("requests_engine.register_urls")),
+    path("register/", include("requests_engine.register.urls")),
     path("api/v1/register/", register_views.register_json, name="api-register"),
     path(
         "api/v1/register/controllers/<slug:slug>/",
@@ -118,12 +120,12 @@ def world(db, settings):
             engine.request_fulfil(request_id=pk, answered_on=datetime.date(2026, 3, 20), actor=ROBOT)
 
         clock.move_to(at(datetime.date(2026, 4, 3)))
-        assert engine.sweep_deadlines() == 2  # r5 and r7; r4 was extended
+        assert sweep.sweep_deadlines() == 2  # r5 and r7; r4 was extended
 
         clock.move_to(at(datetime.date(2026, 4, 20)))
         engine.request_fulfil(request_id=r[4], answered_on=datetime.date(2026, 4, 15), actor=ROBOT)
         engine.request_fulfil(request_id=r[3], answered_on=datetime.date(2026, 4, 20), actor=ROBOT)
-        engine.request_complain_to_controller(request_id=r[6], actor=ROBOT)
+        complaints.request_complain_to_controller(request_id=r[6], actor=ROBOT)
         sent_complaint(kind=Complaint.Kind.CONTROLLER, community=writers, controller=acme, requests=[r[6]],
                        sent_on=datetime.date(2026, 4, 20))  # fmt: skip
         Complaint.objects.create(

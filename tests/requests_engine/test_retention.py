@@ -11,7 +11,9 @@ from django.core.files.storage import default_storage
 from core.audit import Actor
 from requests_engine import services
 from requests_engine.models import ReceivedFile, RequestEvent
-from requests_engine.returned_data import Upload
+from requests_engine.responses import answers
+from requests_engine.responses import files as returned_files
+from requests_engine.responses.files import Upload
 from tests.factories import make_request
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +29,7 @@ def returned(member, controller, community):
     with time_machine.travel(ANSWERED, tick=False):
         services.request_approve(request_id=request.pk, actor=SYSTEM)
         services.request_dispatch(request_id=request.pk, received_on=dt.date(2026, 3, 2), actor=SYSTEM)
-        services.request_answer_with_files(
+        answers.request_answer_with_files(
             request_id=request.pk, uploads=[Upload("data.json", b'{"orders": [1, 2]}')],
             actor=Actor(Actor.CONTROLLER, "1"),
         )  # fmt: skip
@@ -35,7 +37,7 @@ def returned(member, controller, community):
 
 
 def expire(on: dt.date) -> int:
-    return services.received_files_expire(today=on)
+    return returned_files.received_files_expire(today=on)
 
 
 def test_a_file_is_deleted_the_day_after_its_retention_period_and_not_before(returned, client, member):

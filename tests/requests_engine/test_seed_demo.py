@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from communities.models import Mandate, Member
 from core.models import OutboundMessage
-from requests_engine import admin_dashboard, demo
+from requests_engine import demo
+from requests_engine.admin import dashboard as admin_dashboard
 from requests_engine.events import find_chain_breaks
 from requests_engine.models import Campaign, Complaint, Controller, DataRightsRequest, RequestEvent
 

@@ -5,7 +5,7 @@ import time_machine
 from django.core.management import call_command
 
 from core.audit import Actor
-from requests_engine import services
+from requests_engine import services, sweep
 from requests_engine.events import find_chain_breaks
 from requests_engine.models import DataRightsRequest, RequestEvent
 from tests.factories import make_mandate, make_member, make_request
@@ -41,7 +41,7 @@ def states(made):
 
 def test_sweep_marks_only_requests_past_their_due_day_and_records_an_event_each(requests_at_various_points):
     with time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC)):  # "Due Today" is due 20 March
-        moved = services.sweep_deadlines()
+        moved = sweep.sweep_deadlines()
     assert moved == 1
     assert states(requests_at_various_points) == {
         "Late Larry": "overdue", "Due Today": "sent", "Early Erin": "sent", "Paused Pat": "info_requested",
@@ -55,8 +55,8 @@ def test_sweep_marks_only_requests_past_their_due_day_and_records_an_event_each(
 
 def test_sweep_is_safe_to_run_twice(requests_at_various_points):
     with time_machine.travel(dt.datetime(2026, 3, 23, 12, tzinfo=dt.UTC)):
-        first = services.sweep_deadlines()
-        second = services.sweep_deadlines()
+        first = sweep.sweep_deadlines()
+        second = sweep.sweep_deadlines()
     assert (first, second) == (2, 0)
     assert RequestEvent.objects.filter(kind="request.overdue").count() == 2
     assert find_chain_breaks() == []

@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from requests_engine.controller_import import ControllerImportError, import_controller_records, load_records
+from requests_engine.directory.controller_import import import_controller_records, load_records
+from requests_engine.exceptions import ControllerImportError
 
 # Exit status when the file itself cannot be used (nothing is imported).
 BAD_FILE = 2

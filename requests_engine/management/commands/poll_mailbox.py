@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from requests_engine import inbound
-from requests_engine.services import RequestEngineError
+from requests_engine.exceptions import RequestEngineError
+from requests_engine.responses import inbound
 
 
 class Command(BaseCommand):

@@ -1,13 +1,14 @@
 from django.core.management.base import BaseCommand
 
-from requests_engine import reminders, services
+from requests_engine import sweep
+from requests_engine.notices import reminders
 
 
 class Command(BaseCommand):
     help = "Mark requests whose statutory deadline has passed as overdue (safe to run at any time, twice)."
 
     def handle(self, *args, **options):
-        moved = services.sweep_deadlines()
+        moved = sweep.sweep_deadlines()
         notices = reminders.overdue_notices_send()
         reminded = reminders.deadline_reminders_send()
         self.stdout.write(

@@ -1,0 +1,516 @@
+"""The complaints ladder in the back office: draft, approve and send the s.164A complaint, record the
+controller's acknowledgement and outcome, build and download the ICO pack, record the ICO case and outcome.
+
+Every button is a small form that calls one service in `complaints` or `ico_pack`. The path for a silent
+controller: requests list, filter "overdue", action "Draft complaints" → the draft's page, "Approve and
+send" → (after the acknowledgement deadline) "Build the ICO pack" → "Download the pack".
+
+Wiring (admin.py): import this module after its own registrations, or drop its ComplaintAdmin; add
+`draft_complaints_action` to CampaignAdmin.actions and `draft_complaints_for_requests_action` to
+DataRightsRequestAdmin.actions; `request_escalation_flags` can be a read-only field on the request page.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from core.audit import Actor
+from requests_engine.admin.dashboard import AcknowledgementFilter
+from requests_engine.admin.shared import ComplaintEventInline
+from requests_engine.escalation import complaints, ico_pack
+from requests_engine.exceptions import RequestEngineError
+from requests_engine.models import Campaign, Complaint, DataRightsRequest, RequestEvent
+
+TEMPLATES = "requests_engine/complaints/admin"
+DEFAULT_ASK = (
+    "We ask the ICO to investigate how the organisation handled these requests and this complaint, to tell "
+    "it to comply with each request without further delay, and to use its enforcement powers if it does not."
+)
+
+
+# -- forms, one per step ----------------------------------------------------------------------------------
+
+
+class ApproveForm(forms.Form):
+    grounds = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100}),
+        max_length=complaints.MAX_GROUNDS_CHARS,
+        help_text="The complaint's text. The annex naming the members is added when it is sent.",
+    )
+
+
+class AcknowledgementForm(forms.Form):
+    acknowledged_on = forms.DateField(
+        initial=timezone.localdate, help_text="The day the controller's acknowledgement arrived."
+    )
+
+
+class OutcomeForm(forms.Form):
+    outcome = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 100}), max_length=5000)
+    resolved = forms.BooleanField(
+        required=False,
+        help_text="Tick if the outcome resolves the requests: those waiting on the complaint are then "
+        "closed. Leave it unticked to take them to the ICO.",
+    )
+
+
+class IcoPackForm(forms.Form):
+    what_happened = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10, "cols": 100}),
+        max_length=ico_pack.WHAT_HAPPENED_MAX,
+        help_text="At most 2,000 characters, as on the ICO's form. Drafted from the requests; edit freely.",
+    )
+    harm = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 100}),
+        max_length=ico_pack.FREE_TEXT_MAX,
+        label="How this has affected the members (harm)",
+    )
+    ask = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 100}),
+        max_length=ico_pack.FREE_TEXT_MAX,
+        label="What we ask the ICO to do",
+        initial=DEFAULT_ASK,
+    )
+
+
+class CaseForm(forms.Form):
+    case_reference = forms.CharField(max_length=60, help_text="The reference the ICO gave the complaint.")
+    submitted_on = forms.DateField(initial=timezone.localdate, help_text="The day the pack was submitted.")
+
+
+class IcoOutcomeForm(forms.Form):
+    outcome = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 100}), max_length=5000)
+
+
+# -- the steps --------------------------------------------------------------------------------------------
+
+K = Complaint.Kind
+ST = Complaint.State
+
+
+def available_steps(complaint: Complaint) -> list[tuple[str, str]]:
+    """(step, button label) for what a coordinator can do next with this complaint."""
+    steps: list[tuple[str, str]] = []
+    if complaint.kind == K.CONTROLLER:
+        if complaint.state == ST.DRAFT:
+            steps += [("send", "Approve and send"), ("redraft", "Update the draft")]
+        if complaint.state == ST.SENT:
+            steps.append(("acknowledge", "Record acknowledgement"))
+        if complaint.state in (ST.SENT, ST.ACKNOWLEDGED):
+            steps.append(("outcome", "Record outcome"))
+        if complaint.state != ST.DRAFT:
+            linked = ico_pack.ico_complaint_for(complaint)
+            if linked is None or linked.state == ST.DRAFT:
+                steps.append(("ico-pack", "Rebuild the ICO pack" if linked else "Build the ICO pack"))
+        if complaint.evidence_pack:
+            steps.append(("download", "Download the complaint as sent"))
+    else:
+        if complaint.evidence_pack:
+            steps.append(("download", "Download the pack"))
+        if complaint.state == ST.DRAFT:
+            steps += [("ico-pack", "Rebuild the ICO pack"), ("ico-case", "Record the ICO case reference")]
+        if complaint.state in (ST.SENT, ST.ACKNOWLEDGED):
+            steps.append(("ico-outcome", "Record the ICO's outcome"))
+    return steps
+
+
+def _campaign_of(complaint: Complaint) -> int | None:
+    return complaint.requests.exclude(campaign_id=None).values_list("campaign_id", flat=True).first()
+
+
+def _redraft(complaint: Complaint, actor: Actor, data: dict) -> str:
+    campaign_id = _campaign_of(complaint)
+    if campaign_id is None:
+        raise RequestEngineError(f"Complaint {complaint.reference} belongs to no campaign.")
+    complaints.complaint_draft_for_controller(
+        campaign_id=campaign_id, controller_id=complaint.controller_id, actor=actor
+    )
+    return f"Draft {complaint.reference} brought up to date."
+
+
+def _send(complaint: Complaint, actor: Actor, data: dict) -> str:
+    report = complaints.complaint_approve_and_send(
+        complaint_id=complaint.pk, actor=actor, grounds_text=data["grounds"]
+    )
+    return report.summary()
+
+
+def _acknowledge(complaint: Complaint, actor: Actor, data: dict) -> str:
+    done = complaints.complaint_record_acknowledgement(
+        complaint_id=complaint.pk, acknowledged_on=data["acknowledged_on"], actor=actor
+    )
+    return f"Acknowledgement of {done.reference} recorded."
+
+
+def _outcome(complaint: Complaint, actor: Actor, data: dict) -> str:
+    done = complaints.complaint_record_outcome(
+        complaint_id=complaint.pk, outcome=data["outcome"], resolved=data["resolved"], actor=actor
+    )
+    if data["resolved"]:
+        return f"Outcome of {done.reference} recorded; its requests are closed."
+    return f"Outcome of {done.reference} recorded as unresolved: build the ICO pack next."
+
+
+def _ico_case(complaint: Complaint, actor: Actor, data: dict) -> str:
+    done = ico_pack.ico_case_record(
+        complaint_id=complaint.pk, case_reference=data["case_reference"], actor=actor,
+        submitted_on=data["submitted_on"],
+    )  # fmt: skip
+    return f"ICO case {done.ico_case_reference} recorded; the requests are escalated to the ICO."
+
+
+def _ico_outcome(complaint: Complaint, actor: Actor, data: dict) -> str:
+    done = ico_pack.ico_outcome_record(complaint_id=complaint.pk, outcome=data["outcome"], actor=actor)
+    return f"The ICO's outcome for {done.reference} is recorded; its requests are closed."
+
+
+# step → (form, page title, action)
+STEPS = {
+    "redraft": (None, "Update the draft", _redraft),
+    "send": (ApproveForm, "Approve and send the complaint", _send),
+    "acknowledge": (AcknowledgementForm, "Record the controller's acknowledgement", _acknowledge),
+    "outcome": (OutcomeForm, "Record the controller's outcome", _outcome),
+    "ico-case": (CaseForm, "Record the ICO case reference", _ico_case),
+    "ico-outcome": (IcoOutcomeForm, "Record the ICO's outcome", _ico_outcome),
+}
+
+
+# -- the complaint admin ----------------------------------------------------------------------------------
+
+
+def _flags() -> dict:
+    events = RequestEvent.objects.filter(complaint_id=OuterRef("pk"))
+    return {
+        "_requests": Count("requests", distinct=True),
+        "_ack_missed": Exists(events.filter(kind=complaints.ACKNOWLEDGEMENT_MISSED)),
+        "_unresolved": Exists(events.filter(kind="complaint.closed", payload__resolved=False)),
+        "_ico_built": Exists(events.filter(kind=ico_pack.PACK_BUILT)),
+    }
+
+
+class NextStepFilter(admin.SimpleListFilter):
+    title = "next step"
+    parameter_name = "next"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("approve", "Waiting for approval"),
+            ("ack_due", "Acknowledgement due"),
+            ("ico_pack", "ICO pack to build"),
+            ("ico_submit", "ICO pack to submit"),
+            ("ico_open", "ICO case open"),
+        ]
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        controller = Q(kind=K.CONTROLLER)
+        value = self.value()
+        if value == "approve":
+            return queryset.filter(controller, state=ST.DRAFT)
+        if value == "ack_due":
+            return queryset.filter(controller, state=ST.SENT, acknowledgement_due_on__gte=today)
+        if value == "ico_pack":
+            return queryset.filter(
+                controller,
+                Q(state=ST.SENT, acknowledgement_due_on__lt=today) | Q(_ack_missed=True, state=ST.SENT)
+                | Q(state=ST.CLOSED, _unresolved=True),
+                _ico_built=False,
+            )  # fmt: skip
+        if value == "ico_submit":
+            return queryset.filter(kind=K.ICO, state=ST.DRAFT)
+        if value == "ico_open":
+            return queryset.filter(kind=K.ICO, state__in=[ST.SENT, ST.ACKNOWLEDGED])
+        return queryset
+
+
+def next_step_text(complaint: Complaint) -> str:
+    today = timezone.localdate()
+    built = getattr(complaint, "_ico_built", False)
+    if complaint.kind == K.CONTROLLER:
+        if complaint.state == ST.DRAFT:
+            return "Review and approve"
+        if complaint.state == ST.SENT:
+            due = complaint.acknowledgement_due_on
+            if due and due >= today:
+                return f"Waiting for acknowledgement (due {complaints.long_date(due)})"
+            return (
+                "ICO pack built"
+                if built
+                else f"Build the ICO pack: not acknowledged by {complaints.long_date(due)}"
+            )
+        if complaint.state == ST.ACKNOWLEDGED:
+            return "Waiting for the outcome"
+        if getattr(complaint, "_unresolved", False):
+            return "ICO pack built" if built else "Build the ICO pack: outcome unresolved"
+        return "Done"
+    if complaint.state == ST.DRAFT:
+        return "Submit the pack to the ICO, then record the case reference"
+    if complaint.state in (ST.SENT, ST.ACKNOWLEDGED):
+        return "ICO case open: record the ICO's outcome"
+    return "Done"
+
+
+class ComplaintAdmin(admin.ModelAdmin):
+    change_form_template = f"{TEMPLATES}/change_form.html"
+    list_display = [
+        "reference", "kind", "controller", "state", "request_count", "sent_on", "acknowledgement_due_on",
+        "acknowledged_on", "next_step", "ico_case_reference",
+    ]  # fmt: skip
+    list_filter = [NextStepFilter, AcknowledgementFilter, "kind", "state"]
+    list_select_related = ["controller"]
+    search_fields = ["reference", "controller__name", "ico_case_reference", "requests__reference"]
+    inlines = [ComplaintEventInline]
+    fields = ["reference", "kind", "community", "controller", "state", "next_step", "sent_on",
+              "acknowledgement_due_on", "acknowledged_on", "grounds_text", "outcome", "ico_case_reference",
+              "pack", "evidence_pack_sha256", "covered", "left_out"]  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(**_flags())
+
+    def has_add_permission(self, request) -> bool:
+        return False  # drafts come from the requests they cover
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a complaint and its history are evidence
+
+    @admin.display(description="requests", ordering="_requests")
+    def request_count(self, obj: Complaint) -> int:
+        return obj._requests
+
+    @admin.display(description="next step")
+    def next_step(self, obj: Complaint) -> str:
+        return next_step_text(obj)
+
+    @admin.display(description="grounds / what happened")
+    def grounds_text(self, obj: Complaint):
+        return format_html('<pre style="white-space: pre-wrap; max-width: 70em">{}</pre>', obj.grounds)
+
+    @admin.display(description="file")
+    def pack(self, obj: Complaint):
+        if not obj.evidence_pack:
+            return "-"
+        url = reverse("admin:requests_engine_complaint_step", args=[obj.pk, "download"])
+        return format_html('<a href="{}">{}</a>', url, PurePosixPath(obj.evidence_pack.name).name)
+
+    @admin.display(description="requests covered, and what went wrong")
+    def covered(self, obj: Complaint):
+        rows = [
+            (reverse("admin:requests_engine_datarightsrequest_change", args=[item.request.pk]),
+             item.request.reference, item.request.member.reference, item.request.get_state_display(),
+             "; ".join(complaints.REASON_LABELS[r] for r in item.reasons) or "-")
+            for item in complaints.covered_requests(obj)
+        ]  # fmt: skip
+        if not rows:
+            return "-"
+        body = format_html_join(
+            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>', rows
+        )
+        return format_html(
+            "<table><thead><tr><th>Request</th><th>Member</th><th>State</th><th>Flags</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            body,
+        )
+
+    @admin.display(description="left out of the ICO pack")
+    def left_out(self, obj: Complaint):
+        rows = ico_pack.ico_pack_left_out(obj)
+        if not rows:
+            return "-"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join("", "<li>{} ({}): {}</li>",
+                             ((row["member"], ", ".join(row["requests"]), row["reason"]) for row in rows)),
+        )  # fmt: skip
+
+    def get_urls(self):
+        extra = [
+            path("<int:complaint_id>/step/<slug:step>/", self.admin_site.admin_view(self.step_view),
+                 name="requests_engine_complaint_step"),
+        ]  # fmt: skip
+        return extra + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        complaint = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            "steps": available_steps(complaint) if complaint else [],
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete_link": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def step_view(self, request: HttpRequest, complaint_id: int, step: str) -> HttpResponse:
+        complaint = get_object_or_404(
+            Complaint.objects.select_related("controller", "community"), pk=complaint_id
+        )
+        if not self.has_view_permission(request, complaint):
+            raise Http404
+        if step not in dict(available_steps(complaint)):
+            self.message_user(request, f"{complaint} cannot do that now.", messages.ERROR)
+            return redirect("admin:requests_engine_complaint_change", complaint.pk)
+        if step == "download":
+            return self._download(complaint)
+        if not self.has_change_permission(request, complaint):
+            raise Http404
+        if step == "ico-pack":
+            return self._ico_pack_view(request, complaint)
+        form_class, title, action = STEPS[step]
+        form = (
+            form_class(request.POST or None, initial=self._initial(complaint, step)) if form_class else None
+        )
+        if request.method == "POST" and (form is None or form.is_valid()):
+            try:
+                done = action(complaint, Actor.user(request.user), form.cleaned_data if form else {})
+            except RequestEngineError as refused:
+                self.message_user(request, str(refused), messages.ERROR)
+            else:
+                self.message_user(request, done, messages.SUCCESS)
+                return redirect("admin:requests_engine_complaint_change", complaint.pk)
+            if form is None:
+                return redirect("admin:requests_engine_complaint_change", complaint.pk)
+        return self._render_step(request, complaint, title, form)
+
+    def _initial(self, complaint: Complaint, step: str) -> dict:
+        return {"grounds": complaint.grounds} if step == "send" else {}
+
+    def _render_step(self, request, complaint, title, form, extra=None) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": complaint,
+            "title": title,
+            "form": form,
+            **(extra or {}),
+        }
+        return render(request, f"{TEMPLATES}/step.html", context)
+
+    def _ico_pack_view(self, request: HttpRequest, complaint: Complaint) -> HttpResponse:
+        title = "Build the ICO complaint pack"
+        if request.method == "POST":
+            form = IcoPackForm(request.POST)
+            if form.is_valid():
+                try:
+                    built = ico_pack.ico_pack_build(
+                        complaint_id=complaint.pk, actor=Actor.user(request.user), **form.cleaned_data
+                    )
+                except RequestEngineError as refused:
+                    self.message_user(request, str(refused), messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"ICO pack {built.complaint.reference} built for {len(built.represented)} member(s). "
+                        "Download it, submit it on the ICO's website, then record the case reference.",
+                        messages.SUCCESS,
+                    )
+                    for item in built.left_out:
+                        self.message_user(request, f"Left out: {item}.", messages.WARNING)
+                    return redirect("admin:requests_engine_complaint_change", built.complaint.pk)
+        else:
+            initial = {"ask": DEFAULT_ASK}
+            latest = complaint.events.filter(kind=ico_pack.PACK_BUILT).order_by("-seq").first()
+            if complaint.kind == K.ICO and latest:
+                initial.update(
+                    harm=latest.payload.get("harm", ""),
+                    ask=latest.payload.get("ask", DEFAULT_ASK),
+                    what_happened=complaint.grounds,
+                )
+            else:
+                try:
+                    initial["what_happened"] = ico_pack.what_happened_draft(complaint_id=complaint.pk)
+                except RequestEngineError as refused:
+                    self.message_user(request, str(refused), messages.WARNING)
+            form = IcoPackForm(initial=initial)
+        return self._render_step(request, complaint, title, form, {"is_ico_pack": True})
+
+    def _download(self, complaint: Complaint) -> FileResponse:
+        name = PurePosixPath(complaint.evidence_pack.name).name
+        if complaint.kind == K.ICO:
+            name = f"ico-pack-{complaint.reference}.zip"
+        return FileResponse(complaint.evidence_pack.open("rb"), as_attachment=True, filename=name)
+
+
+if admin.site.is_registered(Complaint):
+    admin.site.unregister(Complaint)
+admin.site.register(Complaint, ComplaintAdmin)
+
+
+# -- hooks for the campaign and request admins ------------------------------------------------------------
+
+
+def _draft_for_pairs(request: HttpRequest, modeladmin, pairs: set[tuple[int, int]]) -> None:
+    actor = Actor.user(request.user)
+    drafted, problems = [], []
+    for campaign_id, controller_id in sorted(pairs):
+        try:
+            complaint = complaints.complaint_draft_for_controller(
+                campaign_id=campaign_id, controller_id=controller_id, actor=actor
+            )
+        except RequestEngineError as refused:
+            problems.append(str(refused))
+        else:
+            drafted.append(complaint)
+    for problem in problems:
+        modeladmin.message_user(request, problem, messages.WARNING)
+    if drafted:
+        url = reverse("admin:requests_engine_complaint_changelist") + "?next=approve"
+        modeladmin.message_user(
+            request,
+            format_html(
+                '{} draft complaint(s) ready: {}. <a href="{}">Review and approve them</a>.',
+                len(drafted),
+                ", ".join(f"{c.reference} ({c.controller.name})" for c in drafted),
+                url,
+            ),
+            messages.SUCCESS,
+        )
+
+
+@admin.action(description="Draft complaints to controllers for escalated requests", permissions=["change"])
+def draft_complaints_action(modeladmin, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+    """For CampaignAdmin.actions: one draft per controller of each selected campaign that has escalated
+    requests (updating any draft already there)."""
+    pairs = set(
+        Campaign.controllers.through.objects.filter(campaign_id__in=queryset.values("pk")).values_list(
+            "campaign_id", "controller_id"
+        )
+    )
+    _draft_for_pairs(request, modeladmin, pairs)
+
+
+@admin.action(description="Draft complaints to their controllers", permissions=["change"])
+def draft_complaints_for_requests_action(
+    modeladmin, request: HttpRequest, queryset: QuerySet[DataRightsRequest]
+) -> None:
+    """For DataRightsRequestAdmin.actions: drafts for the campaign × controller of the selected requests
+    (each draft covers every escalated request of that pair, not only the selected ones)."""
+    pairs = set(queryset.exclude(campaign_id=None).values_list("campaign_id", "controller_id").distinct())
+    if not pairs:
+        modeladmin.message_user(
+            request, "None of the selected requests belongs to a campaign.", messages.WARNING
+        )
+        return
+    _draft_for_pairs(request, modeladmin, pairs)
+
+
+@admin.display(description="escalation flags")
+def request_escalation_flags(obj: DataRightsRequest) -> str:
+    """For DataRightsRequestAdmin (change page): what went wrong, or when escalation becomes possible."""
+    reasons = complaints.escalation_reasons(obj)
+    if reasons:
+        return "; ".join(complaints.REASON_LABELS[r] for r in reasons)
+    start = complaints.escalation_date(obj) if obj.answered_on is None else None
+    if start and obj.state not in complaints.NOTHING_TO_ESCALATE:
+        return f"None yet: if still unanswered, it can be escalated from {complaints.long_date(start)}."
+    return "None"

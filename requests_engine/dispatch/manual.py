@@ -1,0 +1,109 @@
+"""Transports a coordinator carries out by hand: a printed letter pack posted to the controller, and a
+controller's web form filled in per member. The engine prepares what to post or paste; the coordinator
+records when it went, and the requests are dispatched with the date the controller received them."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from datetime import timedelta
+
+from django.db import transaction
+from pypdf import PdfReader, PdfWriter
+
+from core.audit import Actor
+from requests_engine import letters, services
+from requests_engine.deadlines import next_working_day_on_or_after
+from requests_engine.dispatch.batches import _ensure_mandate_pdfs
+from requests_engine.events import record_event
+from requests_engine.exceptions import RequestEngineError
+from requests_engine.models import Batch, DataRightsRequest, RequestState, Transport
+
+# Royal Mail first class aims to deliver the next working day; allow two, as the ICO's guidance on
+# "deemed receipt" for post does (the coordinator can record the real date instead).
+POST_DAYS = 2
+
+
+def expected_delivery(posted_on: datetime.date, *, jurisdiction: str) -> datetime.date:
+    day = posted_on
+    for _ in range(POST_DAYS):
+        day = next_working_day_on_or_after(day + timedelta(days=1), jurisdiction=jurisdiction)
+    return day
+
+
+def letter_pack(*, batch_id: int) -> bytes:
+    """One print-ready PDF: the sealed cover letter, the member manifest as a table, then every member's
+    sealed mandate, for the batch's queued requests."""
+    batch = Batch.objects.select_related("controller", "campaign__community").get(pk=batch_id)
+    queued = batch.requests.filter(state=RequestState.QUEUED)
+    _ensure_mandate_pdfs(queued.values_list("mandate_id", flat=True).distinct())
+    letter = letters.collective_letter(batch)
+    writer = PdfWriter()
+    for document in [letter.pdf, *_mandate_pdfs(batch)]:
+        writer.append(PdfReader(io.BytesIO(document)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _mandate_pdfs(batch: Batch) -> list[bytes]:
+    seen, pdfs = set(), []
+    for request in batch.requests.filter(state=RequestState.QUEUED).select_related("mandate").order_by("pk"):
+        if request.mandate_id in seen or not request.mandate.pdf:
+            continue
+        seen.add(request.mandate_id)
+        with request.mandate.pdf.open("rb") as pdf:
+            pdfs.append(pdf.read())
+    return pdfs
+
+
+def batch_mark_posted(
+    *,
+    batch_id: int,
+    posted_on: datetime.date,
+    actor: Actor,
+    received_on: datetime.date | None = None,
+    note: str = "",
+) -> int:
+    """The coordinator posted the pack: every queued request is dispatched with the date the controller
+    received it (recorded, or the expected delivery date), and the batch is marked sent."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().select_related("controller").get(pk=batch_id)
+        if batch.transport != Transport.LETTER:
+            raise RequestEngineError(f"Batch {batch.reference} is not sent by letter.")
+        received = received_on or expected_delivery(posted_on, jurisdiction=batch.controller.jurisdiction)
+        if received < posted_on:
+            raise RequestEngineError("The letter cannot arrive before it was posted.")
+        ids = list(batch.requests.filter(state=RequestState.QUEUED).values_list("pk", flat=True))
+        for request_id in ids:
+            services.request_dispatch(request_id=request_id, received_on=received, actor=actor, channel="letter",
+                                      expected=received_on is None)  # fmt: skip
+        from_state = batch.state
+        batch.posted_on = posted_on
+        batch.mark_sent()
+        batch.save()
+        record_event(subject=batch, kind="batch.sent", actor=actor, from_state=from_state, to_state=batch.state,
+                     payload={"channel": "letter", "posted_on": posted_on, "received_on": received,
+                              "note": note, "requests": len(ids)})  # fmt: skip
+    return len(ids)
+
+
+def webform_text(request: DataRightsRequest) -> str:
+    """What to paste into the controller's web form for one member."""
+    batch = request.batch
+    identifiers = letters.disclosed_identifiers(batch.controller, [request.member_id]).get(
+        request.member_id, []
+    )
+    _subject, text = letters.individual_letter(request, batch=batch, identifiers=identifiers)
+    return text
+
+
+def request_mark_submitted(
+    *, request_id: int, actor: Actor, submitted_on: datetime.date
+) -> DataRightsRequest:
+    request = DataRightsRequest.objects.select_related("controller").get(pk=request_id)
+    if request.controller.transport != Transport.WEBFORM:
+        raise RequestEngineError(f"{request.controller.name} does not take requests by web form.")
+    return services.request_dispatch(
+        request_id=request_id, received_on=submitted_on, actor=actor, channel="webform"
+    )

@@ -1,0 +1,735 @@
+"""The ICO complaint pack: what a coordinator submits to the ICO when a controller complaint got nowhere.
+
+`ico_pack_build` turns a sent s.164A complaint into a complaint of kind "ico" covering the requests of the
+members who authorised the community to represent them before the ICO (Art 80(1) UK GDPR, s.187 DPA 2018)
+and whose requests are still unresolved; everyone else is left out and reported with the reason. The pack
+is one ZIP stored on the ICO complaint (`evidence_pack`, with its SHA-256):
+
+* `ico-complaint-<ref>.pdf`, sealed, following the sections of the ICO's online complaint form: the
+  community as representative, the organisation and its contact, what happened (at most 2,000 characters,
+  the form's limit), a dated timeline generated from the events, the harm, what we ask the ICO to do, the
+  evidence enclosed, and an annex of the members represented;
+* `mandates/`: each represented member's sealed mandate (the "signed letter of consent" the ICO asks for);
+* `messages/sent/` and `messages/received/`: every message we sent about these requests (outbox rows) and
+  every reply matched to them (the raw message as received), with dates; `messages.csv` lists them with
+  hashes, including attachments withheld because they name members who are not part of this complaint;
+* `requests.csv`, `refusals/`, `controller-complaint/`: each request's dates and flags, the refusal texts,
+  the s.164A complaint's dates and acknowledgement (its PDF is in the complaint's message folder);
+* `manifest.csv`: the SHA-256 of every other file in the ZIP.
+
+A coordinator then submits the pack through the ICO's web form (there is no API) and records the case
+reference (`ico_case_record`), later the outcome (`ico_outcome_record`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import re
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from communities.documents import mandate_pdf_issue
+from communities.models import Mandate, Member
+from core import crypto
+from core.audit import Actor
+from core.models import OutboundMessage
+from core.pdf import render_pdf, seal_pdf, sha256_hex
+from requests_engine import services
+from requests_engine.escalation import complaints
+from requests_engine.escalation.complaints import CoveredRequest, long_date
+from requests_engine.events import record_event
+from requests_engine.exceptions import RequestEngineError
+from requests_engine.models import (
+    Complaint,
+    ControllerContact,
+    DataRightsRequest,
+    InboundMessage,
+    RequestEvent,
+    RequestState,
+)
+from requests_engine.responses.inbound import plain_text, read_message
+
+S = RequestState
+TEMPLATES = "requests_engine/complaints"
+WHAT_HAPPENED_MAX = 2000  # the ICO form's limit for "what happened"
+FREE_TEXT_MAX = 5000
+PACK_BUILT = "complaint.ico_pack_built"
+LIST_REFERENCES_UP_TO = 5  # a timeline line names at most this many requests; more are "see the annex"
+
+
+@dataclass(frozen=True)
+class Represented:
+    member: Member
+    mandate: Mandate
+    requests: list[CoveredRequest]
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    member_name: str
+    member_reference: str
+    request_references: list[str]
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.member_name} ({self.member_reference}): {self.reason}"
+
+
+@dataclass
+class IcoPack:
+    complaint: Complaint  # the complaint of kind "ico"
+    represented: list[Represented]
+    left_out: list[LeftOut]
+    pdf_sha256: str
+    pack_sha256: str
+    files: list[tuple[str, str]] = field(default_factory=list)  # (path in the ZIP, SHA-256)
+
+
+def _today() -> datetime.date:
+    return timezone.localdate()
+
+
+# -- who is in the pack -----------------------------------------------------------------------------------
+
+
+def _split(
+    controller_complaint: Complaint, *, today: datetime.date
+) -> tuple[list[Represented], list[LeftOut]]:
+    covered = complaints.covered_requests(controller_complaint, today=today)
+    by_member: dict[int, list[CoveredRequest]] = defaultdict(list)
+    for item in covered:
+        by_member[item.request.member_id].append(item)
+    mandates = complaints.current_mandates(by_member, today=today)
+    represented, left_out = [], []
+    for items in by_member.values():
+        member = items[0].request.member
+        mandate = mandates.get(member.pk)
+        open_items = [i for i in items if i.reasons and i.request.state not in (S.CLOSED, S.WITHDRAWN)]
+        refs = [i.request.reference for i in items]
+        if mandate is None:
+            reason = "no mandate in force today (revoked or expired)"
+        elif not mandate.may_represent_before_ico:
+            reason = "the mandate does not authorise representation before the ICO (Article 80(1) UK GDPR)"
+        elif not open_items:
+            reason = (
+                "nothing left to complain about: the controller has since answered or the request is closed"
+            )
+        else:
+            represented.append(Represented(member, mandate, open_items))
+            continue
+        left_out.append(LeftOut(member.full_name, member.reference, refs, reason))
+    represented.sort(key=lambda r: r.member.reference)
+    left_out.sort(key=lambda r: r.member_reference)
+    return represented, left_out
+
+
+def _linked_ico_complaint(controller_complaint: Complaint) -> Complaint | None:
+    event = controller_complaint.events.filter(kind=PACK_BUILT).order_by("-seq").first()
+    if event is None:
+        return None
+    return Complaint.objects.filter(pk=event.payload.get("ico_complaint")).first()
+
+
+def _controller_complaint_of(complaint: Complaint) -> Complaint:
+    if complaint.kind == Complaint.Kind.CONTROLLER:
+        return complaint
+    event = complaint.events.filter(kind=PACK_BUILT).order_by("-seq").first()
+    if event is None:
+        raise RequestEngineError(f"{complaint} was not built from a complaint to the controller.")
+    return Complaint.objects.select_related("controller", "community").get(pk=event.payload["from_complaint"])
+
+
+# -- the timeline -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    day: datetime.date
+    text: str
+    order: int = 0
+
+    def sentence(self) -> str:
+        return f"On {long_date(self.day)} {self.text}"
+
+
+def _subject(references: list[str]) -> str:
+    if len(references) == 1:
+        return f"the request {references[0]}"
+    if len(references) <= LIST_REFERENCES_UP_TO:
+        return f"{len(references)} requests ({', '.join(references)})"
+    return f"{len(references)} requests (listed in the annex)"
+
+
+def _day(value: Any, fallback: datetime.datetime) -> datetime.date:
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value[:10])
+        except ValueError:
+            pass
+    return timezone.localdate(fallback)
+
+
+# What each request event says in the timeline, and the payload field holding its real date.
+_REQUEST_PHRASES: dict[str, tuple[str, str, int]] = {
+    "request.dispatched": ("{controller} received {subject}.", "received_on", 10),
+    "request.acknowledged": ("{controller} acknowledged {subject}.", "", 20),
+    "request.info_requested": ("{controller} asked for more information about {subject}.", "asked_on", 30),
+    "request.info_received": (
+        "the information {controller} asked for about {subject} was given.", "received_on", 40,
+    ),
+    "request.extended": ("{controller} extended the time limit for {subject}.", "noticed_on", 50),
+    "request.reply_received": ("{controller} replied about {subject}.", "", 60),
+    "request.fulfilled": ("{controller} said it had fulfilled {subject}.", "answered_on", 70),
+    "request.partially_fulfilled": ("{controller} answered {subject} only in part.", "answered_on", 70),
+    "request.refused": ("{controller} refused {subject}.", "answered_on", 70),
+    "request.portability_format_flagged": (
+        "the data {controller} returned for {subject} turned out not to be machine-readable.", "", 75,
+    ),
+    "request.overdue": (
+        "the time limit for {subject} ended without an answer from {controller}.", "due_on", 80,
+    ),
+}  # fmt: skip
+
+
+def timeline(controller_complaint: Complaint, requests: list[DataRightsRequest]) -> list[TimelineEntry]:
+    """The dated history of these requests and of the complaint to the controller, oldest first; events of
+    the same kind on the same day are one line."""
+    controller = controller_complaint.controller.name
+    references = {r.pk: r.reference for r in requests}
+    grouped: dict[tuple[datetime.date, str], list[str]] = defaultdict(list)
+    events = RequestEvent.objects.filter(request_id__in=list(references), kind__in=list(_REQUEST_PHRASES))
+    for event in events.order_by("created_at", "pk"):
+        _phrase, date_field, _order = _REQUEST_PHRASES[event.kind]
+        day = _day(event.payload.get(date_field) if date_field else None, event.created_at)
+        refs = grouped[(day, event.kind)]
+        if references[event.request_id] not in refs:
+            refs.append(references[event.request_id])
+    entries = []
+    for (day, kind), refs in grouped.items():
+        phrase, _date_field, order = _REQUEST_PHRASES[kind]
+        entries.append(
+            TimelineEntry(day, phrase.format(controller=controller, subject=_subject(sorted(refs))), order)
+        )
+
+    complaint = controller_complaint
+    if complaint.sent_on:
+        entries.append(TimelineEntry(
+            complaint.sent_on,
+            f"we complained to {controller} under section 164A of the Data Protection Act 2018 (complaint "
+            f"{complaint.reference}, about {complaint.requests.count()} requests); it had to acknowledge the "
+            f"complaint by {long_date(complaint.acknowledgement_due_on)}.",
+            90,
+        ))  # fmt: skip
+    if complaint.acknowledged_on:
+        entries.append(
+            TimelineEntry(complaint.acknowledged_on, f"{controller} acknowledged the complaint.", 100)
+        )
+    elif complaint.acknowledgement_due_on and complaint.acknowledgement_due_on < _today():
+        entries.append(TimelineEntry(
+            complaint.acknowledgement_due_on,
+            f"the time for {controller} to acknowledge the complaint ended, and it had not acknowledged it.",
+            100,
+        ))  # fmt: skip
+    closed = complaint.events.filter(kind="complaint.closed").order_by("-seq").first()
+    if closed:
+        outcome = closed.payload.get("outcome", "")
+        outcome = outcome if len(outcome) <= 300 else outcome[:299].rstrip() + "…"
+        entries.append(TimelineEntry(
+            _day(closed.payload.get("on"), closed.created_at),
+            f"{controller} told us the outcome of the complaint: “{outcome}”.", 110,
+        ))  # fmt: skip
+    entries.sort(key=lambda e: (e.day, e.order))
+    return entries
+
+
+# -- what happened ----------------------------------------------------------------------------------------
+
+
+def _truncate(text: str, limit: int) -> str:
+    text = re.sub(r"[ \t]+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def what_happened_draft(*, complaint_id: int) -> str:
+    """The generated "what happened" text (at most 2,000 characters), for the coordinator to edit."""
+    complaint = _controller_complaint_of(
+        Complaint.objects.select_related("controller", "community").get(pk=complaint_id)
+    )
+    represented, _left_out = _split(complaint, today=_today())
+    return _what_happened(complaint, represented)
+
+
+def _what_happened(complaint: Complaint, represented: list[Represented]) -> str:
+    items = [item for r in represented for item in r.requests]
+    received = sorted(i.request.received_on for i in items if i.request.received_on)
+    counts: dict[str, int] = defaultdict(int)
+    for item in items:
+        for reason in item.reasons:
+            counts[reason] += 1
+    campaigns = sorted({i.request.campaign.name for i in items if i.request.campaign_id})
+    text = render_to_string(
+        f"{TEMPLATES}/ico_what_happened.txt",
+        {
+            "complaint": complaint,
+            "community": complaint.community,
+            "controller": complaint.controller,
+            "member_count": len(represented),
+            "request_count": len(items),
+            "rights": sorted({i.request.get_right_display() for i in items}),
+            "campaigns": campaigns,
+            "first_received": received[0] if received else None,
+            "last_received": received[-1] if received else None,
+            "counts": [(complaints.REASON_LABELS[code], n) for code, n in counts.items()],
+            "today": _today(),
+        },
+    )
+    return _truncate(" ".join(text.split()), WHAT_HAPPENED_MAX)
+
+
+# -- the evidence -----------------------------------------------------------------------------------------
+
+
+class _Zip:
+    """Files for the pack, each with its hash for the manifest."""
+
+    def __init__(self) -> None:
+        self.files: list[tuple[str, bytes, str]] = []  # (path, content, description)
+
+    def add(self, path: str, content: bytes | str, description: str) -> str:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        self.files.append((path, data, description))
+        return sha256_hex(data)
+
+    def manifest(self) -> list[tuple[str, str, int, str]]:
+        return [(path, sha256_hex(data), len(data), desc) for path, data, desc in self.files]
+
+    def build(self) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["path", "sha256", "bytes", "description"])
+        writer.writerows(self.manifest())
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path, data, _desc in self.files:
+                archive.writestr(path, data)
+            archive.writestr("manifest.csv", out.getvalue().encode("utf-8"))
+        return buffer.getvalue()
+
+
+def _csv(rows: Iterable[Iterable[Any]]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "file"
+
+
+def _filtered_manifest(data: bytes, references: set[str]) -> bytes | None:
+    """The rows of a collective letter's member manifest that belong to the represented requests."""
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    except UnicodeDecodeError:
+        return None
+    if not rows or "reference" not in rows[0]:
+        return None
+    column = rows[0].index("reference")
+    kept = [rows[0]] + [row for row in rows[1:] if len(row) > column and row[column] in references]
+    return _csv(kept).encode("utf-8")
+
+
+def _message_text(message: OutboundMessage) -> str:
+    when = message.sent_at or message.queued_at
+    lines = [
+        f"Message-ID: {message.message_id}",
+        f"Date: {timezone.localtime(when):%d %B %Y %H:%M %Z}",
+        f"From: {message.from_email}",
+        f"To: {', '.join(message.to)}",
+    ]
+    if message.reply_to:
+        lines.append(f"Reply-To: {', '.join(message.reply_to)}")
+    lines += [f"Subject: {message.subject}", f"Status: {message.get_status_display()}", "", message.body_text]
+    return "\n".join(lines)
+
+
+def _sent_messages(
+    pack: _Zip,
+    *,
+    controller_complaint: Complaint,
+    requests: list[DataRightsRequest],
+    listing: list[list[str]],
+) -> None:
+    request_ids = {str(r.pk) for r in requests}
+    batch_ids = {str(r.batch_id) for r in requests if r.batch_id}
+    references = {r.reference for r in requests}
+    member_addresses = {r.member.user.email.lower() for r in requests}
+    rows = (
+        OutboundMessage.objects.filter(
+            Q(subject_type="request", subject_id__in=request_ids)
+            | Q(subject_type="batch", subject_id__in=batch_ids)
+            | Q(subject_type="complaint", subject_id=str(controller_complaint.pk))
+        )
+        .filter(status__in=[OutboundMessage.Status.SENT, OutboundMessage.Status.FAILED])
+        .prefetch_related("attachments")
+        .order_by("queued_at", "pk")
+    )
+    number = 0
+    for message in rows:
+        if {address.lower() for address in message.to} <= member_addresses:
+            continue  # a notice to the member, not correspondence with the controller
+        number += 1
+        when = message.sent_at or message.queued_at
+        folder = f"messages/sent/{number:03d}-{timezone.localdate(when):%Y-%m-%d}-{_safe(message.purpose)}"
+        digest = pack.add(
+            f"{folder}/message.txt", _message_text(message), f"Message we sent: {message.subject}"
+        )
+        listing.append(["sent", f"{timezone.localtime(when):%Y-%m-%d %H:%M}", message.from_email,
+                        ", ".join(message.to), message.subject, message.message_id,
+                        message.get_status_display(), f"{folder}/message.txt", digest, ""])  # fmt: skip
+        collective = message.subject_type in ("batch", "complaint")
+        for attachment in message.attachments.all():
+            with attachment.file.open("rb") as stored:
+                content = stored.read()
+            note = ""
+            if collective and attachment.filename.lower().endswith(".csv"):
+                extract = _filtered_manifest(content, references)
+                if extract is not None:
+                    path = f"{folder}/extract-of-{_safe(attachment.filename)}"
+                    pack.add(path, extract, f"The rows of {attachment.filename} for the members represented")
+                    note = f"withheld (lists other members); extract in {path}"
+                else:
+                    note = "withheld: it lists members who are not part of this complaint"
+            elif collective and not attachment.filename.lower().endswith(".pdf"):
+                note = "withheld: it holds the mandates of members who are not part of this complaint"
+            elif message.subject_type == "complaint" and attachment.filename.endswith("-annex.pdf"):
+                note = "withheld: it names members who are not part of this complaint (see the pack's annex)"
+            else:
+                path = f"{folder}/{_safe(attachment.filename)}"
+                pack.add(path, content, f"Attachment to the message: {attachment.filename}")
+                note = path
+            listing.append(["sent attachment", "", "", "", attachment.filename, message.message_id, "",
+                            note, attachment.sha256, str(attachment.size)])  # fmt: skip
+
+
+def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing: list[list[str]]) -> None:
+
+    request_ids = [r.pk for r in requests]
+    batch_ids = {r.batch_id for r in requests if r.batch_id}
+    rows = InboundMessage.objects.filter(
+        Q(request_id__in=request_ids) | Q(batch_id__in=batch_ids, request__isnull=True)
+    )
+    for number, inbound in enumerate(rows.order_by("received_at", "pk"), start=1):
+        folder = f"messages/received/{number:03d}-{timezone.localdate(inbound.received_at):%Y-%m-%d}"
+        try:
+            raw = crypto.read_encrypted(inbound.raw.name, storage=inbound.raw.storage)
+        except (crypto.CryptoError, OSError) as exc:
+            listing.append(["received", f"{timezone.localtime(inbound.received_at):%Y-%m-%d %H:%M}",
+                            inbound.from_address, ", ".join(inbound.to_addresses), inbound.subject,
+                            inbound.message_id, "unreadable", f"could not be read: {exc}",
+                            inbound.raw_sha256, ""])  # fmt: skip
+            continue
+        pack.add(f"{folder}/message.eml", raw, f"Reply received: {inbound.subject} (exactly as received)")
+        try:
+            text = plain_text(read_message(inbound))
+        except Exception:  # noqa: BLE001 - the .eml is the evidence; the text copy is a convenience
+            text = ""
+        if text:
+            pack.add(f"{folder}/message.txt", text, "The text of the reply, for reading")
+        listing.append(["received", f"{timezone.localtime(inbound.received_at):%Y-%m-%d %H:%M}",
+                        inbound.from_address, ", ".join(inbound.to_addresses), inbound.subject,
+                        inbound.message_id, inbound.get_status_display(), f"{folder}/message.eml",
+                        inbound.raw_sha256, str(len(raw))])  # fmt: skip
+
+
+def _request_files(pack: _Zip, represented: list[Represented]) -> None:
+    rows = [["reference", "member_reference", "right", "state", "received_on", "clock_start_on", "due_on",
+             "latest_possible_due_on", "extended_on", "extension_months", "paused_days", "answered_on",
+             "refusal_ground", "what_went_wrong"]]  # fmt: skip
+    for person in represented:
+        for item in person.requests:
+            r = item.request
+            latest = complaints.latest_deadline(r)
+            rows.append([r.reference, person.member.reference, r.right, r.state, r.received_on or "",
+                         r.clock_start_on or "", r.due_on or "", latest or "", r.extended_on or "",
+                         r.extension_months, r.paused_days, r.answered_on or "", r.refusal_ground,
+                         " ".join(item.sentences)])  # fmt: skip
+            if r.refusal_ground or r.refusal_reasons:
+                pack.add(
+                    f"refusals/{_safe(r.reference)}.txt",
+                    f"Request {r.reference}\nAnswered on: {r.answered_on or '-'}\n"
+                    f"Legal ground given: {r.get_refusal_ground_display() or '-'}\n\n"
+                    f"Reasons given by the controller:\n{r.refusal_reasons or '(none)'}\n",
+                    f"The controller's refusal of {r.reference}",
+                )
+    pack.add("requests.csv", _csv(rows), "Each request: dates, deadlines and what went wrong")
+
+
+def _controller_complaint_summary(complaint: Complaint) -> str:
+    letter_name, annex_name = complaints.complaint_file_names(complaint)
+    closed = complaint.events.filter(kind="complaint.closed").order_by("-seq").first()
+    resolved = ("yes" if closed.payload.get("resolved") else "no") if closed else "-"
+    lines = [
+        f"Complaint to the controller under section 164A Data Protection Act 2018: {complaint.reference}",
+        f"Controller: {complaint.controller.name} <{complaint.controller.email}>",
+        f"Sent on: {complaint.sent_on or '-'}",
+        f"Acknowledgement due by: {complaint.acknowledgement_due_on or '-'} (s.164A(3): 30 days)",
+        f"Acknowledged on: {complaint.acknowledged_on or 'not acknowledged'}",
+        f"Outcome: {complaint.outcome or 'none given'}",
+        f"Outcome resolved the requests: {resolved}",
+        f"SHA-256 of {letter_name} as sent: {complaint.evidence_pack_sha256 or '-'}",
+        f"The complaint as sent is in the messages/sent folder; its annex ({annex_name}) is withheld",
+        "because it names members who are not part of this complaint to the ICO.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- building ---------------------------------------------------------------------------------------------
+
+
+def _check_text(value: str, *, name: str, limit: int) -> str:
+    value = (value or "").replace("\r\n", "\n").strip()
+    if not value:
+        raise RequestEngineError(f"Describe {name}.")
+    if len(value) > limit:
+        raise RequestEngineError(f"{name[0].upper()}{name[1:]} is too long: at most {limit} characters.")
+    return value
+
+
+def ico_pack_build(
+    *, complaint_id: int, harm: str, ask: str, actor: Actor, what_happened: str | None = None
+) -> IcoPack:
+    """Build (or rebuild, until it is submitted) the ICO complaint pack for a sent controller complaint.
+    `complaint_id` may be the controller complaint or the ICO complaint built from it."""
+    harm = _check_text(harm, name="the harm the members suffered", limit=FREE_TEXT_MAX)
+    ask = _check_text(ask, name="what the community asks the ICO to do", limit=FREE_TEXT_MAX)
+    today = _today()
+    start = Complaint.objects.select_related("controller", "community").filter(pk=complaint_id).first()
+    if start is None:
+        raise RequestEngineError(f"There is no complaint with id {complaint_id}.")
+    source = _controller_complaint_of(start)
+    if source.sent_on is None:
+        raise RequestEngineError(
+            f"Complaint {source.reference} has not been sent: the controller must have the chance to answer "
+            "a complaint before the ICO is asked (s.165 DPA 2018)."
+        )
+    existing = _linked_ico_complaint(source)
+    if existing is not None and existing.state != Complaint.State.DRAFT:
+        raise RequestEngineError(
+            f"The ICO complaint {existing.reference} was already submitted (case "
+            f"{existing.ico_case_reference}): its pack is evidence now and is not rebuilt."
+        )
+    represented, left_out = _split(source, today=today)
+    if not represented:
+        reasons = "; ".join(str(item) for item in left_out) or "the complaint covers no request"
+        raise RequestEngineError(
+            f"No member of complaint {source.reference} can be represented before the ICO: {reasons}."
+        )
+    if what_happened is not None:
+        what_happened = _check_text(what_happened, name="what happened", limit=WHAT_HAPPENED_MAX)
+    else:
+        what_happened = _what_happened(source, represented)
+
+    # Mandates are rendered at signing; render any missing first (slow, and outside any lock).
+    for person in represented:
+        if not person.mandate.pdf:
+            mandate_pdf_issue(mandate_id=person.mandate.pk)
+    mandates = {m.pk: m for m in Mandate.objects.filter(pk__in=[p.mandate.pk for p in represented])}
+
+    reference = existing.reference if existing else Complaint._meta.get_field("reference").get_default()
+    requests = [item.request for person in represented for item in person.requests]
+    pack = _Zip()
+    listing: list[list[str]] = []
+    for person in represented:
+        mandate = mandates[person.mandate.pk]
+        with mandate.pdf.open("rb") as stored:
+            pdf = stored.read()
+        pack.add(
+            f"mandates/{person.member.reference}-mandate-{mandate.reference}.pdf",
+            pdf,
+            f"Signed mandate of {person.member.full_name}, sealed (Article 80(1) authority)",
+        )
+    _request_files(pack, represented)
+    _sent_messages(pack, controller_complaint=source, requests=requests, listing=listing)
+    _received_messages(pack, requests=requests, listing=listing)
+    header = ["direction", "date", "from", "to", "subject", "message_id", "status", "file", "sha256", "bytes"]
+    pack.add(
+        "messages.csv", _csv([header, *listing]), "Every message sent and received, with dates and hashes"
+    )
+    pack.add("controller-complaint/summary.txt", _controller_complaint_summary(source),
+             "The s.164A complaint: dates, acknowledgement and outcome")  # fmt: skip
+    entries = timeline(source, requests)
+    pack.add("timeline.txt", "\n".join(entry.sentence() for entry in entries) + "\n", "The dated timeline")
+
+    context = {
+        "reference": reference,
+        "source": source,
+        "community": source.community,
+        "controller": source.controller,
+        "contacts": ControllerContact.objects.filter(controller=source.controller, is_active=True),
+        "represented": represented,
+        "request_count": len(requests),
+        "what_happened": what_happened,
+        "timeline": entries,
+        "harm": harm,
+        "ask": ask,
+        "evidence": pack.manifest(),
+        "today": today,
+    }
+    who = source.community.legal_name or source.community.name
+    pdf = seal_pdf(
+        render_pdf(render_to_string(f"{TEMPLATES}/ico_complaint.html", context)),
+        reason=f"ICO complaint {reference} prepared by {who}",
+    )
+    pdf_name = f"ico-complaint-{reference}.pdf"
+    pack.files.insert(0, (pdf_name, pdf, "The complaint to the ICO, following the sections of its form"))
+    archive = pack.build()
+    pack_sha = sha256_hex(archive)
+
+    payload_left_out = [
+        {"member": item.member_reference, "requests": item.request_references, "reason": item.reason}
+        for item in left_out
+    ]
+    with transaction.atomic():
+        source = (
+            Complaint.objects.select_for_update().select_related("controller", "community").get(pk=source.pk)
+        )
+        current = _linked_ico_complaint(source)
+        if (current.pk if current else None) != (existing.pk if existing else None):
+            raise RequestEngineError(
+                "Another ICO pack was built for this complaint at the same time: reload."
+            )
+        if current is None:
+            ico = Complaint.objects.create(
+                kind=Complaint.Kind.ICO, community=source.community, controller=source.controller,
+                reference=reference, grounds=what_happened,
+            )  # fmt: skip
+            old_file = ""
+        else:
+            ico = Complaint.objects.select_for_update().get(pk=current.pk)
+            if ico.state != Complaint.State.DRAFT:
+                raise RequestEngineError(f"The ICO complaint {ico.reference} was submitted meanwhile.")
+            old_file = ico.evidence_pack.name
+            ico.grounds = what_happened
+        ico.evidence_pack.save(f"ico-pack-{reference}.zip", ContentFile(archive), save=False)
+        ico.evidence_pack_sha256 = pack_sha
+        ico.save()
+        ico.requests.set([r.pk for r in requests])
+        record_event(
+            subject=ico, kind=PACK_BUILT, actor=actor, to_state=ico.state,
+            payload={"from_complaint": source.pk, "from_reference": source.reference, "harm": harm,
+                     "ask": ask, "pack_sha256": pack_sha, "pdf_sha256": sha256_hex(pdf),
+                     "members": len(represented), "requests": len(requests), "left_out": payload_left_out},
+        )  # fmt: skip
+        record_event(
+            subject=source, kind=PACK_BUILT, actor=actor,
+            payload={"ico_complaint": ico.pk, "ico_reference": ico.reference, "pack_sha256": pack_sha,
+                     "left_out": payload_left_out},
+        )  # fmt: skip
+        if old_file and old_file != ico.evidence_pack.name:
+            storage, name = ico.evidence_pack.storage, old_file
+            transaction.on_commit(lambda: storage.delete(name))
+    files = [(path, digest) for path, digest, _size, _desc in pack.manifest()]
+    return IcoPack(ico, represented, left_out, sha256_hex(pdf), pack_sha, files)
+
+
+def ico_complaint_for(complaint: Complaint) -> Complaint | None:
+    """The ICO complaint itself, or the one built from a controller complaint."""
+    return complaint if complaint.kind == Complaint.Kind.ICO else _linked_ico_complaint(complaint)
+
+
+def ico_pack_left_out(complaint: Complaint) -> list[dict[str, Any]]:
+    """Who the latest pack left out and why (for the back office)."""
+    event = complaint.events.filter(kind=PACK_BUILT).order_by("-seq").first()
+    return list(event.payload.get("left_out", [])) if event else []
+
+
+# -- after submission -------------------------------------------------------------------------------------
+
+
+def _lock_ico(complaint_id: int) -> Complaint:
+    complaint = Complaint.objects.filter(pk=complaint_id).first()
+    if complaint is None:
+        raise RequestEngineError(f"There is no complaint with id {complaint_id}.")
+    ico = ico_complaint_for(complaint)
+    if ico is None:
+        raise RequestEngineError(f"{complaint} has no ICO pack yet: build it first.")
+    return Complaint.objects.select_for_update().select_related("controller").get(pk=ico.pk)
+
+
+def ico_case_record(
+    *, complaint_id: int, case_reference: str, actor: Actor, submitted_on: datetime.date | None = None
+) -> Complaint:
+    """The coordinator submitted the pack to the ICO and got a case reference: the ICO complaint is sent and
+    its requests move to `escalated_to_ico`."""
+    case_reference = case_reference.strip()
+    if not case_reference:
+        raise RequestEngineError("Enter the case reference the ICO gave.")
+    submitted_on = submitted_on or _today()
+    with transaction.atomic():
+        ico = _lock_ico(complaint_id)
+        if ico.state != Complaint.State.DRAFT:
+            if ico.ico_case_reference == case_reference:
+                return ico  # recorded already: a repeat changes nothing
+            raise RequestEngineError(
+                f"The ICO complaint {ico.reference} already has the case reference {ico.ico_case_reference}."
+            )
+        if not ico.evidence_pack:
+            raise RequestEngineError(f"The ICO complaint {ico.reference} has no pack yet: build it first.")
+        from_state = ico.state
+        ico.ico_case_reference = case_reference
+        ico.send(sent_on=submitted_on)
+        ico.save()
+        moved, skipped = [], []
+        for request_id, ref, state in ico.requests.values_list("pk", "reference", "state"):
+            if state != S.COMPLAINT_TO_CONTROLLER:
+                skipped.append({"request": ref, "state": state})
+                continue
+            services.request_escalate_to_ico(
+                request_id=request_id, actor=actor, case_reference=case_reference
+            )
+            moved.append(ref)
+        record_event(
+            subject=ico, kind="complaint.ico_case_recorded", actor=actor, from_state=from_state,
+            to_state=ico.state,
+            payload={"case_reference": case_reference, "submitted_on": submitted_on, "moved": len(moved),
+                     "skipped": skipped},
+        )  # fmt: skip
+    return ico
+
+
+def ico_outcome_record(*, complaint_id: int, outcome: str, actor: Actor) -> Complaint:
+    """The ICO told us its outcome: the ICO complaint and its escalated requests are closed with it."""
+    outcome = outcome.strip()
+    if not outcome:
+        raise RequestEngineError("Say what the ICO decided.")
+    with transaction.atomic():
+        ico = _lock_ico(complaint_id)
+        if ico.state not in (Complaint.State.SENT, Complaint.State.ACKNOWLEDGED):
+            raise RequestEngineError(
+                f"The ICO complaint {ico.reference} is {ico.get_state_display().lower()}: record the case "
+                "reference first."
+            )
+        from_state = ico.state
+        ico.close(outcome=outcome)
+        ico.save()
+        closed = []
+        for request_id, ref in ico.requests.filter(state=S.ESCALATED_TO_ICO).values_list("pk", "reference"):
+            services.request_close(request_id=request_id, actor=actor, outcome=f"ICO: {outcome}")
+            closed.append(ref)
+        record_event(
+            subject=ico, kind="complaint.ico_outcome_recorded", actor=actor, from_state=from_state,
+            to_state=ico.state, payload={"outcome": outcome, "closed": len(closed)},
+        )  # fmt: skip
+    return ico

@@ -1,0 +1,28 @@
+"""The engine's one family of errors: every job raises these, and every surface maps them to a response
+(a form error, a message, HTTP 400 or 409) in one place."""
+
+from __future__ import annotations
+
+
+class RequestEngineError(Exception):
+    """An action was refused: the message says why, in words a coordinator or controller understands."""
+
+
+class UploadRefused(RequestEngineError):
+    """An upload was refused; the message names the file and says why."""
+
+
+class BulkAnswersRefused(RequestEngineError):
+    """Nothing was applied; `problems` says what to fix, one line each, naming the file, folder or line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class ForwardingError(RequestEngineError):
+    """A forward was refused; the message says why in words the member understands."""
+
+
+class ControllerImportError(RequestEngineError):
+    """The import file cannot be used at all; the message is one line and says why."""

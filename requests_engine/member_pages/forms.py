@@ -1,0 +1,52 @@
+"""Forms on a member's request pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.template.defaultfilters import filesizeformat
+
+from requests_engine.models import Controller
+
+
+class AnswerForm(forms.Form):
+    answer = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), max_length=5000, label="Your answer",
+        error_messages={"required": "Enter your answer"},
+    )  # fmt: skip
+
+
+class ForwardForm(forms.Form):
+    """Which returned file goes to which controller (Art 20(2)); the service checks the rest."""
+
+    file = forms.ModelChoiceField(
+        queryset=None,
+        widget=forms.RadioSelect,
+        empty_label=None,
+        label="Which file should we send?",
+        error_messages={
+            "required": "Choose the file to send",
+            "invalid_choice": "Choose one of the files listed",
+        },
+    )
+    to_controller = forms.ModelChoiceField(
+        queryset=None,
+        empty_label="Choose an organisation",
+        label="Which organisation should receive it?",
+        help_text="Organisations in our directory that we can email.",
+        error_messages={
+            "required": "Choose the organisation to send it to",
+            "invalid_choice": "Choose an organisation from the list",
+        },
+    )
+
+    def __init__(self, *args, data_request, **kwargs):
+
+        super().__init__(*args, **kwargs)
+        files = self.fields["file"]
+        files.queryset = data_request.files.filter(deleted_at__isnull=True).order_by("received_at", "pk")
+        files.label_from_instance = lambda f: f"{f.original_name} ({filesizeformat(f.size)})"
+        if len(files.queryset) == 1:
+            files.initial = files.queryset[0].pk
+        self.fields["to_controller"].queryset = (
+            Controller.objects.exclude(email="").exclude(pk=data_request.controller_id).order_by("name")
+        )

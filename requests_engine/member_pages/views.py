@@ -1,0 +1,178 @@
+"""A member's request pages: each request's timeline and days left, the answer to a controller's question,
+the Art 15 checklist, the files returned (download, keep) and portability forwarding. Thin views: a request
+or file of someone else is a 404; each action is one service call."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from communities.models import Right
+from core.audit import Actor
+from requests_engine import services
+from requests_engine.events import describe
+from requests_engine.exceptions import ForwardingError, RequestEngineError
+from requests_engine.forms import ChecklistForm
+from requests_engine.member_pages.forms import AnswerForm, ForwardForm
+from requests_engine.models import (
+    OPEN_STATES,
+    DataRightsRequest,
+    InformationKind,
+    ReceivedFile,
+    RequestEvent,
+    RequestState,
+)
+from requests_engine.responses import completeness, forwarding
+from requests_engine.responses import files as returned_files
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_detail(request, reference: str):
+    data_request = get_object_or_404(
+        DataRightsRequest.objects.select_related("controller", "member__community", "mandate"),
+        reference=reference, member__user=request.user,
+    )  # fmt: skip
+    can_answer = (data_request.state == RequestState.INFO_REQUESTED
+                  and data_request.info_kind != InformationKind.AUTHORITY)  # fmt: skip
+    if request.method == "POST" and "art15_checklist" in request.POST:
+        return _art15_checklist_save(request, data_request)
+    form = AnswerForm(request.POST if request.method == "POST" else None) if can_answer else None
+    if request.method == "POST":
+        if not can_answer:
+            messages.error(request, "There is no question waiting for your answer on this request.")
+            return redirect("request-detail", reference=reference)
+        if form.is_valid():
+            try:
+                services.request_answer_from_member(request_id=data_request.pk, answer=form.cleaned_data["answer"],
+                                                  actor=Actor(Actor.MEMBER, str(data_request.member_id)))  # fmt: skip
+            except RequestEngineError as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(request, "Thank you. Your answer was sent to the organisation.")
+                return redirect("request-detail", reference=reference)
+    events = [{"event": e, "sentence": describe(e)} for e in
+              RequestEvent.objects.filter(request=data_request).order_by("seq")]  # fmt: skip
+    return render(request, "communities/request_detail.html", {
+        "data_request": data_request, "community": data_request.member.community, "events": events,
+        "form": form, "days_left": data_request.days_left() if data_request.state in OPEN_STATES else None,
+        "is_open": data_request.state in OPEN_STATES,
+        "files": data_request.files.filter(deleted_at__isnull=True),
+        "checklist": _art15_checklist(data_request), **_forwarding(data_request),
+    })  # fmt: skip
+
+
+def _forwarding(data_request: DataRightsRequest) -> dict:
+    return {"forwards": forwarding.forwards_of(data_request),
+            "can_forward": not forwarding.why_not_forwardable(data_request)}  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_forward(request, reference: str):
+    """Send a file returned for a portability request on to another controller (Art 20(2))."""
+
+    data_request = get_object_or_404(
+        DataRightsRequest.objects.select_related("controller", "member__community"),
+        reference=reference, member__user=request.user,
+    )  # fmt: skip
+    problem = forwarding.why_not_forwardable(data_request)
+    form = ForwardForm(request.POST if request.method == "POST" else None, data_request=data_request)
+    if request.method == "POST" and not problem and form.is_valid():
+        try:
+            forward = forwarding.forward_file(
+                file=form.cleaned_data["file"], to_controller=form.cleaned_data["to_controller"],
+                member=data_request.member, actor=Actor(Actor.MEMBER, str(data_request.member_id)),
+            )  # fmt: skip
+        except ForwardingError as error:
+            # A refusal naming the chosen organisation is about that choice, so it is shown at the field.
+            chosen = form.cleaned_data["to_controller"].name in str(error)
+            form.add_error("to_controller" if chosen else None, str(error))
+        else:
+            messages.success(request, f"We are sending “{forward.file.original_name}” to "
+                                      f"{forward.to_controller.name}. You can follow it here.")  # fmt: skip
+            return redirect("request-detail", reference=reference)
+    return render(request, "communities/request_forward.html", {
+        "data_request": data_request, "community": data_request.member.community, "form": form,
+        "problem": problem,
+    })  # fmt: skip
+
+
+def _art15_checklist(data_request: DataRightsRequest) -> dict | None:
+    """The Art 15 checklist of an access answer, prefilled with what the controller said it sent."""
+
+    review = completeness.review_for(data_request)
+    problem = completeness.why_not_reviewable(data_request)
+    if data_request.right != Right.ACCESS or (problem and review is None):
+        return None
+    start = (review.present if review.reviewed_at else review.declared) if review else []
+    form = ChecklistForm(initial={"present": start})
+    form.fields["present"].label = "What their answer contains"
+    form.fields["present"].help_text = ("Tick each thing you found in what they sent. We will write to them asking "
+                                        "for anything you leave unticked.")  # fmt: skip
+    missing = [completeness.item_phrase(item) for item in review.missing] if review else []
+    return {"form": form, "review": review, "editable": not problem, "missing": missing}
+
+
+def _art15_checklist_save(request, data_request: DataRightsRequest):
+    """The member's checklist: saved, and a follow-up letter to the controller for anything missing."""
+
+    form = ChecklistForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose only items from the checklist.")
+        return redirect("request-detail", reference=data_request.reference)
+    before = completeness.review_for(data_request)
+    asked_before = bool(before and before.followup_sent_on)
+    name = data_request.controller.name
+    try:
+        review = completeness.review_and_follow_up(data_request, form.cleaned_data["present"],
+                                                   Actor(Actor.MEMBER, str(data_request.member_id)))  # fmt: skip
+    except RequestEngineError as error:
+        messages.error(request, str(error))
+        return redirect("request-detail", reference=data_request.reference)
+    if not review.missing:
+        messages.success(request, f"Saved: {name}'s answer has everything Article 15 requires.")
+    elif asked_before:
+        messages.success(request, f"Saved. We have already asked {name} for what is missing; they have until "
+                                  f"{completeness.long_date(review.followup_due_on)}.")  # fmt: skip
+    else:
+        messages.success(request, f"Saved. We have written to {name} asking for what is missing; they have until "
+                                  f"{completeness.long_date(review.followup_due_on)}.")  # fmt: skip
+    return redirect("request-detail", reference=data_request.reference)
+
+
+@login_required
+def received_file(request, file_id: int):
+    """A file a controller returned, decrypted for the member it concerns only; each download is an event."""
+    received = get_object_or_404(ReceivedFile.objects.select_related("request"), pk=file_id,
+                                 request__member__user=request.user, deleted_at__isnull=True)  # fmt: skip
+    data = returned_files.received_file_download(
+        file_id=received.pk, actor=Actor(Actor.MEMBER, str(received.request.member_id))
+    )
+    response = HttpResponse(data, content_type=received.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{received.original_name.replace(chr(34), "")}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+@require_http_methods(["POST"])
+def received_file_keep(request, file_id: int):
+    """Keep a returned file past the retention period, or let it go (the member's choice, Art 5(1)(e))."""
+    received = get_object_or_404(ReceivedFile.objects.select_related("request"), pk=file_id,
+                                 request__member__user=request.user, deleted_at__isnull=True)  # fmt: skip
+    keep = request.POST.get("keep") == "yes"
+    try:
+        returned_files.received_file_keep(
+            file_id=received.pk, keep=keep, actor=Actor(Actor.MEMBER, str(received.request.member_id))
+        )
+    except RequestEngineError as error:
+        messages.error(request, str(error))
+    else:
+        name = received.original_name
+        messages.success(request, f"“{name}” is kept: it will not be deleted automatically." if keep
+                         else f"“{name}” will be deleted at the end of the retention period.")  # fmt: skip
+    return redirect("request-detail", reference=received.request.reference)

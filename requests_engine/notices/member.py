@@ -1,0 +1,93 @@
+"""What a member is told about the steps of their requests: a controller asked them something, extended
+its time, answered, refused, or sent data. Each becomes a notice (communities.notices), emailed at once or
+in the member's daily digest. Called inside the step's transaction, so a step that rolls back tells nobody.
+"""
+
+from __future__ import annotations
+
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from communities.models import Notice
+from communities.notices import notify_member
+from requests_engine.models import DataRightsRequest, InformationKind, ReceivedFile
+
+# Steps whose event tells the member something; the overdue notice is sent by the daily reminders instead.
+ANSWERS = {"request.fulfilled", "request.partially_fulfilled", "request.refused"}
+STEPS = {"request.info_requested", "request.extended", *ANSWERS}
+
+
+def request_link(request: DataRightsRequest) -> str:
+    return reverse("request-detail", args=[request.reference])
+
+
+def _subject(request: DataRightsRequest, kind: str, files: list[ReceivedFile]) -> str:
+    name = request.controller.name
+    if kind == "request.info_requested":
+        if request.info_kind == InformationKind.IDENTITY:
+            return f"{name} asks you to confirm who you are"
+        return f"{name} asks you to clarify your request"
+    if kind == "request.extended":
+        return f"{name} has extended the time to answer your request"
+    if kind == "request.refused":
+        return f"{name} refused your request"
+    if kind == "request.partially_fulfilled":
+        return f"{name} sent part of your data" if files else f"{name} answered part of your request"
+    return f"{name} sent your data" if files else f"{name} answered your request"
+
+
+def tell_member_of_step(request: DataRightsRequest, kind: str) -> Notice | None:
+    """The notice for one step of a request, if the step concerns the member. An answer that comes with
+    files names them, so the member gets one notice rather than two."""
+    if kind not in STEPS:
+        return None
+    if kind == "request.info_requested" and request.info_kind == InformationKind.AUTHORITY:
+        return None  # proof of the community's authority: the coordinators answer, not the member
+    files = _unnotified_files(request) if kind in ANSWERS else []
+    member = request.member
+    body = render_to_string(
+        "requests_engine/notices/step.txt",
+        {"request": request, "kind": kind, "files": files, "community": member.community},
+    )
+    notice = notify_member(
+        member, _subject(request, kind, files), body, request_link(request), purpose=f"notice.{kind}"
+    )
+    _mark_notified(files)
+    return notice
+
+
+def tell_member_of_files(request: DataRightsRequest) -> Notice | None:
+    """Files that arrived without an answer the member was told of (a later upload, a reply by email)."""
+    files = _unnotified_files(request)
+    if not files:
+        return None
+    member = request.member
+    body = render_to_string(
+        "requests_engine/email/files_received.txt",
+        {"request": request, "files": files, "community": member.community},
+    )
+    notice = notify_member(
+        member,
+        f"{request.controller.name} sent your data",
+        body,
+        request_link(request),
+        purpose="request.files_ready",
+    )
+    _mark_notified(files)
+    return notice
+
+
+def _unnotified_files(request: DataRightsRequest) -> list[ReceivedFile]:
+    return list(
+        ReceivedFile.objects.filter(
+            request=request, member_notified_at__isnull=True, deleted_at__isnull=True
+        ).order_by("received_at", "pk")
+    )
+
+
+def _mark_notified(files: list[ReceivedFile]) -> None:
+    if files:
+        ReceivedFile.objects.filter(pk__in=[f.pk for f in files], member_notified_at__isnull=True).update(
+            member_notified_at=timezone.now()
+        )

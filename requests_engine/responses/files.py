@@ -1,0 +1,248 @@
+"""What controllers return: checked before anything is stored, encrypted at rest, checksummed, and shown
+only to the member it concerns. All or nothing: one bad file in an upload stores none of them."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import logging
+import stat
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import timedelta
+
+import magic
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from core import crypto
+from core.audit import Actor
+from requests_engine.events import record_event
+from requests_engine.exceptions import RequestEngineError, UploadRefused
+from requests_engine.models import DataRightsRequest, ReceivedFile
+from requests_engine.notices.member import tell_member_of_files
+
+crypto.register_encrypted_file_field("requests_engine.ReceivedFile", "stored")
+
+logger = logging.getLogger(__name__)
+
+# Types a controller may send (sniffed from the bytes, never trusted from the name).
+ACCEPTED_TYPES = {
+    "application/pdf", "application/json", "text/plain", "text/csv", "application/csv", "text/html",
+    "application/xml", "text/xml", "application/zip", "image/png", "image/jpeg", "image/gif", "image/webp",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.oasis.opendocument.spreadsheet", "application/vnd.oasis.opendocument.text",
+    "message/rfc822",
+}  # fmt: skip
+# A portability answer should be structured and machine-readable (Art 20(1); RULES.md (g)).
+MACHINE_READABLE = {"application/json", "text/csv", "application/csv", "application/xml", "text/xml",
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    "application/vnd.oasis.opendocument.spreadsheet", "text/plain"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+def _max_bytes() -> int:
+    return getattr(settings, "UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
+
+
+def _clean_name(name: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise UploadRefused("A file name contains control characters; rename the file and upload it again.")
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not base or base in (".", ".."):
+        raise UploadRefused(f"“{name}” is not a usable file name.")
+    return base[:255]
+
+
+def sniff(data: bytes) -> str:
+    kind = magic.from_buffer(data[:65536], mime=True)
+    return "text/csv" if kind == "application/csv" else kind
+
+
+def check_zip(name: str, data: bytes) -> list[zipfile.ZipInfo]:
+    """Refuse archives that could harm us: paths escaping the folder, links, bombs (ratio and total)."""
+    limit = getattr(settings, "UPLOAD_MAX_UNZIPPED_BYTES", 1024 * 1024 * 1024)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = archive.infolist()
+    except zipfile.BadZipFile:
+        raise UploadRefused(f"“{name}” is not a readable ZIP file.") from None
+    total = 0
+    for entry in entries:
+        path = entry.filename
+        if path.startswith("/") or ".." in path.replace("\\", "/").split("/") or ":" in path.split("/")[0]:
+            raise UploadRefused(f"“{name}” contains a path that leaves its folder ({path}).")
+        if stat.S_ISLNK(entry.external_attr >> 16):
+            raise UploadRefused(f"“{name}” contains a link ({path}); links are not accepted.")
+        if any(unicodedata.category(ch) == "Cc" for ch in path):
+            raise UploadRefused(f"“{name}” contains a file name with control characters.")
+        total += entry.file_size
+        if entry.compress_size and entry.file_size / entry.compress_size > 200:
+            raise UploadRefused(f"“{name}” expands too much ({path}): it looks like a ZIP bomb.")
+    if total > limit:
+        raise UploadRefused(f"“{name}” would unpack to {total:,} bytes, more than the {limit:,} allowed.")
+    return entries
+
+
+def check_upload(upload: Upload) -> tuple[str, str]:
+    """(clean name, sniffed type) or UploadRefused."""
+    name = _clean_name(upload.name)
+    if not upload.data:
+        raise UploadRefused(f"“{name}” is empty.")
+    if len(upload.data) > _max_bytes():
+        raise UploadRefused(f"“{name}” is larger than the {_max_bytes() // (1024 * 1024)} MB allowed.")
+    kind = sniff(upload.data)
+    if kind not in ACCEPTED_TYPES:
+        raise UploadRefused(f"“{name}” is a {kind} file, which we do not accept.")
+    if kind == "application/zip":
+        check_zip(name, upload.data)
+    return name, kind
+
+
+# Names stored by store_files inside files_removed_on_failure(), innermost block's list.
+_stored_in_block: ContextVar[list[str] | None] = ContextVar("stored_in_block", default=None)
+
+
+@contextmanager
+def files_removed_on_failure() -> Iterator[None]:
+    """Delete the files store_files writes inside the block if the block fails. Storage is not part of the
+    database transaction: wrap the transaction in this, so a rolled-back answer leaves no orphan behind."""
+    names: list[str] = []
+    outer = _stored_in_block.get()
+    token = _stored_in_block.set(names)
+    try:
+        yield
+    except BaseException:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                logger.exception("Could not remove %s after a failed answer.", name)
+        raise
+    else:
+        if outer is not None:
+            outer.extend(names)  # the enclosing block may still fail
+    finally:
+        _stored_in_block.reset(token)
+
+
+def store_files(*, request: DataRightsRequest, uploads: list[Upload], actor: Actor) -> list[ReceivedFile]:
+    """Check every upload, then store them all encrypted with their events; the caller holds the request's
+    row lock inside its transaction. Raises UploadRefused before anything is written."""
+    checked = [(check_upload(u), u) for u in uploads]
+    retention = request.member.community.retention_days
+    stored = []
+    for (name, kind), upload in checked:
+        stored_name = crypto.save_encrypted(f"received/{request.pk}/file", upload.data)
+        if (block := _stored_in_block.get()) is not None:
+            block.append(stored_name)
+        stored.append(
+            ReceivedFile.objects.create(
+                request=request,
+                original_name=name,
+                stored=stored_name,
+                size=len(upload.data),
+                content_type=kind,
+                sha256=hashlib.sha256(upload.data).hexdigest(),
+                delete_after=timezone.localdate() + timedelta(days=retention),
+            )  # fmt: skip
+        )
+    if stored:
+        record_event(
+            subject=request,
+            kind="request.files_received",
+            actor=actor,
+            payload={
+                "files": [
+                    {
+                        "id": f.pk,
+                        "name": f.original_name,
+                        "type": f.content_type,
+                        "size": f.size,
+                        "sha256": f.sha256,
+                    }
+                    for f in stored
+                ]
+            },  # fmt: skip
+        )
+    return stored
+
+
+def portability_answer_is_structured(files: list[ReceivedFile]) -> bool:
+    return any(f.content_type in MACHINE_READABLE or f.content_type == "application/zip" for f in files)
+
+
+def receive_files(*, request_id: int, uploads: list[Upload], actor: Actor) -> list[ReceivedFile]:
+    with transaction.atomic():
+        request = (
+            DataRightsRequest.objects.select_for_update()
+            .select_related("member__community")
+            .get(pk=request_id)
+        )
+        stored = store_files(request=request, uploads=uploads, actor=actor)
+
+        tell_member_of_files(request)  # in this transaction: files refused or rolled back tell nobody
+        return stored
+
+
+def read_file(received: ReceivedFile) -> bytes:
+    data = crypto.read_encrypted(received.stored.name)
+    if hashlib.sha256(data).hexdigest() != received.sha256:
+        raise crypto.CryptoError(f"File {received.pk} does not match its checksum.")
+    return data
+
+
+def received_file_download(*, file_id: int, actor: Actor) -> bytes:
+    """The file's data, decrypted and checked against its checksum; each download is recorded."""
+    received = ReceivedFile.objects.get(pk=file_id)
+    data = read_file(received)
+    with transaction.atomic():
+        request = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
+        record_event(
+            subject=request, kind="request.file_downloaded", actor=actor,
+            payload={"file": received.pk, "sha256": received.sha256},
+        )  # fmt: skip
+    return data
+
+
+def received_file_keep(*, file_id: int, keep: bool, actor: Actor) -> ReceivedFile:
+    """The member keeps a returned file past the retention period, or lets it go again (it is then deleted
+    on the retention date, or at the next daily run if that date has passed)."""
+    with transaction.atomic():
+        received = ReceivedFile.objects.select_for_update().get(pk=file_id)
+        if received.deleted_at is not None:
+            raise RequestEngineError("This file has already been deleted.")
+        if received.keep == keep:
+            return received
+        received.keep = keep
+        received.save(update_fields=["keep"])
+        request = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
+        record_event(
+            subject=request, kind="request.file_kept" if keep else "request.file_released", actor=actor,
+            payload={"file": received.pk, "name": received.original_name},
+        )  # fmt: skip
+    return received
+
+
+def received_files_expire(*, today: datetime.date | None = None) -> int:
+    """Delete returned files past their retention date that the member did not keep (a daily job)."""
+    today = today or timezone.localdate()
+    deleted = 0
+    for received in ReceivedFile.objects.filter(delete_after__lt=today, keep=False, deleted_at__isnull=True):
+        default_storage.delete(received.stored.name)
+        ReceivedFile.objects.filter(pk=received.pk).update(deleted_at=timezone.now())
+        deleted += 1
+    return deleted
