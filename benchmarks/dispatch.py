@@ -229,7 +229,7 @@ def main() -> int:
         handler.reset()
         start = time.perf_counter()
         with transaction.atomic():
-            batches.queue_campaign_dispatch(campaign_id=campaign_id)
+            batches.campaign_dispatch_queue(campaign_id=campaign_id)
         queued_at = accepted_at = None
         rows = OutboundMessage.objects.filter(purpose=batches.REQUEST_PURPOSE)
         while True:

@@ -70,7 +70,7 @@ def main() -> int:
     from core.audit import Actor
     from requests_engine import sweep as deadline_sweep
     from requests_engine.campaigns import launch
-    from requests_engine.events import find_chain_breaks
+    from requests_engine.events import chain_breaks
     from requests_engine.models import Campaign, DataRightsRequest
 
     call_command("migrate", verbosity=0)
@@ -172,16 +172,16 @@ def main() -> int:
     # deadline passed yesterday, about 1/33 of those open.
     due = spread_receipts(33)
     sweep, moved = timed(
-        f"daily sweep_deadlines ({due:,} newly past their due date)", deadline_sweep.sweep_deadlines
+        f"daily sweep_deadlines ({due:,} newly past their due date)", deadline_sweep.deadlines_sweep
     )
-    again, moved_again = timed("sweep_deadlines again (nothing left to move)", deadline_sweep.sweep_deadlines)
+    again, moved_again = timed("sweep_deadlines again (nothing left to move)", deadline_sweep.deadlines_sweep)
     print(f"  marked overdue: {moved:,}, then {moved_again} (target: under 5 s)")
     # A backlog: no sweep for two weeks, so about 30% of the open requests pass their deadline at once.
     backlog_due = spread_receipts(45)
     backlog, backlog_moved = timed(
-        f"backlog sweep_deadlines ({backlog_due:,} past their due date)", deadline_sweep.sweep_deadlines
+        f"backlog sweep_deadlines ({backlog_due:,} past their due date)", deadline_sweep.deadlines_sweep
     )
-    chain_ok, breaks = timed("verify_audit_log over the swept events", find_chain_breaks)
+    chain_ok, breaks = timed("verify_audit_log over the swept events", chain_breaks)
     print(f"  audit log: {'intact' if not breaks else breaks[0]}")
 
     print("\nSummary")

@@ -329,7 +329,9 @@ REPLY_DOMAIN = env.str("REPLY_DOMAIN", default="community.localhost")
 DRP_CREDENTIALS = env.json("DRP_CREDENTIALS", default={})
 DRP_AGENT_ID = env.str("DRP_AGENT_ID", default="")
 DRP_SIGNING_KEY = env.str("DRP_SIGNING_KEY", default="")
-DRP_REGIME = env.str("DRP_REGIME", default="ccpa")  # DRP knows no UK GDPR regime; see requests_engine/dispatch/drp.py
+DRP_REGIME = env.str(
+    "DRP_REGIME", default="ccpa"
+)  # DRP knows no UK GDPR regime; see requests_engine/dispatch/drp.py
 DRP_TIMEOUT_SECONDS = env.float("DRP_TIMEOUT_SECONDS", default=10)
 DRP_CLAIM_SECONDS = env.int("DRP_CLAIM_SECONDS", default=600)
 

@@ -23,7 +23,7 @@ from communities.models import Community, Identifier, Mandate, Member, Right
 from core.audit import Actor
 from requests_engine import services, sweep
 from requests_engine.campaigns import launch
-from requests_engine.directory.controller_import import import_controller_records, load_records
+from requests_engine.directory.controller_import import controller_records, controllers_import
 from requests_engine.escalation import complaints, ico_pack
 from requests_engine.events import record_event
 from requests_engine.models import (
@@ -98,7 +98,7 @@ def _user(email: str, password: str, **extra) -> object:
 def seed_demo() -> DemoSummary:
     summary = DemoSummary()
     with transaction.atomic():
-        report = import_controller_records(load_records(SAMPLE_CONTROLLERS))
+        report = controllers_import(controller_records(SAMPLE_CONTROLLERS))
         summary.controllers_created = len(report.created)
         _user(
             COORDINATOR_EMAIL,
@@ -189,7 +189,7 @@ def seed_demo() -> DemoSummary:
             ladder.controllers.set(ladder_targets)
             launch.campaign_launch(campaign_id=ladder.pk, actor=Actor.user(coordinator), dispatch=False)
             _climb_the_ladder(ladder, Actor.user(coordinator))
-    sweep.sweep_deadlines()
+    sweep.deadlines_sweep()
     states = DataRightsRequest.objects.filter(campaign__in=[campaign, ladder]).values_list("state", flat=True)
     for state in states:
         summary.requests_by_state[state] = summary.requests_by_state.get(state, 0) + 1
@@ -303,10 +303,10 @@ def _climb_the_ladder(campaign: Campaign, coordinator: Actor) -> None:
             request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE, reasons=REFUSAL_REASONS,
             answered_on=answered, actor=controller_actor,
         )  # fmt: skip
-    sweep.sweep_deadlines()  # Amazon's and Apple's silence is overdue
+    sweep.deadlines_sweep()  # Amazon's and Apple's silence is overdue
 
     drafts = {
-        controller.slug: complaints.complaint_draft_for_controller(
+        controller.slug: complaints.complaint_draft(
             campaign_id=campaign.pk, controller_id=controller.pk, actor=coordinator
         )
         for controller in campaign.controllers.all()

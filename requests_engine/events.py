@@ -158,7 +158,7 @@ def _events_in_chain_order() -> Iterator[tuple[Any, ...]]:
     return RequestEvent.objects.order_by("stream", "seq").values_list(*fields).iterator(chunk_size=5000)
 
 
-def find_chain_breaks() -> list[ChainBreak]:
+def chain_breaks() -> list[ChainBreak]:
     """Every place where the stored history no longer matches its hashes, earliest event first."""
     breaks: list[ChainBreak] = []
     heads: dict[str, tuple[int, str]] = {}  # stream -> (last seq, last hash) as found in the events

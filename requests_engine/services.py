@@ -24,7 +24,7 @@ from requests_engine.models import (
     InformationKind,
     RefusalGround,
 )
-from requests_engine.notices.member import tell_member_of_step
+from requests_engine.notices.member import step_notice_send
 
 # Verbs for refusal messages: "Request R1 is fulfilled: it cannot be extended now."
 _VERBS = {
@@ -101,7 +101,7 @@ def _perform(
             to_state=request.state,
             payload=payload,
         )
-        tell_member_of_step(request, event)
+        step_notice_send(request, event)
     return request
 
 

@@ -19,7 +19,7 @@ from requests_engine.services import _today
 _OVERDUE_CANDIDATES = "state IN ({}) AND due_on < %s AND clock_paused = FALSE"
 
 
-def sweep_deadlines(*, today: datetime.date | None = None) -> int:
+def deadlines_sweep(*, today: datetime.date | None = None) -> int:
     """Mark every request whose deadline has passed as overdue, with its event. Set-based: on PostgreSQL
     one statement claims the rows (skipping rows another transaction holds), moves them and writes their
     events, hashes computed in SQL. Safe to run twice: a second run finds nothing left to move."""

@@ -24,7 +24,7 @@ def sweep_deadlines() -> dict[str, int]:
     from requests_engine.notices import reminders
 
     return {
-        "overdue": sweep.sweep_deadlines(),
+        "overdue": sweep.deadlines_sweep(),
         "notices": reminders.overdue_notices_send(),
         "reminders": reminders.deadline_reminders_send(),
     }
@@ -52,7 +52,7 @@ def record_delivery_accepted(message_ids: list[int] | int) -> int:
     taken, from tasks queued before hooks took lists)."""
     from requests_engine.dispatch import batches
 
-    return batches.delivery_accepted(message_ids=_ids(message_ids))
+    return batches.delivery_accepted_record(message_ids=_ids(message_ids))
 
 
 @shared_task(
@@ -62,7 +62,7 @@ def record_delivery_failed(message_ids: list[int] | int) -> int:
     """The outbox's on_failed_task: the messages were refused for good or ran out of attempts."""
     from requests_engine.dispatch import batches
 
-    return batches.delivery_failed(message_ids=_ids(message_ids))
+    return batches.delivery_failed_record(message_ids=_ids(message_ids))
 
 
 def _ids(message_ids: list[int] | int) -> list[int]:
@@ -74,7 +74,7 @@ def sweep_dispatch(older_than_minutes: float = 15) -> dict[str, int]:
     """The periodic dispatch backstop (lost hooks, interrupted dispatches); overlapping runs are harmless."""
     from requests_engine.dispatch import batches
 
-    return batches.sweep_dispatch(older_than=timedelta(minutes=older_than_minutes))
+    return batches.dispatch_sweep(older_than=timedelta(minutes=older_than_minutes))
 
 
 @shared_task
@@ -91,7 +91,7 @@ def poll_mailbox_task() -> str:
     """The periodic poll of the community's mailbox (Celery beat); overlapping runs are harmless."""
     from requests_engine.responses import inbound
 
-    return str(inbound.poll_mailbox())
+    return str(inbound.mailbox_poll())
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
@@ -101,10 +101,10 @@ def send_drp_request(self, request_id: int) -> None:
     from requests_engine.dispatch import drp
 
     try:
-        drp.send_request(request_id=request_id)
+        drp.drp_request_send(request_id=request_id)
     except drp.DrpTemporaryError as error:
         if self.request.retries >= self.max_retries:
-            drp.give_up_sending(request_id=request_id, error=str(error))
+            drp.drp_sending_give_up(request_id=request_id, error=str(error))
             return
         raise self.retry(exc=error, countdown=min(60 * 2**self.request.retries, 3600)) from error
 
@@ -114,7 +114,7 @@ def poll_drp_requests() -> dict[str, int]:
     """Periodic: Fides and other DRP servers never call back, so open DRP requests are polled."""
     from requests_engine.dispatch import drp
 
-    return drp.poll_open_requests()
+    return drp.drp_requests_poll()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
@@ -122,7 +122,7 @@ def revoke_drp_request(self, request_id: int, reason: str = "") -> None:
     from requests_engine.dispatch import drp
 
     try:
-        drp.revoke_request(request_id=request_id, reason=reason)
+        drp.drp_request_revoke(request_id=request_id, reason=reason)
     except drp.DrpTemporaryError as error:
         raise self.retry(exc=error, countdown=min(60 * 2**self.request.retries, 3600)) from error
 

@@ -131,9 +131,7 @@ def _redraft(complaint: Complaint, actor: Actor, data: dict) -> str:
     campaign_id = _campaign_of(complaint)
     if campaign_id is None:
         raise RequestEngineError(f"Complaint {complaint.reference} belongs to no campaign.")
-    complaints.complaint_draft_for_controller(
-        campaign_id=campaign_id, controller_id=complaint.controller_id, actor=actor
-    )
+    complaints.complaint_draft(campaign_id=campaign_id, controller_id=complaint.controller_id, actor=actor)
     return f"Draft {complaint.reference} brought up to date."
 
 
@@ -454,7 +452,7 @@ def _draft_for_pairs(request: HttpRequest, modeladmin, pairs: set[tuple[int, int
     drafted, problems = [], []
     for campaign_id, controller_id in sorted(pairs):
         try:
-            complaint = complaints.complaint_draft_for_controller(
+            complaint = complaints.complaint_draft(
                 campaign_id=campaign_id, controller_id=controller_id, actor=actor
             )
         except RequestEngineError as refused:

@@ -104,7 +104,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
     def _message(self, obj: InboundMessage):
         if not hasattr(obj, "_parsed"):
             try:
-                obj._parsed = inbound.read_message(obj)
+                obj._parsed = inbound.parsed_message(obj)
             except (crypto.CryptoError, OSError) as exc:
                 obj._parsed = exc
         return obj._parsed

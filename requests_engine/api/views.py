@@ -414,7 +414,7 @@ def _answer_with_files(request_id: int, data: dict[str, Any], actor: Actor, **an
             return
         try:
             request = DataRightsRequest.objects.get(pk=request_id)
-            completeness.declare_items(request, data["art15_items"], actor)
+            completeness.art15_items_declare(request, data["art15_items"], actor)
         except RequestEngineError as error:
             raise exceptions.ValidationError({"art15_items": [str(error)]}) from None
 

@@ -119,6 +119,6 @@ def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) ->
             payload={"requests_created": created, "controllers": len(controller_ids)},
         )
         if dispatch:
-            batches.queue_campaign_dispatch(campaign_id=campaign.pk)
-            drp.queue_campaign_requests(campaign_id=campaign.pk)
+            batches.campaign_dispatch_queue(campaign_id=campaign.pk)
+            drp.drp_requests_queue(campaign_id=campaign.pk)
     return created

@@ -1,7 +1,7 @@
 """Import the controller directory from datenanfragen.de company records (CC0; schema: their schema.json).
 
-`load_records(path)` reads a JSON file holding either a list of records or `{"records": [...]}` and raises
-`ControllerImportError` with a one-line message when the file itself is unusable. `import_controller_records`
+`controller_records(path)` reads a JSON file holding either a list of records or `{"records": [...]}` and raises
+`ControllerImportError` with a one-line message when the file itself is unusable. `controllers_import`
 then creates or updates one `Controller` per record, keyed by slug, and reports what it did:
 
 * a bad record (not an object, missing or malformed slug or name, invalid email or URL, malformed
@@ -99,7 +99,7 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def load_records(path: str | Path) -> list[Any]:
+def controller_records(path: str | Path) -> list[Any]:
     """The records of a JSON import file: a top-level list, or the "records" list of a top-level object.
 
     The items are returned as they are (not necessarily objects): judging them is the importer's job.
@@ -275,7 +275,7 @@ def _slug(record: dict) -> str:
 # -- the import ------------------------------------------------------------------------------------------
 
 
-def import_controller_records(records: list[Any]) -> ImportReport:
+def controllers_import(records: list[Any]) -> ImportReport:
     """Create or update one Controller per valid record, in one transaction; skip and report the rest."""
     report = ImportReport()
     parsed: dict[str, dict[str, Any]] = {}  # slug -> imported field values, in file order

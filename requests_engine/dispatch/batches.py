@@ -1,6 +1,6 @@
 """Sending a launched campaign's batches by email, and recording what became of each message (issue 4).
 
-1. `queue_campaign_dispatch`, called in the launch transaction, queues `tasks.dispatch_batch` for each email
+1. `campaign_dispatch_queue`, called in the launch transaction, queues `tasks.dispatch_batch` for each email
    batch with queued requests, after commit.
 2. `batch_dispatch` renders what the controller receives and writes the outbox rows in the transaction that
    moves the batch from pending to sending: the decision to send is committed before anything is sent.
@@ -9,11 +9,11 @@
    `send_rate_per_minute` (0 = no limit) through the rows' `not_before`, written a chunk at a time so that
    sending starts while later chunks are written.
 3. The outbox sends each row and, once the SMTP server accepts it or refuses it for good, runs the row's
-   hook task, which calls `delivery_accepted` or `delivery_failed`: the requests the message carried become
+   hook task, which calls `delivery_accepted_record` or `delivery_failed_record`: the requests the message carried become
    sent, received on the Europe/London date of acceptance (Art 12(3); RULES.md (k)), or failed_delivery with
    the reason; the batch becomes sent or failed once none of its requests is waiting.
 4. `batch_requeue` sends a failed batch again, as a new message, once the coordinator has fixed the address.
-5. `sweep_dispatch` (periodic) makes up for any task that was lost: a worker killed after the SMTP server
+5. `dispatch_sweep` (periodic) makes up for any task that was lost: a worker killed after the SMTP server
    accepted a message but before the hook ran, a dispatch interrupted between chunks, a lost dispatch task.
 
 Everything here is safe to run twice: state is re-checked under the batch's row lock, a request moves only
@@ -73,7 +73,7 @@ def _queued_requests() -> Exists:
     return Exists(DataRightsRequest.objects.filter(batch=OuterRef("pk"), state=S.QUEUED))
 
 
-def queue_campaign_dispatch(*, campaign_id: int) -> int:
+def campaign_dispatch_queue(*, campaign_id: int) -> int:
     """Queue the dispatch of each of the campaign's pending email batches after the caller's transaction
     commits (call it in the launch transaction). Returns how many batches will be sent."""
     batch_ids = list(
@@ -337,7 +337,7 @@ def _carried(message: OutboundMessage) -> QuerySet[DataRightsRequest] | None:
     return None
 
 
-def delivery_accepted(*, message_ids: Iterable[int]) -> int:
+def delivery_accepted_record(*, message_ids: Iterable[int]) -> int:
     """Outbox messages `message_ids` were accepted by the controllers' mail servers: every request each
     carried is sent, received on the Europe/London date of acceptance, with that message's Message-ID; then
     the batches are settled. Requests sent one per message move together, a chunk per transaction. Returns
@@ -391,7 +391,7 @@ def _superseded(message: OutboundMessage) -> bool:
     ).exists()
 
 
-def delivery_failed(*, message_ids: Iterable[int]) -> int:
+def delivery_failed_record(*, message_ids: Iterable[int]) -> int:
     """Outbox messages `message_ids` failed for good (a 5xx refusal, or the last attempt): the queued
     requests each carried become failed_delivery with the reason, then the batch is settled. A failure that
     a later message for the same batch or request has superseded changes nothing."""
@@ -520,7 +520,7 @@ def batch_requeue(*, batch_id: int, actor: Actor) -> int:
 # -- the backstop --------------------------------------------------------------------------------------------
 
 
-def sweep_dispatch(*, older_than: timedelta = timedelta(minutes=15)) -> dict[str, int]:
+def dispatch_sweep(*, older_than: timedelta = timedelta(minutes=15)) -> dict[str, int]:
     """Make up for lost tasks; safe to run at any time, twice.
 
     * A message accepted or failed whose hook never ran (its worker died): apply its outcome.
@@ -547,9 +547,9 @@ def sweep_dispatch(*, older_than: timedelta = timedelta(minutes=15)) -> dict[str
                 .first()
             )
             if latest and latest.status == Status.SENT:
-                outcomes += delivery_accepted(message_ids=[latest.pk])
+                outcomes += delivery_accepted_record(message_ids=[latest.pk])
             elif latest:
-                outcomes += delivery_failed(message_ids=[latest.pk])
+                outcomes += delivery_failed_record(message_ids=[latest.pk])
         _settle(batch.pk, batch.controller_id)
     restarted = _restart_stalled(timezone.now() - older_than)
     if outcomes or restarted:
@@ -569,7 +569,7 @@ def _apply_lost_request_outcomes(batch: Batch) -> int:
     accepted = letters_out.filter(status=Status.SENT, subject_id__in=keys(S.QUEUED, S.FAILED_DELIVERY))
     failed = letters_out.filter(status=Status.FAILED, subject_id__in=keys(S.QUEUED))
     moved = 0
-    for query, outcome in ((accepted, delivery_accepted), (failed, delivery_failed)):
+    for query, outcome in ((accepted, delivery_accepted_record), (failed, delivery_failed_record)):
         ids = list(query.order_by("pk").values_list("pk", flat=True))
         for start in range(0, len(ids), MOVE_CHUNK):
             moved += outcome(message_ids=ids[start : start + MOVE_CHUNK])

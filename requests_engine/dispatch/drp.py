@@ -12,7 +12,7 @@ DRP 0.5, as Ethyca Fides implements it (the DRP server we can run and test again
   * ``GET {endpoint}/api/v1/drp/status?request_id=…`` and ``POST {endpoint}/api/v1/drp/revoke`` with
     ``{"request_id", "reason"}``, both with an OAuth bearer token from ``{endpoint}/api/v1/oauth/token``
     (client credentials). Fides only revokes requests still ``pending`` (DRP ``open``).
-  * Fides never calls ``status_callback``, so we never send one and poll instead (`poll_open_requests`).
+  * Fides never calls ``status_callback``, so we never send one and poll instead (`drp_requests_poll`).
 
 DRP 1.0 (the 0.9.4 text renumbered; we implement the authorised-agent side):
   * Every POST and DELETE body is the JSON document with its 64-byte Ed25519 signature prepended,
@@ -693,7 +693,7 @@ def _action_for(request: DataRightsRequest) -> str:
     return DRP_ACTIONS[request.right]
 
 
-def send_request(*, request_id: int) -> None:
+def drp_request_send(*, request_id: int) -> None:
     """Exercise the request at the controller's DRP endpoint.
 
     Accepted: the request is dispatched (received today, Europe/London; the DRP request id is its message
@@ -720,7 +720,7 @@ def send_request(*, request_id: int) -> None:
     _record_sent(request_id, status)
 
 
-def give_up_sending(*, request_id: int, error: str) -> None:
+def drp_sending_give_up(*, request_id: int, error: str) -> None:
     """The sending task's last retry failed too: the request moves to failed_delivery with the error, so the
     coordinator sees it and can send it again. A request sent or claimed meanwhile is left alone."""
     if _claim(request_id):
@@ -756,14 +756,14 @@ def _record_sent(request_id: int, status: DrpStatus) -> None:
         logger.warning("drp: request %s was exercised but could not be marked sent: %s", request_id, exc)
         if DataRightsRequest.objects.filter(pk=request_id, state=S.WITHDRAWN).exists():
             try:
-                revoke_request(request_id=request_id, reason="The member withdrew the request.")
+                drp_request_revoke(request_id=request_id, reason="The member withdrew the request.")
             except DrpError as revoke_error:
                 logger.warning("drp: request %s: revoking it failed: %s", request_id, revoke_error)
         return
     _apply_status(request_id, status)
 
 
-def poll_status(*, request_id: int) -> str:
+def drp_status_poll(*, request_id: int) -> str:
     """Ask the controller's DRP endpoint for the request's status, apply it (see the table above) and return
     the DRP status. DrpTemporaryError / DrpPermanentError when the endpoint cannot say."""
     request = _load(request_id)
@@ -779,10 +779,10 @@ def poll_status(*, request_id: int) -> str:
     return status.status
 
 
-def revoke_request(*, request_id: int, reason: str = "") -> None:
+def drp_request_revoke(*, request_id: int, reason: str = "") -> None:
     """Tell the controller's DRP endpoint the request is withdrawn (DRP revoke). If our request is still
     open, it is withdrawn too once the endpoint has taken the revocation. A request never sent by DRP, or
-    already revoked, is left alone. Errors as for `poll_status`; a server that will not revoke (Fides only
+    already revoked, is left alone. Errors as for `drp_status_poll`; a server that will not revoke (Fides only
     revokes requests it has not started) gives DrpPermanentError."""
     request = _load(request_id)
     if not request.drp_request_id or request.drp_status.startswith("revoked"):
@@ -796,7 +796,7 @@ def revoke_request(*, request_id: int, reason: str = "") -> None:
         _bookkeep(request_id, drp_status=status.label)
 
 
-def poll_open_requests(*, chunk: int = 200) -> dict[str, int]:
+def drp_requests_poll(*, chunk: int = 200) -> dict[str, int]:
     """Poll every DRP request that still waits for the controller (the beat job). Chunks of `chunk` rows,
     keyset-ordered by id, so memory stays flat and a long run never holds a lock; one failing endpoint is
     logged and the run goes on. Safe to run twice, or twice at once: each status is applied under the
@@ -814,7 +814,7 @@ def poll_open_requests(*, chunk: int = 200) -> dict[str, int]:
             return dict(counts)
         for request_id in ids:
             try:
-                poll_status(request_id=request_id)
+                drp_status_poll(request_id=request_id)
                 counts["polled"] += 1
             except DrpTemporaryError as exc:
                 counts["unreachable"] += 1
@@ -825,7 +825,7 @@ def poll_open_requests(*, chunk: int = 200) -> dict[str, int]:
         last_id = ids[-1]
 
 
-def queue_campaign_requests(*, campaign_id: int) -> int:
+def drp_requests_queue(*, campaign_id: int) -> int:
     """After the launch commits, queue one DRP call per queued request of the campaign's DRP batches,
     spaced at each controller's send rate so it is not flooded. Requests for rights DRP cannot carry
     (objection, rectification, restriction) stay queued, visible in the admin, to be sent another way."""

@@ -1,7 +1,7 @@
 """Complaints to controllers (s.164A DPA 2018) and the escalation flags that lead to them (issue 6).
 
 The ladder (RULES.md (j)): a request that went wrong is flagged (`escalation_reasons`); a coordinator has
-one collective complaint per controller and campaign drafted (`complaint_draft_for_controller`), reviews
+one collective complaint per controller and campaign drafted (`complaint_draft`), reviews
 its free text and approves it (`complaint_approve_and_send`): it goes out through the outbox with its PDF,
 the covered requests move to `complaint_to_controller`, and the controller owes an acknowledgement by
 `deadlines.complaint_acknowledgement_due(sent date)`. The acknowledgement and the outcome are recorded as
@@ -365,7 +365,7 @@ def _grounds_text(*, campaign: Campaign, controller: Controller, covered: list[C
     ).strip()
 
 
-def draft_complaint_for(*, campaign_id: int, controller_id: int) -> Complaint | None:
+def draft_complaint(*, campaign_id: int, controller_id: int) -> Complaint | None:
     """The draft controller complaint of a campaign and controller, if there is one."""
     return (
         Complaint.objects.filter(
@@ -380,7 +380,7 @@ def draft_complaint_for(*, campaign_id: int, controller_id: int) -> Complaint | 
     )
 
 
-def complaint_draft_for_controller(*, campaign_id: int, controller_id: int, actor: Actor) -> Complaint:
+def complaint_draft(*, campaign_id: int, controller_id: int, actor: Actor) -> Complaint:
     """Draft (or bring up to date) the one collective s.164A complaint to a controller about a campaign's
     escalated requests. Calling it again updates the same draft."""
     today = _today()
@@ -415,7 +415,7 @@ def complaint_draft_for_controller(*, campaign_id: int, controller_id: int, acto
             "reasons": dict(Counter(reason for c in covered for reason in c.reasons)),
             "left_out": left_out,
         }
-        complaint = draft_complaint_for(campaign_id=campaign_id, controller_id=controller_id)
+        complaint = draft_complaint(campaign_id=campaign_id, controller_id=controller_id)
         if complaint is None:
             complaint = Complaint.objects.create(
                 kind=Complaint.Kind.CONTROLLER,

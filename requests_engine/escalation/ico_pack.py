@@ -58,7 +58,7 @@ from requests_engine.models import (
     RequestEvent,
     RequestState,
 )
-from requests_engine.responses.inbound import plain_text, read_message
+from requests_engine.responses.inbound import parsed_message, plain_text
 
 S = RequestState
 TEMPLATES = "requests_engine/complaints"
@@ -442,7 +442,7 @@ def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing
             continue
         pack.add(f"{folder}/message.eml", raw, f"Reply received: {inbound.subject} (exactly as received)")
         try:
-            text = plain_text(read_message(inbound))
+            text = plain_text(parsed_message(inbound))
         except Exception:  # noqa: BLE001 - the .eml is the evidence; the text copy is a convenience
             text = ""
         if text:

@@ -83,7 +83,7 @@ def request_forward(request, reference: str):
     form = ForwardForm(request.POST if request.method == "POST" else None, data_request=data_request)
     if request.method == "POST" and not problem and form.is_valid():
         try:
-            forward = forwarding.forward_file(
+            forward = forwarding.received_file_forward(
                 file=form.cleaned_data["file"], to_controller=form.cleaned_data["to_controller"],
                 member=data_request.member, actor=Actor(Actor.MEMBER, str(data_request.member_id)),
             )  # fmt: skip
@@ -128,7 +128,7 @@ def _art15_checklist_save(request, data_request: DataRightsRequest):
     asked_before = bool(before and before.followup_sent_on)
     name = data_request.controller.name
     try:
-        review = completeness.review_and_follow_up(data_request, form.cleaned_data["present"],
+        review = completeness.review_save_and_follow_up(data_request, form.cleaned_data["present"],
                                                    Actor(Actor.MEMBER, str(data_request.member_id)))  # fmt: skip
     except RequestEngineError as error:
         messages.error(request, str(error))

@@ -37,7 +37,7 @@ def _subject(request: DataRightsRequest, kind: str, files: list[ReceivedFile]) -
     return f"{name} sent your data" if files else f"{name} answered your request"
 
 
-def tell_member_of_step(request: DataRightsRequest, kind: str) -> Notice | None:
+def step_notice_send(request: DataRightsRequest, kind: str) -> Notice | None:
     """The notice for one step of a request, if the step concerns the member. An answer that comes with
     files names them, so the member gets one notice rather than two."""
     if kind not in STEPS:
@@ -57,7 +57,7 @@ def tell_member_of_step(request: DataRightsRequest, kind: str) -> Notice | None:
     return notice
 
 
-def tell_member_of_files(request: DataRightsRequest) -> Notice | None:
+def files_notice_send(request: DataRightsRequest) -> Notice | None:
     """Files that arrived without an answer the member was told of (a later upload, a reply by email)."""
     files = _unnotified_files(request)
     if not files:

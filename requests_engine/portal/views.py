@@ -222,7 +222,7 @@ def _declare_art15_items(data_request, form, actor) -> None:
 
     items = form.cleaned_data.get("art15_items") or []
     if data_request.right == "access" or items:  # items on another right: refused in the service's words
-        completeness.declare_items(data_request, items, actor)
+        completeness.art15_items_declare(data_request, items, actor)
 
 
 def _detail_with_error(request, data_request, action, form):

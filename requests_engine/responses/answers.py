@@ -11,7 +11,7 @@ from requests_engine.exceptions import RequestEngineError, UploadRefused
 from requests_engine.models import (
     DataRightsRequest,
 )
-from requests_engine.notices.member import tell_member_of_files
+from requests_engine.notices.member import files_notice_send
 from requests_engine.responses import files as returned_files
 from requests_engine.services import _check_refusal, request_fulfil, request_partially_fulfil
 
@@ -48,7 +48,7 @@ def request_answer_with_files(
                 f"Request {request.reference} is {request.get_state_display().lower()}: it cannot be answered now."
             )
         try:
-            stored = returned_files.store_files(request=request, uploads=uploads, actor=actor)
+            stored = returned_files.received_files_store(request=request, uploads=uploads, actor=actor)
         except UploadRefused as refused:
             raise RequestEngineError(str(refused)) from None
         if outcome == "fulfil":
@@ -78,4 +78,4 @@ def _tell_member_of_files(request_id: int) -> None:
             .select_related("member__user", "member__community", "controller")
             .get(pk=request_id)
         )
-        tell_member_of_files(request)
+        files_notice_send(request)

@@ -111,7 +111,9 @@ def _action(row: Mapping[str, str]) -> str:
     return {"partly_fulfil": PARTIAL, "fulfill": FULFIL}.get(action, action)
 
 
-def plan(*, controller_id: int, folders: dict[str, list[Upload]], rows: list[Mapping[str, str]] | None):
+def answer_plan(
+    *, controller_id: int, folders: dict[str, list[Upload]], rows: list[Mapping[str, str]] | None
+):
     """Every answer the upload asks for, checked against this controller's requests. Raises
     BulkAnswersRefused listing every folder or line that cannot be applied."""
     problems: list[str] = []
@@ -208,7 +210,7 @@ def answers_apply(
 ) -> list[Answer]:
     """Check the whole upload, then apply every answer in one transaction: all of them, or none (with the
     files stored meanwhile removed). Raises BulkAnswersRefused naming each problem."""
-    answers = plan(controller_id=controller_id, folders=folders_in_zip(archive), rows=rows)
+    answers = answer_plan(controller_id=controller_id, folders=folders_in_zip(archive), rows=rows)
     problems: list[str] = []
     # Rows are locked in reference order, so two uploads touching the same requests cannot deadlock.
     with returned_files.files_removed_on_failure(), transaction.atomic():

@@ -4,7 +4,7 @@ An answer to an access request owes more than a copy of the data: Art 15(1)-(2) 
 supplementary information that goes with it (purposes, categories, recipients, retention, rights, source,
 automated decision-making, transfer safeguards; RULES.md (k)). The steps, one function each:
 
-1. `declare_items`: when a controller fulfils or partly fulfils an access request (portal, API), it says
+1. `art15_items_declare`: when a controller fulfils or partly fulfils an access request (portal, API), it says
    which items its answer provides. That declaration prefills the checklist; it proves nothing by itself.
 2. `review_save`: a coordinator (back office) or the member (/me/) ticks what the answer really contains;
    everything unticked is missing.
@@ -189,7 +189,7 @@ def review_for(request: DataRightsRequest) -> CompletenessReview | None:
 # -- the steps --------------------------------------------------------------------------------------------
 
 
-def declare_items(request: DataRightsRequest, items: Iterable[str], actor: Actor) -> CompletenessReview:
+def art15_items_declare(request: DataRightsRequest, items: Iterable[str], actor: Actor) -> CompletenessReview:
     """The controller says which Art 15 items its answer provides (portal or API, with the answer)."""
     with transaction.atomic():
         locked = _lock_reviewable(request.pk)
@@ -313,7 +313,7 @@ def followup_send(review: CompletenessReview, actor: Actor) -> CompletenessRevie
     return review
 
 
-def review_and_follow_up(
+def review_save_and_follow_up(
     request: DataRightsRequest, present: Iterable[str], actor: Actor
 ) -> CompletenessReview:
     """The member's checklist: saved, and anything missing asked for at once unless a follow-up is out."""

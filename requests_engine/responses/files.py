@@ -27,7 +27,7 @@ from core.audit import Actor
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError, UploadRefused
 from requests_engine.models import DataRightsRequest, ReceivedFile
-from requests_engine.notices.member import tell_member_of_files
+from requests_engine.notices.member import files_notice_send
 
 crypto.register_encrypted_file_field("requests_engine.ReceivedFile", "stored")
 
@@ -139,7 +139,9 @@ def files_removed_on_failure() -> Iterator[None]:
         _stored_in_block.reset(token)
 
 
-def store_files(*, request: DataRightsRequest, uploads: list[Upload], actor: Actor) -> list[ReceivedFile]:
+def received_files_store(
+    *, request: DataRightsRequest, uploads: list[Upload], actor: Actor
+) -> list[ReceivedFile]:
     """Check every upload, then store them all encrypted with their events; the caller holds the request's
     row lock inside its transaction. Raises UploadRefused before anything is written."""
     checked = [(check_upload(u), u) for u in uploads]
@@ -185,20 +187,20 @@ def portability_answer_is_structured(files: list[ReceivedFile]) -> bool:
     return any(f.content_type in MACHINE_READABLE or f.content_type == "application/zip" for f in files)
 
 
-def receive_files(*, request_id: int, uploads: list[Upload], actor: Actor) -> list[ReceivedFile]:
+def received_files_record(*, request_id: int, uploads: list[Upload], actor: Actor) -> list[ReceivedFile]:
     with transaction.atomic():
         request = (
             DataRightsRequest.objects.select_for_update()
             .select_related("member__community")
             .get(pk=request_id)
         )
-        stored = store_files(request=request, uploads=uploads, actor=actor)
+        stored = received_files_store(request=request, uploads=uploads, actor=actor)
 
-        tell_member_of_files(request)  # in this transaction: files refused or rolled back tell nobody
+        files_notice_send(request)  # in this transaction: files refused or rolled back tell nobody
         return stored
 
 
-def read_file(received: ReceivedFile) -> bytes:
+def received_file_data(received: ReceivedFile) -> bytes:
     data = crypto.read_encrypted(received.stored.name)
     if hashlib.sha256(data).hexdigest() != received.sha256:
         raise crypto.CryptoError(f"File {received.pk} does not match its checksum.")
@@ -208,7 +210,7 @@ def read_file(received: ReceivedFile) -> bytes:
 def received_file_download(*, file_id: int, actor: Actor) -> bytes:
     """The file's data, decrypted and checked against its checksum; each download is recorded."""
     received = ReceivedFile.objects.get(pk=file_id)
-    data = read_file(received)
+    data = received_file_data(received)
     with transaction.atomic():
         request = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
         record_event(

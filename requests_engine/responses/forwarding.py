@@ -1,7 +1,7 @@
 """Portability forwarding (Art 20(2) UK GDPR): a member asks for a file a controller returned under the
 right to data portability to be sent on to another controller in the directory.
 
-`forward_file` checks the ask, decrypts the stored file and queues one email to the receiving controller
+`received_file_forward` checks the ask, decrypts the stored file and queues one email to the receiving controller
 through the outbox: the file, a covering letter and the member's sealed mandate. The forward row and the
 request's event are written in the same transaction, so a refused or rolled-back ask sends nothing; the
 outbox row's status is the delivery status the member sees.
@@ -56,7 +56,7 @@ def _mandate_for(member: Member, to_controller: Controller) -> Mandate:
     return mandate
 
 
-def forward_file(
+def received_file_forward(
     *, file: ReceivedFile, to_controller: Controller, member: Member, actor: Actor
 ) -> PortabilityForward:
     """Send a returned file on to another controller, with a covering letter citing Art 20(2) and the
@@ -95,7 +95,7 @@ def forward_file(
             )
         mandate = _mandate_for(member, to_controller)
         try:
-            data = returned_files.read_file(received)
+            data = returned_files.received_file_data(received)
         except crypto.CryptoError:
             logger.exception("Returned file %s could not be read for a forward.", received.pk)
             raise ForwardingError(

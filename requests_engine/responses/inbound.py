@@ -138,7 +138,7 @@ def _fetch(conn: imaplib.IMAP4, uid: int) -> tuple[bytes, datetime]:
     raise RequestEngineError(f"The IMAP server returned no message for UID {uid} ({typ}).")
 
 
-def poll_mailbox(*, limit: int | None = None) -> PollReport:
+def mailbox_poll(*, limit: int | None = None) -> PollReport:
     """Read the messages that arrived since the last poll (at most `limit`, default
     INBOUND_IMAP_MAX_PER_POLL), store and match each. Safe to run twice, and twice at once.
 
@@ -269,7 +269,7 @@ def reply_excerpt(text: str) -> str:
     return excerpt if len(excerpt) <= EXCERPT_CHARS else excerpt[: EXCERPT_CHARS - 1].rstrip() + "…"
 
 
-def read_message(inbound: InboundMessage) -> EmailMessage:
+def parsed_message(inbound: InboundMessage) -> EmailMessage:
     raw = crypto.read_encrypted(inbound.raw.name, storage=inbound.raw.storage)
     return email.message_from_bytes(raw, policy=default_policy)  # type: ignore[return-value]
 
@@ -337,7 +337,7 @@ def _by_reference(subject: str, within_batch: int | None = None) -> tuple[int | 
     return (batches[0], None) if len(batches) == 1 else None
 
 
-def match_message(message: EmailMessage) -> Match | None:
+def message_match(message: EmailMessage) -> Match | None:
     tokens = [m.group(1) for m in map(_REPLY_ADDRESS.match, _recipients(message)) if m]
     if tokens:
         batch_id = Batch.objects.filter(reply_token__in=tokens).values_list("pk", flat=True).first()
@@ -386,7 +386,7 @@ def inbound_receive(*, mailbox: str, uid_validity: int, uid: int, raw: bytes, re
     """Store one message read from `mailbox` and record it: returns "matched", "unmatched", or "duplicate"
     when this (mailbox, UIDVALIDITY, UID) was already stored (by us earlier, or by a poller racing us)."""
     message: EmailMessage = email.message_from_bytes(raw, policy=default_policy)  # type: ignore[assignment]
-    match = match_message(message)
+    match = message_match(message)
     raw_field = InboundMessage._meta.get_field("raw")
     stored_name = crypto.save_encrypted(
         raw_field.generate_filename(None, "message.eml"), raw, storage=raw_field.storage
@@ -476,7 +476,7 @@ def inbound_attach(*, inbound_id: int, reference: str, actor: Actor) -> InboundM
         inbound.status = Status.HANDLED
         inbound.matched_by = "coordinator"
         inbound.save(update_fields=["status", "matched_by", "batch", "request"])
-        _record_reply(inbound, actor=actor, excerpt=reply_excerpt(plain_text(read_message(inbound))))
+        _record_reply(inbound, actor=actor, excerpt=reply_excerpt(plain_text(parsed_message(inbound))))
     return inbound
 
 

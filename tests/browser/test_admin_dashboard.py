@@ -28,7 +28,7 @@ def overdue_request(transactional_db, community, controller):
     services.request_dispatch(
         request_id=request.pk, received_on=timezone.localdate() - datetime.timedelta(days=45), actor=ROBOT
     )
-    sweep.sweep_deadlines()
+    sweep.deadlines_sweep()
     return request
 
 

@@ -58,7 +58,7 @@ def register_data(transactional_db, settings):
                 )  # fmt: skip
             elif number != 5:
                 engine.request_fulfil(request_id=request.pk, answered_on=answered_on, actor=ROBOT)
-    sweep.sweep_deadlines()  # member 5's request to Acme is past its month with no answer
+    sweep.deadlines_sweep()  # member 5's request to Acme is past its month with no answer
     return community
 
 

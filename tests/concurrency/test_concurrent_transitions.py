@@ -9,7 +9,7 @@ from django.db import close_old_connections, connection
 
 from core.audit import Actor
 from requests_engine import services, sweep
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import DataRightsRequest, RequestEvent
 
@@ -55,7 +55,7 @@ def test_fulfil_and_refuse_at_once_cannot_both_win(data_request):
     final = DataRightsRequest.objects.get(pk=data_request.pk)
     assert final.state in ("fulfilled", "refused")
     assert RequestEvent.objects.filter(request=data_request).count() == 3
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 def test_two_sweeps_at_once_mark_each_request_once(data_request):
@@ -63,8 +63,8 @@ def test_two_sweeps_at_once_mark_each_request_once(data_request):
     services.request_dispatch(
         request_id=data_request.pk, received_on=dt.date(2025, 1, 6), actor=Actor.system()
     )
-    outcomes = race(sweep.sweep_deadlines, sweep.sweep_deadlines)
+    outcomes = race(sweep.deadlines_sweep, sweep.deadlines_sweep)
     assert sorted(outcomes) == [0, 1]
     assert RequestEvent.objects.filter(kind="request.overdue").count() == 1
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
     assert connection.vendor == "postgresql"

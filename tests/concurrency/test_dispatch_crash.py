@@ -35,7 +35,7 @@ from config.celery import app as celery_app
 from core.audit import Actor
 from core.models import OutboundMessage
 from requests_engine.campaigns import launch
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
 from tests.smtp import free_port
 
@@ -271,4 +271,4 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_resends_at_most_the_message
     duplicates = {message_id: n for message_id, n in counted.items() if n > 1}
     assert len(duplicates) <= 1 and all(n == 2 for n in duplicates.values()), duplicates
     assert sum(counted.values()) == REQUESTS + len(duplicates)
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []

@@ -133,7 +133,7 @@ def poll_until_settled(request: DataRightsRequest, *, within: float = 120) -> li
     deadline = time.monotonic() + within
     while seen[-1] == "open" and time.monotonic() < deadline:
         time.sleep(1)
-        seen.append(drp.poll_status(request_id=request.pk))
+        seen.append(drp.drp_status_poll(request_id=request.pk))
     return seen
 
 
@@ -161,7 +161,7 @@ def fides_api(method: str, path: str, token: str, body: object) -> dict:
 def test_fides_takes_an_access_request_and_our_request_follows_its_status(fides_controller, member):
     request = queued(member, fides_controller)
 
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
 
     request = fresh(request)
     assert request.state == "sent"
@@ -182,7 +182,7 @@ def test_fides_takes_an_access_request_and_our_request_follows_its_status(fides_
         )
     # Polling again changes nothing.
     events = RequestEvent.objects.filter(request=request).count()
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     assert RequestEvent.objects.filter(request=request).count() == events
 
 
@@ -191,7 +191,7 @@ def test_fides_refuses_an_identity_signed_with_another_secret(fides_controller, 
     settings.DRP_CREDENTIALS = {fides_controller.slug: {**credentials, "jwt_secret": "not-fides-secret"}}
     request = queued(member, fides_controller)
 
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
 
     request = fresh(request)
     assert request.state == "failed_delivery"
@@ -202,12 +202,12 @@ def test_fides_refuses_an_identity_signed_with_another_secret(fides_controller, 
 
 def test_fides_will_not_revoke_a_request_it_has_started(fides_controller, member):
     request = queued(member, fides_controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     poll_until_settled(request)
     state = fresh(request).state
 
     with pytest.raises(DrpPermanentError, match="HTTP 400: Invalid revoke request"):
-        drp.revoke_request(request_id=request.pk, reason="The member revoked their mandate.")
+        drp.drp_request_revoke(request_id=request.pk, reason="The member revoked their mandate.")
 
     assert fresh(request).state == state
 
@@ -235,21 +235,21 @@ def test_fides_revokes_a_pending_request_and_ours_is_withdrawn(fides, fides_cont
         request_id=request.pk, received_on=timezone.localdate(), actor=SYSTEM, channel="drp"
     )
     DataRightsRequest.objects.filter(pk=request.pk).update(drp_request_id=pending_id, drp_status="open")
-    assert drp.poll_status(request_id=request.pk) == "open"
+    assert drp.drp_status_poll(request_id=request.pk) == "open"
 
-    drp.revoke_request(request_id=request.pk, reason="The member revoked their mandate.")
+    drp.drp_request_revoke(request_id=request.pk, reason="The member revoked their mandate.")
 
     request = fresh(request)
     assert request.state == "withdrawn"
     assert request.drp_status == "revoked"
-    assert drp.poll_status(request_id=request.pk) == "revoked"
+    assert drp.drp_status_poll(request_id=request.pk) == "revoked"
 
 
 def test_fides_refuses_a_wrong_oauth_client(fides_controller, member, settings):
     request = queued(member, fides_controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     settings.DRP_CREDENTIALS = {
         fides_controller.slug: {**settings.DRP_CREDENTIALS[fides_controller.slug], "client_secret": "wrong"}
     }
     with pytest.raises(DrpPermanentError, match="DRP OAuth token from Acme Ltd: HTTP 401"):
-        drp.poll_status(request_id=request.pk)
+        drp.drp_status_poll(request_id=request.pk)

@@ -35,7 +35,7 @@ from core.pdf import verify_seal
 from requests_engine import deadlines, services, tasks
 from requests_engine.campaigns import launch as campaign_launching
 from requests_engine.escalation import complaints
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.models import Campaign, Complaint, Controller, DataRightsRequest, RequestEvent
 from tests.factories import make_mandate, make_member
 
@@ -356,4 +356,4 @@ def test_from_a_silent_controller_to_the_ico_pack_day_by_day(cast, coordinator, 
     assert HARM in text and ASK in text and "Mary Shelley" not in text
 
     assert {story.request_of(who, acme).state for who in members} == {"complaint_to_controller"}
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []

@@ -15,7 +15,7 @@ from communities.models import Mandate, Member
 from core.models import OutboundMessage
 from requests_engine import demo
 from requests_engine.admin import dashboard as admin_dashboard
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.models import Campaign, Complaint, Controller, DataRightsRequest, RequestEvent
 
 
@@ -29,7 +29,7 @@ def test_seed_demo_builds_a_campaign_with_requests_in_several_states_and_says_wh
     states = set(DataRightsRequest.objects.values_list("state", flat=True))
     assert {"sent", "acknowledged", "extended", "info_requested", "refused", "fulfilled", "overdue"} <= states
     assert RequestEvent.objects.filter(kind="campaign.launched").count() == 2
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 @pytest.mark.django_db

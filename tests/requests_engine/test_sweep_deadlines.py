@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from core.audit import Actor
 from requests_engine import services, sweep
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.models import DataRightsRequest, RequestEvent
 from tests.factories import make_mandate, make_member, make_request
 
@@ -41,7 +41,7 @@ def states(made):
 
 def test_sweep_marks_only_requests_past_their_due_day_and_records_an_event_each(requests_at_various_points):
     with time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC)):  # "Due Today" is due 20 March
-        moved = sweep.sweep_deadlines()
+        moved = sweep.deadlines_sweep()
     assert moved == 1
     assert states(requests_at_various_points) == {
         "Late Larry": "overdue", "Due Today": "sent", "Early Erin": "sent", "Paused Pat": "info_requested",
@@ -50,16 +50,16 @@ def test_sweep_marks_only_requests_past_their_due_day_and_records_an_event_each(
     assert event.request_id == requests_at_various_points["Late Larry"].pk
     assert event.payload == {"due_on": "2026-02-05"}
     assert event.actor_kind == "system" and event.from_state == "sent" and event.to_state == "overdue"
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 def test_sweep_is_safe_to_run_twice(requests_at_various_points):
     with time_machine.travel(dt.datetime(2026, 3, 23, 12, tzinfo=dt.UTC)):
-        first = sweep.sweep_deadlines()
-        second = sweep.sweep_deadlines()
+        first = sweep.deadlines_sweep()
+        second = sweep.deadlines_sweep()
     assert (first, second) == (2, 0)
     assert RequestEvent.objects.filter(kind="request.overdue").count() == 2
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 def test_sweep_command_reports_what_it_did(requests_at_various_points, capsys):

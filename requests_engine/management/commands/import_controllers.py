@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from requests_engine.directory.controller_import import import_controller_records, load_records
+from requests_engine.directory.controller_import import controller_records, controllers_import
 from requests_engine.exceptions import ControllerImportError
 
 # Exit status when the file itself cannot be used (nothing is imported).
@@ -30,12 +30,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            records = load_records(options["file"])
+            records = controller_records(options["file"])
         except ControllerImportError as exc:
             raise CommandError(str(exc), returncode=BAD_FILE) from exc
 
         with transaction.atomic():
-            report = import_controller_records(records)
+            report = controllers_import(records)
             if options["dry_run"]:
                 transaction.set_rollback(True)
 

@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            report = inbound.poll_mailbox(limit=options["limit"])
+            report = inbound.mailbox_poll(limit=options["limit"])
         except RequestEngineError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(str(report))

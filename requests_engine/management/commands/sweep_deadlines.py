@@ -8,7 +8,7 @@ class Command(BaseCommand):
     help = "Mark requests whose statutory deadline has passed as overdue (safe to run at any time, twice)."
 
     def handle(self, *args, **options):
-        moved = sweep.sweep_deadlines()
+        moved = sweep.deadlines_sweep()
         notices = reminders.overdue_notices_send()
         reminded = reminders.deadline_reminders_send()
         self.stdout.write(

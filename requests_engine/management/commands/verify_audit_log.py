@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Exists, OuterRef, Q
 
 from communities.models import Mandate, Member
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
 
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        breaks = find_chain_breaks()
+        breaks = chain_breaks()
         if breaks:
             more = f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else ""
             raise CommandError(f"audit log broken at {breaks[0]}{more}", returncode=1)

@@ -30,7 +30,7 @@ from requests_engine.admin.complaints import (
 )
 from requests_engine.campaigns import launch
 from requests_engine.escalation import complaints, ico_pack
-from requests_engine.events import find_chain_breaks, record_event
+from requests_engine.events import chain_breaks, record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
     Campaign,
@@ -117,8 +117,8 @@ def globex_answers(ladder) -> None:
 
 def send_acme_complaint(ladder, coordinator_actor, capture, *, on=dt.date(2026, 4, 9)) -> Complaint:
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
-        draft = complaints.complaint_draft_for_controller(
+        sweep.deadlines_sweep()
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
     with at(on), capture(execute=True):
@@ -133,9 +133,9 @@ def test_sweep_marks_overdue_the_day_after_a_deadline_rolled_past_easter(ladder)
     acme = acme_requests(ladder)
     assert {r.due_on for r in acme.values()} == {dt.date(2026, 4, 7)}
     with at(dt.date(2026, 4, 7)):
-        assert sweep.sweep_deadlines() == 0
+        assert sweep.deadlines_sweep() == 0
     with at(dt.date(2026, 4, 8)):
-        assert sweep.sweep_deadlines() == 6  # Acme's three and Globex's three: nobody answered
+        assert sweep.deadlines_sweep() == 6  # Acme's three and Globex's three: nobody answered
     assert {fresh(r).state for r in acme.values()} == {"overdue"}
 
 
@@ -157,7 +157,7 @@ def test_a_scottish_controller_is_overdue_a_day_earlier_as_scotland_has_no_easte
             )
     assert made["scot"].due_on == dt.date(2026, 4, 6) and made["eng"].due_on == dt.date(2026, 4, 7)
     with at(dt.date(2026, 4, 7)):
-        assert sweep.sweep_deadlines() == 1
+        assert sweep.deadlines_sweep() == 1
         assert complaints.escalation_reasons(fresh(made["scot"])) == ["overdue"]
         assert complaints.escalation_reasons(fresh(made["eng"])) == []
     assert (fresh(made["scot"]).state, fresh(made["eng"]).state) == ("overdue", "sent")
@@ -190,16 +190,16 @@ def test_escalation_waits_for_the_latest_plausible_deadline_of_an_extended_reque
     assert fresh(request).due_on == dt.date(2026, 4, 30)
 
     with at(dt.date(2026, 5, 1)):
-        sweep.sweep_deadlines()
+        sweep.deadlines_sweep()
         assert fresh(request).state == "overdue"
         assert complaints.escalation_reasons(fresh(request)) == []
     with at(dt.date(2026, 5, 5)), pytest.raises(RequestEngineError, match="can be escalated on 6 May 2026"):
-        complaints.complaint_draft_for_controller(
+        complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
     with at(dt.date(2026, 5, 6)):
         assert complaints.escalation_reasons(fresh(request)) == ["overdue"]
-        draft = complaints.complaint_draft_for_controller(
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
     assert list(draft.requests.values_list("reference", flat=True)) == ["R-EXT"]
@@ -282,11 +282,11 @@ def test_one_collective_draft_per_controller_names_each_request_its_dates_and_wh
 ):  # fmt: skip
     globex_answers(ladder)
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
-        acme = complaints.complaint_draft_for_controller(
+        sweep.deadlines_sweep()
+        acme = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
-        globex = complaints.complaint_draft_for_controller(
+        globex = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["globex"].pk, actor=coordinator_actor
         )
     assert (acme.kind, acme.state, acme.requests.count()) == ("controller", "draft", 3)
@@ -303,7 +303,7 @@ def test_one_collective_draft_per_controller_names_each_request_its_dates_and_wh
 
 def test_drafting_again_updates_the_same_draft(ladder, coordinator_actor):
     def draft():
-        return complaints.complaint_draft_for_controller(
+        return complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["globex"].pk, actor=coordinator_actor
         )
 
@@ -335,8 +335,8 @@ def test_drafting_again_updates_the_same_draft(ladder, coordinator_actor):
 def test_a_member_whose_mandate_excludes_complaints_is_left_out_of_the_draft(ladder, coordinator_actor):
     Mandate.objects.filter(member=ladder["members"]["mary"]).update(may_complain_to_controllers=False)
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
-        draft = complaints.complaint_draft_for_controller(
+        sweep.deadlines_sweep()
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
     mary = ladder["of"]("mary", ladder["acme"])
@@ -354,8 +354,8 @@ def test_approving_sends_the_complaint_with_its_pdfs_and_starts_the_acknowledgem
     ladder, coordinator_actor, django_capture_on_commit_callbacks, mailoutbox, tmp_path
 ):  # fmt: skip
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
-        draft = complaints.complaint_draft_for_controller(
+        sweep.deadlines_sweep()
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
     edited = draft.grounds + "\n\nWe also note that none of our reminders was answered."
@@ -396,8 +396,8 @@ def test_a_request_answered_after_drafting_is_skipped_with_a_note(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
 ):  # fmt: skip
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
-        draft = complaints.complaint_draft_for_controller(
+        sweep.deadlines_sweep()
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
         late = ladder["of"]("charles", ladder["acme"])
@@ -418,7 +418,7 @@ def test_only_a_draft_can_be_sent_and_only_to_a_usable_address(
     globex_answers(ladder)
     Controller.objects.filter(pk=ladder["globex"].pk).update(email="")
     with at(dt.date(2026, 4, 10)):
-        draft = complaints.complaint_draft_for_controller(
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["globex"].pk, actor=coordinator_actor
         )
         with pytest.raises(RequestEngineError, match="no usable email address"):
@@ -481,7 +481,7 @@ def test_a_resolved_outcome_closes_the_requests_and_an_unresolved_one_leaves_the
 
     globex_answers(ladder)
     with at(dt.date(2026, 4, 30)), django_capture_on_commit_callbacks(execute=True):
-        draft = complaints.complaint_draft_for_controller(
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["globex"].pk, actor=coordinator_actor
         )
         complaints.complaint_approve_and_send(complaint_id=draft.pk, actor=coordinator_actor)
@@ -611,8 +611,8 @@ def test_the_pack_is_refused_before_the_complaint_is_sent_or_when_nobody_authori
     ladder, coordinator_actor, django_capture_on_commit_callbacks
 ):  # fmt: skip
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
-        draft = complaints.complaint_draft_for_controller(
+        sweep.deadlines_sweep()
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
         with pytest.raises(RequestEngineError, match="has not been sent"):
@@ -671,7 +671,7 @@ def test_rebuilding_updates_the_same_ico_complaint_until_the_case_is_recorded_th
         "closed", "closed", "complaint_to_controller",
     )  # fmt: skip
     assert Complaint.objects.get(pk=ico.pk).state == "closed"
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 # -- the back office -------------------------------------------------------------------------------------
@@ -691,7 +691,7 @@ def test_the_campaign_action_drafts_one_complaint_per_controller_with_escalated_
     globex_answers(ladder)
     request = admin_request(coordinator)
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
+        sweep.deadlines_sweep()
         draft_complaints_action(admin.site._registry[Campaign], request, Campaign.objects.all())
         draft_complaints_action(admin.site._registry[Campaign], request, Campaign.objects.all())
     drafts = Complaint.objects.filter(kind="controller", state="draft")
@@ -707,7 +707,7 @@ def test_from_an_overdue_request_to_a_downloaded_pack_in_the_admin(
     client.force_login(coordinator)
     overdue = ladder["of"]("ada", ladder["acme"])
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
+        sweep.deadlines_sweep()
         draft_complaints_for_requests_action(
             admin.site._registry[DataRightsRequest], admin_request(coordinator),
             DataRightsRequest.objects.filter(pk=overdue.pk),
@@ -759,8 +759,8 @@ def test_from_an_overdue_request_to_a_downloaded_pack_in_the_admin(
 
 def test_an_outsider_cannot_reach_the_complaint_steps(ladder, client, outsider, coordinator_actor):
     with at(dt.date(2026, 4, 8)):
-        sweep.sweep_deadlines()
-        draft = complaints.complaint_draft_for_controller(
+        sweep.deadlines_sweep()
+        draft = complaints.complaint_draft(
             campaign_id=ladder["campaign"].pk, controller_id=ladder["acme"].pk, actor=coordinator_actor
         )
     client.force_login(outsider)

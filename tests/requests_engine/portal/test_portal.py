@@ -13,7 +13,7 @@ from requests_engine import services
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Controller, ControllerContact, DataRightsRequest, PortalSignInLink
 from requests_engine.responses import answers
-from requests_engine.responses.files import read_file
+from requests_engine.responses.files import received_file_data
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
@@ -127,7 +127,7 @@ def test_fulfil_with_an_upload_stores_it_encrypted_for_the_member(
     assert request.state == "fulfilled" and stored.content_type == "application/json"
     with open(f"{settings.MEDIA_ROOT}/{stored.stored.name}", "rb") as on_disk:
         assert payload not in on_disk.read()
-    assert read_file(stored) == payload
+    assert received_file_data(stored) == payload
     assert any("sent your data" in m.subject for m in mailoutbox)
 
 

@@ -360,7 +360,7 @@ def test_sends_an_access_request_by_drp_0_5_and_records_it_as_sent(fides_like, m
     use_drp(controller, url, "0.5")
     request = queued(member, controller)
 
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
 
     request = fresh(request)
     assert request.state == "sent"
@@ -386,7 +386,7 @@ def test_erasure_goes_as_a_deletion(fides_like, member, controller):
     server, url = fides_like
     use_drp(controller, url, "0.5")
     request = queued(member, controller, right=Right.ERASURE)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     assert server.exercises[0]["exercise"] == ["deletion"]
 
 
@@ -394,8 +394,8 @@ def test_sending_twice_exercises_once(fides_like, member, controller):
     server, url = fides_like
     use_drp(controller, url, "0.5")
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     assert len(server.exercises) == 1
     assert event_kinds(request).count("request.dispatched") == 1
 
@@ -408,7 +408,7 @@ def test_a_request_another_sender_holds_is_left_alone_until_its_claim_goes_stale
     request = queued(member, controller)
     # Another worker has claimed it (as drp._claim does) and is still within DRP_CLAIM_SECONDS.
     DataRightsRequest.objects.filter(pk=request.pk).update(drp_status="sending", updated_at=timezone.now())
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     assert not server.exercises
     assert fresh(request).state == "queued"
 
@@ -416,7 +416,7 @@ def test_a_request_another_sender_holds_is_left_alone_until_its_claim_goes_stale
     DataRightsRequest.objects.filter(pk=request.pk).update(
         updated_at=timezone.now() - dt.timedelta(minutes=11)
     )
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     assert len(server.exercises) == 1
     assert fresh(request).state == "sent"
 
@@ -433,7 +433,7 @@ def test_a_4xx_answer_moves_the_request_to_failed_delivery_with_the_reason(
     request = queued(member, controller)
     server.fail_with = (status, {"detail": detail})
 
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
 
     request = fresh(request)
     assert request.state == "failed_delivery"
@@ -449,7 +449,7 @@ def test_an_identity_signed_with_the_wrong_secret_is_refused_for_good(
     use_drp(controller, url, "0.5")
     settings.DRP_CREDENTIALS = {"acme": {**settings.DRP_CREDENTIALS["acme"], "jwt_secret": "not-the-secret"}}
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     request = fresh(request)
     assert request.state == "failed_delivery"
     assert "HTTP 422" in request.delivery_error
@@ -466,7 +466,7 @@ def test_a_5xx_or_429_answer_is_temporary_and_leaves_the_request_queued(
     server.fail_with = (status, b"Internal Server Error")
 
     with pytest.raises(DrpTemporaryError, match=f"HTTP {status}"):
-        drp.send_request(request_id=request.pk)
+        drp.drp_request_send(request_id=request.pk)
 
     request = fresh(request)
     assert request.state == "queued"
@@ -474,7 +474,7 @@ def test_a_5xx_or_429_answer_is_temporary_and_leaves_the_request_queued(
     assert event_kinds(request) == events_before
 
     server.fail_with = None  # the server recovers; the task's retry succeeds
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     assert fresh(request).state == "sent"
 
 
@@ -484,12 +484,12 @@ def test_giving_up_after_the_last_retry_fails_delivery_with_the_error(fides_like
     request = queued(member, controller)
     server.fail_with = (503, b"")
     with pytest.raises(DrpTemporaryError) as error:
-        drp.send_request(request_id=request.pk)
-    drp.give_up_sending(request_id=request.pk, error=f"{error.value} (gave up after 10 tries)")
+        drp.drp_request_send(request_id=request.pk)
+    drp.drp_sending_give_up(request_id=request.pk, error=f"{error.value} (gave up after 10 tries)")
     request = fresh(request)
     assert request.state == "failed_delivery"
     assert request.delivery_error == "DRP exercise at Acme Ltd: HTTP 503 (gave up after 10 tries)"
-    drp.give_up_sending(request_id=request.pk, error="again")  # a duplicate task changes nothing
+    drp.drp_sending_give_up(request_id=request.pk, error="again")  # a duplicate task changes nothing
     assert event_kinds(request).count("request.delivery_failed") == 1
 
 
@@ -500,7 +500,7 @@ def test_a_server_that_does_not_answer_in_time_is_a_temporary_error(fides_like, 
     server.delay = 1.0
     request = queued(member, controller)
     with pytest.raises(DrpTemporaryError, match="did not answer"):
-        drp.send_request(request_id=request.pk)
+        drp.drp_request_send(request_id=request.pk)
     assert fresh(request).state == "queued"
 
 
@@ -508,7 +508,7 @@ def test_a_server_that_is_down_is_a_temporary_error(drp_settings, member, contro
     use_drp(controller, f"http://127.0.0.1:{closed_port()}", "0.5")
     request = queued(member, controller)
     with pytest.raises(DrpTemporaryError, match="did not answer"):
-        drp.send_request(request_id=request.pk)
+        drp.drp_request_send(request_id=request.pk)
     assert fresh(request).state == "queued"
 
 
@@ -516,7 +516,7 @@ def test_a_right_drp_cannot_carry_fails_delivery_without_calling_the_server(fide
     server, url = fides_like
     use_drp(controller, url, "0.5")
     request = queued(member, controller, right=Right.RECTIFICATION)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     request = fresh(request)
     assert request.state == "failed_delivery"
     assert "DRP has no action for a Rectification" in request.delivery_error
@@ -537,7 +537,7 @@ def test_an_incomplete_drp_set_up_fails_delivery_with_a_reason_to_act_on(
     drp_settings.DRP_CREDENTIALS = {"acme": credentials}
     use_drp(controller, endpoint, version)
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     request = fresh(request)
     assert request.state == "failed_delivery"
     assert reason in request.delivery_error
@@ -549,7 +549,7 @@ def test_a_member_without_email_or_phone_fails_delivery(fides_like, community, c
     member = make_member(community, "Grace Hopper")
     request = make_request(member, controller)
     services.request_approve(request_id=request.pk, actor=SYSTEM)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     request = fresh(request)
     assert request.state == "failed_delivery"
     assert "no email address or phone number" in request.delivery_error
@@ -558,7 +558,7 @@ def test_a_member_without_email_or_phone_fails_delivery(fides_like, community, c
 def sent_by_drp(server, url, member, controller) -> DataRightsRequest:
     use_drp(controller, url, "0.5")
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     return fresh(request)
 
 
@@ -583,7 +583,7 @@ def test_polling_maps_the_drp_status_to_our_lifecycle(
     request = sent_by_drp(server, url, member, controller)
     server.set_status(request.drp_request_id, status, reason, processing_details="Looked into it.")
 
-    assert drp.poll_status(request_id=request.pk) == status
+    assert drp.drp_status_poll(request_id=request.pk) == status
 
     request = fresh(request)
     assert request.state == state
@@ -601,9 +601,9 @@ def test_polling_twice_changes_nothing_the_second_time(fides_like, member, contr
     server, url = fides_like
     request = sent_by_drp(server, url, member, controller)
     server.set_status(request.drp_request_id, "in_progress")
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     events = event_kinds(request)
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     assert event_kinds(request) == events
     assert fresh(request).state == "acknowledged"
     assert server.token_requests == 1  # the OAuth token is kept while it is valid
@@ -612,9 +612,9 @@ def test_polling_twice_changes_nothing_the_second_time(fides_like, member, contr
 def test_a_refused_cached_token_is_replaced_once(fides_like, member, controller):
     server, url = fides_like
     request = sent_by_drp(server, url, member, controller)
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     server.tokens.clear()  # the server restarted and forgot its tokens
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     assert server.token_requests == 2
 
 
@@ -623,7 +623,7 @@ def test_polling_a_request_the_server_does_not_know_is_a_permanent_error(fides_l
     request = sent_by_drp(server, url, member, controller)
     del server.statuses[request.drp_request_id]
     with pytest.raises(DrpPermanentError, match="HTTP 404"):
-        drp.poll_status(request_id=request.pk)
+        drp.drp_status_poll(request_id=request.pk)
     assert fresh(request).state == "sent"
 
 
@@ -632,19 +632,19 @@ def test_revoking_a_request_the_controller_has_started_is_refused(fides_like, me
     request = sent_by_drp(server, url, member, controller)
     server.set_status(request.drp_request_id, "fulfilled")
     with pytest.raises(DrpPermanentError, match="HTTP 400: Invalid revoke request"):
-        drp.revoke_request(request_id=request.pk, reason="Mandate revoked")
+        drp.drp_request_revoke(request_id=request.pk, reason="Mandate revoked")
     assert fresh(request).state == "sent"
 
 
 def test_revoking_an_open_request_withdraws_it(fides_like, member, controller):
     server, url = fides_like
     request = sent_by_drp(server, url, member, controller)
-    drp.revoke_request(request_id=request.pk, reason="The member revoked their mandate.")
+    drp.drp_request_revoke(request_id=request.pk, reason="The member revoked their mandate.")
     request = fresh(request)
     assert request.state == "withdrawn"
     assert request.drp_status == "revoked"  # Fides echoes our free-text reason: not kept as a DRP reason
     assert server.statuses[request.drp_request_id]["reason"] == "The member revoked their mandate."
-    drp.revoke_request(request_id=request.pk)  # again: nothing to do
+    drp.drp_request_revoke(request_id=request.pk)  # again: nothing to do
     assert event_kinds(request).count("request.withdrawn") == 1
 
 
@@ -656,7 +656,7 @@ def test_poll_open_requests_polls_each_drp_request_and_goes_on_past_a_failing_en
     first = sent_by_drp(server, url, member, controller)
     second = make_request(member, controller, right=Right.ERASURE)
     services.request_approve(request_id=second.pk, actor=SYSTEM)
-    drp.send_request(request_id=second.pk)
+    drp.drp_request_send(request_id=second.pk)
     second = fresh(second)
     server.set_status(first.drp_request_id, "fulfilled")
     server.set_status(second.drp_request_id, "in_progress")
@@ -674,7 +674,7 @@ def test_poll_open_requests_polls_each_drp_request_and_goes_on_past_a_failing_en
     services.request_approve(request_id=email_request.pk, actor=SYSTEM)
     services.request_dispatch(request_id=email_request.pk, received_on=timezone.localdate(), actor=SYSTEM)
 
-    assert drp.poll_open_requests(chunk=1) == {"polled": 2, "unreachable": 1}
+    assert drp.drp_requests_poll(chunk=1) == {"polled": 2, "unreachable": 1}
     assert (fresh(first).state, fresh(second).state, fresh(third).state) == (
         "fulfilled",
         "acknowledged",
@@ -683,7 +683,7 @@ def test_poll_open_requests_polls_each_drp_request_and_goes_on_past_a_failing_en
     events = RequestEvent.objects.count()
 
     # Run again: the fulfilled one is no longer polled and nothing moves.
-    assert drp.poll_open_requests(chunk=1) == {"polled": 1, "unreachable": 1}
+    assert drp.drp_requests_poll(chunk=1) == {"polled": 1, "unreachable": 1}
     assert RequestEvent.objects.count() == events
 
 
@@ -736,7 +736,7 @@ def test_drp_1_0_sets_up_a_pairwise_key_then_exercises_a_signed_request(drp10_se
     use_drp(controller, url, "1.0")
     request = queued(member, controller)
 
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
 
     request = fresh(request)
     assert request.state == "sent"
@@ -752,7 +752,7 @@ def test_drp_1_0_sets_up_a_pairwise_key_then_exercises_a_signed_request(drp10_se
     )  # fmt: skip
 
     server.set_status(request.drp_request_id, "in_progress", processing_details="We are on it.")
-    assert drp.poll_status(request_id=request.pk) == "in_progress"
+    assert drp.drp_status_poll(request_id=request.pk) == "in_progress"
     assert fresh(request).state == "acknowledged"
     assert server.registrations == 1  # the pairwise token is reused
     assert drp.Drp10Client(fresh(request).controller).token_is_valid()
@@ -762,14 +762,14 @@ def test_drp_1_0_needs_user_verification_asks_for_identity_and_resumes(drp10_ser
     server, url = drp10_server
     use_drp(controller, url, "1.0")
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     request = fresh(request)
 
     server.set_status(
         request.drp_request_id, "in_progress", "need_user_verification",
         user_verification_url="https://pip.acme.test/verify/1",
     )  # fmt: skip
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     request = fresh(request)
     assert request.state == "info_requested"
     assert request.info_kind == "identity"
@@ -777,7 +777,7 @@ def test_drp_1_0_needs_user_verification_asks_for_identity_and_resumes(drp10_ser
     assert request.clock_paused
 
     server.set_status(request.drp_request_id, "in_progress")  # the member verified
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     request = fresh(request)
     assert request.state == "acknowledged"
     assert request.clock_start_on == timezone.localdate()
@@ -787,10 +787,10 @@ def test_drp_1_0_sets_up_a_new_key_when_the_server_forgets_the_token(drp10_serve
     server, url = drp10_server
     use_drp(controller, url, "1.0")
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     server.forget_tokens()
     assert not drp.Drp10Client(fresh(request).controller).token_is_valid()
-    drp.poll_status(request_id=request.pk)
+    drp.drp_status_poll(request_id=request.pk)
     assert server.registrations == 2
 
 
@@ -801,7 +801,7 @@ def test_drp_1_0_a_request_signed_with_a_key_not_in_the_directory_is_refused(
     use_drp(controller, url, "1.0")
     server.directory[AGENT_ID] = Ed25519PrivateKey.generate().public_key()  # the directory lists another key
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     request = fresh(request)
     assert request.state == "failed_delivery"
     assert request.delivery_error == "DRP pairwise key set-up with Acme Ltd: HTTP 403"
@@ -813,7 +813,7 @@ def test_drp_1_0_a_request_for_another_business_is_refused(drp10_server, member,
     use_drp(controller, url, "1.0")
     settings.DRP_CREDENTIALS = {"acme": {"business_id": "SOMEONE_ELSE"}}
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     assert fresh(request).state == "failed_delivery"
 
 
@@ -821,10 +821,10 @@ def test_drp_1_0_revoke_sends_a_signed_delete_and_withdraws(drp10_server, member
     server, url = drp10_server
     use_drp(controller, url, "1.0")
     request = queued(member, controller)
-    drp.send_request(request_id=request.pk)
+    drp.drp_request_send(request_id=request.pk)
     request = fresh(request)
 
-    drp.revoke_request(request_id=request.pk, reason="Mandate revoked")
+    drp.drp_request_revoke(request_id=request.pk, reason="Mandate revoked")
 
     assert server.requests[request.drp_request_id]["status"] == "revoked"
     assert server.requests[request.drp_request_id]["processing_details"] == "Mandate revoked"
@@ -849,7 +849,7 @@ def test_a_request_withdrawn_while_its_exercise_was_in_flight_is_revoked(drp_set
 
     with serving(exercise_while_the_member_withdraws) as url:
         use_drp(controller, url, "1.0")
-        drp.send_request(request_id=request.pk)
+        drp.drp_request_send(request_id=request.pk)
 
     request = fresh(request)
     assert request.state == "withdrawn"

@@ -40,7 +40,7 @@ def test_members_and_coordinators_are_told_when_a_request_goes_overdue(community
                                                                           django_capture_on_commit_callbacks):  # fmt: skip
     with time_machine.travel(dt.datetime(2026, 3, 23, 9, tzinfo=dt.UTC)):
         late = sent_on(community, controller, "Late Larry", dt.date(2026, 2, 20))
-        sweep.sweep_deadlines()
+        sweep.deadlines_sweep()
         with django_capture_on_commit_callbacks(execute=True):
             assert reminders.overdue_notices_send() == 2
             assert reminders.overdue_notices_send() == 0

@@ -61,7 +61,7 @@ def to(mailbox, address):
 
 
 def forward(request, target, member=None):
-    return forwarding.forward_file(
+    return forwarding.received_file_forward(
         file=request.files.get(),
         to_controller=target,
         member=member or request.member,

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from requests_engine.models import Batch, InboundMessage, RequestEvent
-from tests.requests_engine.test_dispatch import (  # noqa: F401
+from tests.requests_engine.dispatch.test_batches import (  # noqa: F401
     LAUNCH,
     acme,
     campaign,

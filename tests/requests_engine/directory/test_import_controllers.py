@@ -14,12 +14,12 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from requests_engine.directory.controller_import import import_controller_records, load_records
+from requests_engine.directory.controller_import import controller_records, controllers_import
 from requests_engine.exceptions import ControllerImportError
 from requests_engine.models import Controller, Jurisdiction, Transport
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "controllers_sample.json"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SAMPLE = Path(__file__).resolve().parents[4] / "shared" / "data" / "controllers_sample.json"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def write_json(path: Path, data) -> Path:
 
 @pytest.mark.django_db
 def test_imports_all_200_sample_records_without_rejections(sample_records: list[dict]) -> None:
-    report = import_controller_records(sample_records)
+    report = controllers_import(sample_records)
 
     assert report.rejected == []
     assert len(report.created) == 200
@@ -60,9 +60,9 @@ def test_imports_all_200_sample_records_without_rejections(sample_records: list[
 
 @pytest.mark.django_db
 def test_reimporting_the_sample_creates_and_updates_nothing(sample_records: list[dict]) -> None:
-    import_controller_records(sample_records)
+    controllers_import(sample_records)
 
-    again = import_controller_records(sample_records)
+    again = controllers_import(sample_records)
 
     assert (again.created, again.updated, again.rejected) == ([], [], [])
     assert len(again.unchanged) == 200
@@ -72,12 +72,12 @@ def test_reimporting_the_sample_creates_and_updates_nothing(sample_records: list
 
 @pytest.mark.django_db
 def test_load_records_reads_the_records_of_the_sample_object() -> None:
-    assert len(load_records(SAMPLE)) == 200
+    assert len(controller_records(SAMPLE)) == 200
 
 
 @pytest.mark.django_db
 def test_openai_is_imported_with_its_privacy_email_and_email_transport(sample_records: list[dict]) -> None:
-    import_controller_records(sample_records)
+    controllers_import(sample_records)
 
     openai = Controller.objects.get(slug="openai")
     assert openai.name == "OpenAI, L.L.C."
@@ -95,7 +95,7 @@ def test_openai_is_imported_with_its_privacy_email_and_email_transport(sample_re
 def test_whatsapp_without_email_gets_webform_transport_and_keeps_required_identifiers(
     sample_records: list[dict],
 ) -> None:
-    import_controller_records(sample_records)
+    controllers_import(sample_records)
 
     whatsapp = Controller.objects.get(slug="whatsapp")
     assert whatsapp.email == ""
@@ -113,7 +113,7 @@ def test_whatsapp_without_email_gets_webform_transport_and_keeps_required_identi
 def test_sample_record_with_neither_email_nor_webform_gets_letter_transport(
     sample_records: list[dict],
 ) -> None:
-    import_controller_records(sample_records)
+    controllers_import(sample_records)
 
     cifas = Controller.objects.get(slug="cifas")
     assert (cifas.email, cifas.webform_url, cifas.transport) == ("", "", Transport.LETTER)
@@ -121,7 +121,7 @@ def test_sample_record_with_neither_email_nor_webform_gets_letter_transport(
 
 @pytest.mark.django_db
 def test_sample_comments_and_id_document_flags_are_imported(sample_records: list[dict]) -> None:
-    import_controller_records(sample_records)
+    controllers_import(sample_records)
 
     assert Controller.objects.get(slug="openai-ireland-limited").comments == ["DPO: dpo@openai.com"]
     wanted = {r["slug"] for r in sample_records if r.get("needs-id-document") is True}
@@ -157,7 +157,7 @@ def test_sample_comments_and_id_document_flags_are_imported(sample_records: list
     ],
 )
 def test_transport_follows_the_suggested_medium_or_is_derived(fields: dict, transport: str) -> None:
-    report = import_controller_records([record("acme", **fields)])
+    report = controllers_import([record("acme", **fields)])
 
     assert report.rejected == []
     assert Controller.objects.get(slug="acme").transport == transport
@@ -165,16 +165,16 @@ def test_transport_follows_the_suggested_medium_or_is_derived(fields: dict, tran
 
 @pytest.mark.django_db
 def test_a_comment_given_as_a_string_is_stored_as_a_one_item_list() -> None:
-    import_controller_records([record("acme", comments="Answers slowly.")])
+    controllers_import([record("acme", comments="Answers slowly.")])
 
     assert Controller.objects.get(slug="acme").comments == ["Answers slowly."]
 
 
 @pytest.mark.django_db
 def test_a_changed_field_on_reimport_is_reported_as_updated() -> None:
-    import_controller_records([record("acme"), record("globex")])
+    controllers_import([record("acme"), record("globex")])
 
-    report = import_controller_records([record("acme", email="dpo@acme.example"), record("globex")])
+    report = controllers_import([record("acme", email="dpo@acme.example"), record("globex")])
 
     assert (report.created, report.updated, report.unchanged) == ([], ["acme"], ["globex"])
     assert Controller.objects.get(slug="acme").email == "dpo@acme.example"
@@ -182,9 +182,9 @@ def test_a_changed_field_on_reimport_is_reported_as_updated() -> None:
 
 @pytest.mark.django_db
 def test_a_field_dropped_upstream_is_cleared_on_reimport() -> None:
-    import_controller_records([record("acme", phone="+44 20 7946 0001")])
+    controllers_import([record("acme", phone="+44 20 7946 0001")])
 
-    report = import_controller_records([record("acme")])
+    report = controllers_import([record("acme")])
 
     assert report.updated == ["acme"]
     assert Controller.objects.get(slug="acme").phone == ""
@@ -192,7 +192,7 @@ def test_a_field_dropped_upstream_is_cleared_on_reimport() -> None:
 
 @pytest.mark.django_db
 def test_hand_set_jurisdiction_and_delivery_settings_survive_reimport() -> None:
-    import_controller_records([record("acme")])
+    controllers_import([record("acme")])
     Controller.objects.filter(slug="acme").update(
         jurisdiction=Jurisdiction.SCOTLAND,
         individual_requests=True,
@@ -200,8 +200,8 @@ def test_hand_set_jurisdiction_and_delivery_settings_survive_reimport() -> None:
         transport=Transport.DRP,
     )
 
-    unchanged = import_controller_records([record("acme")])
-    updated = import_controller_records([record("acme", name="Acme Holdings plc")])
+    unchanged = controllers_import([record("acme")])
+    updated = controllers_import([record("acme", name="Acme Holdings plc")])
 
     assert unchanged.unchanged == ["acme"]
     assert updated.updated == ["acme"]
@@ -215,10 +215,10 @@ def test_hand_set_jurisdiction_and_delivery_settings_survive_reimport() -> None:
 
 @pytest.mark.django_db
 def test_update_moves_updated_at_forward() -> None:
-    import_controller_records([record("acme")])
+    controllers_import([record("acme")])
     before = Controller.objects.get(slug="acme").updated_at
 
-    import_controller_records([record("acme", name="Acme Two")])
+    controllers_import([record("acme", name="Acme Two")])
 
     assert Controller.objects.get(slug="acme").updated_at > before
 
@@ -246,7 +246,7 @@ BAD_FILE_RECORDS = [
 
 @pytest.mark.django_db
 def test_bad_records_are_skipped_with_reasons_and_good_ones_imported() -> None:
-    report = import_controller_records(copy.deepcopy(BAD_FILE_RECORDS))
+    report = controllers_import(copy.deepcopy(BAD_FILE_RECORDS))
 
     assert report.created == ["good-one", "good-two"]
     assert set(Controller.objects.values_list("slug", flat=True)) == {"good-one", "good-two"}
@@ -284,7 +284,7 @@ def test_bad_records_are_skipped_with_reasons_and_good_ones_imported() -> None:
 
 @pytest.mark.django_db
 def test_a_transport_with_nothing_to_send_to_is_rejected() -> None:
-    report = import_controller_records(
+    report = controllers_import(
         [
             record("no-form", **{"suggested-transport-medium": "webform"}),
             record("no-mail", email=None, **{"suggested-transport-medium": "email"}),
@@ -300,9 +300,9 @@ def test_a_transport_with_nothing_to_send_to_is_rejected() -> None:
 
 @pytest.mark.django_db
 def test_a_record_rejected_on_reimport_leaves_the_stored_controller_alone() -> None:
-    import_controller_records([record("acme")])
+    controllers_import([record("acme")])
 
-    report = import_controller_records([record("acme", email="broken@")])
+    report = controllers_import([record("acme", email="broken@")])
 
     assert len(report.rejected) == 1
     assert Controller.objects.get(slug="acme").email == "privacy@acme.example"
@@ -314,7 +314,7 @@ def test_a_record_rejected_on_reimport_leaves_the_stored_controller_alone() -> N
 def test_load_records_accepts_a_top_level_list(tmp_path: Path) -> None:
     path = write_json(tmp_path / "list.json", [record("acme")])
 
-    assert load_records(path) == [record("acme")]
+    assert controller_records(path) == [record("acme")]
 
 
 @pytest.mark.parametrize(
@@ -343,7 +343,7 @@ def test_load_records_refuses_a_malformed_file_with_one_line(
     path.write_bytes(content)
 
     with pytest.raises(ControllerImportError) as caught:
-        load_records(path)
+        controller_records(path)
 
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -351,9 +351,9 @@ def test_load_records_refuses_a_malformed_file_with_one_line(
 
 def test_load_records_refuses_a_missing_file_or_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ControllerImportError, match="no such file"):
-        load_records(tmp_path / "missing.json")
+        controller_records(tmp_path / "missing.json")
     with pytest.raises(ControllerImportError, match="is a directory"):
-        load_records(tmp_path)
+        controller_records(tmp_path)
 
 
 # -- the management command ------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def test_command_reports_each_rejected_record_on_stderr_and_imports_the_rest(tmp
 
 @pytest.mark.django_db
 def test_command_dry_run_changes_nothing_and_says_so() -> None:
-    import_controller_records([record("acme")])
+    controllers_import([record("acme")])
 
     out, _ = run_command(str(SAMPLE), "--dry-run")
 
@@ -403,7 +403,7 @@ def test_command_dry_run_changes_nothing_and_says_so() -> None:
 
 @pytest.mark.django_db
 def test_command_dry_run_leaves_updates_unsaved(tmp_path: Path) -> None:
-    import_controller_records([record("acme")])
+    controllers_import([record("acme")])
     path = write_json(tmp_path / "renamed.json", [record("acme", name="Renamed")])
 
     out, _ = run_command(str(path), "--dry-run")
@@ -429,7 +429,7 @@ def bad_file(tmp_path: Path, case: str) -> Path:
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", list(BAD_FILES))
 def test_command_refuses_a_bad_file_with_status_2_and_changes_nothing(tmp_path: Path, case: str) -> None:
-    import_controller_records([record("acme")])
+    controllers_import([record("acme")])
 
     with pytest.raises(CommandError) as caught:
         run_command(str(bad_file(tmp_path, case)))
@@ -461,10 +461,10 @@ def test_command_line_refuses_a_bad_file_with_one_line_and_no_traceback(tmp_path
 @pytest.mark.django_db
 def test_import_queries_in_batches_not_once_per_record(sample_records: list[dict]) -> None:
     with CaptureQueriesContext(connection) as creating:
-        import_controller_records(sample_records)
+        controllers_import(sample_records)
     renamed = [{**r, "name": r["name"] + " (renamed)"} for r in sample_records]
     with CaptureQueriesContext(connection) as updating:
-        report = import_controller_records(renamed)
+        report = controllers_import(renamed)
 
     assert len(report.updated) == 200
     # One fetch by slug, then inserts/updates in batches (SQLite caps parameters per statement).
@@ -474,13 +474,13 @@ def test_import_queries_in_batches_not_once_per_record(sample_records: list[dict
 
 @pytest.mark.django_db
 def test_a_crash_midway_leaves_the_database_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
-    import_controller_records([record("acme")])
+    controllers_import([record("acme")])
 
     def crash(*args, **kwargs):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(Controller.objects, "bulk_update", crash)
     with pytest.raises(RuntimeError):
-        import_controller_records([record("acme", name="Renamed"), record("globex")])
+        controllers_import([record("acme", name="Renamed"), record("globex")])
 
     assert list(Controller.objects.values_list("slug", "name")) == [("acme", "Acme Ltd")]

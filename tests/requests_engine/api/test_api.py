@@ -25,7 +25,7 @@ from communities.models import Identifier
 from core.audit import Actor
 from requests_engine import services
 from requests_engine.directory import contacts
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
     Campaign,
@@ -36,7 +36,7 @@ from requests_engine.models import (
     ReceivedFile,
     RequestEvent,
 )
-from requests_engine.responses.files import read_file
+from requests_engine.responses.files import received_file_data
 from tests.factories import make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
@@ -483,7 +483,7 @@ def test_fulfil_with_files_stores_them_encrypted_for_the_member(api, sent):
     received = ReceivedFile.objects.get(request=sent, original_name="export.csv")
     on_disk = Path(received.stored.path).read_bytes()
     assert data not in on_disk and on_disk != data
-    assert read_file(received) == data
+    assert received_file_data(received) == data
     assert received.content_type in ("text/csv", "text/plain") and received.size == len(data)
 
 
@@ -769,5 +769,5 @@ def test_two_retries_racing_with_one_key_act_once(sent, token):
     assert sorted(r.has_header("Idempotent-Replayed") for r in results) == [False, True]
     assert RequestEvent.objects.filter(request=sent, kind="request.fulfilled").count() == 1
     assert IdempotentResponse.objects.count() == 1
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
     assert connection.vendor == "postgresql"

@@ -120,7 +120,7 @@ def world(db, settings):
             engine.request_fulfil(request_id=pk, answered_on=datetime.date(2026, 3, 20), actor=ROBOT)
 
         clock.move_to(at(datetime.date(2026, 4, 3)))
-        assert sweep.sweep_deadlines() == 2  # r5 and r7; r4 was extended
+        assert sweep.deadlines_sweep() == 2  # r5 and r7; r4 was extended
 
         clock.move_to(at(datetime.date(2026, 4, 20)))
         engine.request_fulfil(request_id=r[4], answered_on=datetime.date(2026, 4, 15), actor=ROBOT)

@@ -240,8 +240,8 @@ def events(kind: str) -> list[RequestEvent]:
 def test_reply_to_the_batch_address_is_matched_to_the_batch_and_recorded_once(deliver, batch, batch_requests):
     deliver(reply(to=f"Acme replies <{inbound.reply_address(batch.reply_token, 'community.test')}>"))
 
-    first = inbound.poll_mailbox()
-    second = inbound.poll_mailbox()
+    first = inbound.mailbox_poll()
+    second = inbound.mailbox_poll()
 
     assert (first.new, first.matched, first.unmatched, first.failed) == (1, 1, 0, 0)
     assert (second.new, second.matched) == (0, 0)
@@ -263,7 +263,7 @@ def test_reply_address_with_a_request_reference_narrows_to_that_request(deliver,
     deliver(reply(to=inbound.reply_address(batch.reply_token, "community.test"),
                   subject=f"Re: request {first.reference}: identity needed"))  # fmt: skip
 
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
 
     message = InboundMessage.objects.get()
     assert (message.matched_by, message.batch, message.request) == ("reply-address", batch, first)
@@ -277,7 +277,7 @@ def test_reply_threading_on_a_requests_message_id_matches_that_request(deliver, 
     request.save()
     deliver(reply(in_reply_to="<individual-7@community.test>", references="<individual-7@community.test>"))
 
-    report = inbound.poll_mailbox()
+    report = inbound.mailbox_poll()
 
     assert report.matched == 1
     message = InboundMessage.objects.get()
@@ -289,7 +289,7 @@ def test_reply_threading_on_a_requests_message_id_matches_that_request(deliver, 
 def test_reply_threading_on_the_collective_letter_matches_the_batch(deliver, batch, batch_requests):
     deliver(reply(in_reply_to="<unrelated@elsewhere.test>", references=f"<x@y.test> {batch.message_id}"))
 
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
 
     message = InboundMessage.objects.get()
     assert (message.matched_by, message.batch, message.request) == ("in-reply-to", batch, None)
@@ -299,7 +299,7 @@ def test_reply_threading_on_the_collective_letter_matches_the_batch(deliver, bat
 def test_a_reference_in_the_subject_matches_the_batch(deliver, batch):
     deliver(reply(subject=f"RE: Subject access requests [ref {batch.reference}]"))
 
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
 
     message = InboundMessage.objects.get()
     assert (message.status, message.matched_by, message.batch) == ("matched", "reference", batch)
@@ -310,7 +310,7 @@ def test_a_request_reference_in_the_subject_matches_the_request(deliver, batch, 
     _first, second = batch_requests
     deliver(reply(subject=f"Your ref {second.reference.lower()} - data enclosed"))
 
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
 
     message = InboundMessage.objects.get()
     assert (message.matched_by, message.request, message.batch) == ("reference", second, batch)
@@ -322,7 +322,7 @@ def test_unmatched_mail_waits_in_the_inbox_and_a_coordinator_attaches_it(
     first, _second = batch_requests
     deliver(reply(subject="Question about your members", body="Which of your members use our app?"))
 
-    report = inbound.poll_mailbox()
+    report = inbound.mailbox_poll()
 
     assert report.unmatched == 1
     message = InboundMessage.objects.get()
@@ -344,7 +344,7 @@ def test_unmatched_mail_waits_in_the_inbox_and_a_coordinator_attaches_it(
 
 def test_attaching_to_an_unknown_reference_is_refused(deliver, coordinator_actor):
     deliver(reply(subject="Hello"))
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
     message = InboundMessage.objects.get()
 
     with pytest.raises(RequestEngineError, match="No request or batch has the reference 'NOPE-1'"):
@@ -355,7 +355,7 @@ def test_attaching_to_an_unknown_reference_is_refused(deliver, coordinator_actor
 
 def test_coordinator_inbox_lists_shows_escaped_text_and_attaches(deliver, batch, client, coordinator):
     deliver(reply(subject="Who are you?", body="<script>alert(1)</script> Please tell us more."))
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
     message = InboundMessage.objects.get()
     client.force_login(coordinator)
 
@@ -387,7 +387,7 @@ def test_the_raw_message_is_stored_encrypted_and_decrypts_to_the_original(delive
     subject = "Confidential: your members' data export"
     original = deliver(reply(subject=subject))
 
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
 
     message = InboundMessage.objects.get()
     with default_storage.open(message.raw.name, "rb") as file:
@@ -414,11 +414,11 @@ def test_a_message_stored_by_a_racing_poller_is_not_stored_or_recorded_again(del
 
 def test_new_messages_after_a_poll_are_read_on_the_next_one(deliver, batch):
     deliver(reply(subject=f"Re: {batch.reference} (1)"))
-    inbound.poll_mailbox()
+    inbound.mailbox_poll()
     deliver(reply(subject=f"Re: {batch.reference} (2)"))
     deliver(reply(subject="Unrelated"))
 
-    report = inbound.poll_mailbox()
+    report = inbound.mailbox_poll()
 
     assert (report.new, report.matched, report.unmatched) == (2, 1, 1)
     assert InboundMessage.objects.count() == 3
@@ -454,7 +454,7 @@ def test_a_wrong_password_is_a_clear_error(deliver, settings):
     settings.INBOUND_IMAP_PASSWORD = "wrong"
 
     with pytest.raises(RequestEngineError, match="Cannot open the mailbox"):
-        inbound.poll_mailbox()
+        inbound.mailbox_poll()
 
 
 def test_quoted_text_is_left_out_of_the_excerpt():

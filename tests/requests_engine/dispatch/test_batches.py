@@ -23,7 +23,7 @@ from core.tasks import send_outbound_message
 from requests_engine import letters
 from requests_engine.campaigns import launch as campaign_launching
 from requests_engine.dispatch import batches
-from requests_engine.events import find_chain_breaks
+from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
 from tests.factories import make_mandate, make_member
@@ -94,7 +94,7 @@ def campaign(community, acme, globex, coordinator):
 def launch(campaign, actor, capture):
     with capture(execute=True):
         campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=actor)
-        batches.queue_campaign_dispatch(campaign_id=campaign.pk)
+        batches.campaign_dispatch_queue(campaign_id=campaign.pk)
 
 
 def addressed_to(mailbox: Mailbox, address: str) -> list:
@@ -197,7 +197,7 @@ def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_
     assert list(RequestEvent.objects.filter(batch=batch).values_list("kind", flat=True)) == [
         "batch.sending", "batch.sent"
     ]  # fmt: skip
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 def test_dispatching_or_recording_acceptance_again_changes_nothing(
@@ -207,12 +207,12 @@ def test_dispatching_or_recording_acceptance_again_changes_nothing(
     sent, events = len(mailbox.received), RequestEvent.objects.count()
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert batches.queue_campaign_dispatch(campaign_id=campaign.pk) == 0
+        assert batches.campaign_dispatch_queue(campaign_id=campaign.pk) == 0
         for batch in Batch.objects.filter(campaign=campaign):
             assert batches.batch_dispatch(batch_id=batch.pk) == "already sent"
         for message in OutboundMessage.objects.filter(purpose="batch.letter"):
-            assert batches.delivery_accepted(message_ids=[message.pk]) == 0
-        assert batches.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
+            assert batches.delivery_accepted_record(message_ids=[message.pk]) == 0
+        assert batches.dispatch_sweep(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
 
     assert (len(mailbox.received), RequestEvent.objects.count()) == (sent, events)
 
@@ -285,7 +285,7 @@ def test_an_individual_controller_gets_one_email_per_request_spread_at_its_rate(
     assert "Their particular situation: My novels." in objection_email.get_body(("plain",)).get_content()
     batch.refresh_from_db()
     assert batch.state == "sent"
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 def test_an_ai_developer_is_asked_about_training_sources_and_outputs(
@@ -423,7 +423,7 @@ def test_a_refused_address_fails_the_requests_and_after_fixing_it_the_batch_goes
     assert batch.state == "sent" and batch.last_error == ""
     kinds = list(RequestEvent.objects.filter(request=requests[0]).values_list("kind", flat=True))
     assert kinds == ["request.delivery_failed", "request.requeued", "request.dispatched"]
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
 
 def test_a_controller_without_an_email_address_fails_the_batch_with_the_reason(
@@ -454,7 +454,7 @@ def test_with_the_smtp_server_down_the_outbox_retries_and_no_request_is_lost(
     assert all("ConnectionRefusedError" in m.last_error for m in letters_out)
     assert set(DataRightsRequest.objects.values_list("state", flat=True)) == {"queued"}
     assert set(Batch.objects.values_list("state", flat=True)) == {"sending"}
-    assert batches.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
+    assert batches.dispatch_sweep(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 0}
 
     use_smtp(settings, port)  # the server is back
     launch_day.move_to(LAUNCH + timedelta(days=1, minutes=5))  # after the backoff, on the next day
@@ -488,7 +488,7 @@ def test_the_sweep_applies_an_acceptance_whose_hook_was_lost_and_restarts_a_lost
 
     # Globex's dispatch task was lost altogether; too recent to restart at first.
     with django_capture_on_commit_callbacks(execute=True):
-        assert batches.sweep_dispatch() == {"outcomes": 3, "restarted": 0}
+        assert batches.dispatch_sweep() == {"outcomes": 3, "restarted": 0}
     assert set(acme_batch.requests.values_list("state", flat=True)) == {"sent"}
     acme_batch.refresh_from_db()
     assert acme_batch.state == "sent"
@@ -496,7 +496,7 @@ def test_the_sweep_applies_an_acceptance_whose_hook_was_lost_and_restarts_a_lost
 
     launch_day.move_to(LAUNCH + timedelta(minutes=16))
     with django_capture_on_commit_callbacks(execute=True):
-        assert batches.sweep_dispatch() == {"outcomes": 0, "restarted": 1}
+        assert batches.dispatch_sweep() == {"outcomes": 0, "restarted": 1}
     assert len(addressed_to(mailbox, "dpo@globex.test")) == 1
     assert Batch.objects.get(campaign=campaign, controller=globex).state == "sent"
     assert timezone.localdate() == dt.date(2026, 3, 20)
@@ -523,7 +523,7 @@ def test_an_individual_dispatch_interrupted_between_chunks_resumes_without_sendi
 
     with django_capture_on_commit_callbacks(execute=True):
         outbox.requeue_stuck(older_than=timedelta(0))  # the first chunk's send tasks were lost too
-        assert batches.sweep_dispatch(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 1}
+        assert batches.dispatch_sweep(older_than=timedelta(0)) == {"outcomes": 0, "restarted": 1}
 
     emails = addressed_to(mailbox, "privacy@acme.test")
     assert len(emails) == 4 == len({e["Message-ID"] for e in emails})

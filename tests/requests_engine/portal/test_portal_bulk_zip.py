@@ -20,9 +20,9 @@ from requests_engine.models import (
 )
 from requests_engine.portal.signin import SESSION_KEY
 from requests_engine.responses import answers
-from requests_engine.responses.files import read_file
+from requests_engine.responses.files import received_file_data
 from tests.factories import make_mandate, make_member
-from tests.requests_engine.test_portal import acme_requests, sent_request  # noqa: F401
+from tests.requests_engine.portal.test_portal import acme_requests, sent_request  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,10 @@ def test_a_zip_alone_fulfils_each_request_named_by_a_folder(
     first = DataRightsRequest.objects.get(reference="B1-M0-AC")
     files = {f.original_name: f for f in first.files.all()}
     assert set(files) == {"data.json", "letter.pdf"}
-    assert files["data.json"].content_type == "application/json" and read_file(files["data.json"]) == JSON
+    assert (
+        files["data.json"].content_type == "application/json"
+        and received_file_data(files["data.json"]) == JSON
+    )
     assert files["letter.pdf"].content_type == "application/pdf"
     assert all(JSON not in path.read_bytes() for path in stored_on_disk(settings))  # encrypted at rest
     told = sorted(m.to[0] for m in mailoutbox if "sent your data" in m.subject)

@@ -66,7 +66,7 @@ def board(community, controller):
     with at(dt.date(2026, 5, 21)):
         sent("R-SWEPT", dt.date(2026, 4, 20))  # due Wednesday 20 May
         complained = sent("R-COMPLAINED", dt.date(2026, 4, 20))
-        assert sweep.sweep_deadlines() == 2
+        assert sweep.deadlines_sweep() == 2
         complaints.request_complain_to_controller(request_id=complained.pk, actor=SYSTEM)
     with at(TODAY):
         sent("R-FRIDAY", dt.date(2026, 5, 12))  # due Friday 12 June

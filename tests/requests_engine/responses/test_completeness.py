@@ -18,7 +18,7 @@ from core.models import OutboundMessage
 from requests_engine import services
 from requests_engine.directory import contacts
 from requests_engine.escalation import complaints
-from requests_engine.events import describe, find_chain_breaks
+from requests_engine.events import chain_breaks, describe
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
     Campaign,
@@ -278,7 +278,7 @@ def test_the_api_refuses_bad_art15_items_as_field_errors_and_records_nothing(api
 def test_the_member_checklist_sends_a_follow_up_naming_exactly_the_missing_items(
     client, member, controller, access_answer, mailbox, django_capture_on_commit_callbacks
 ):
-    completeness.declare_items(access_answer, ["copy", "purposes", "recipients"], CONTROLLER_ACTOR)
+    completeness.art15_items_declare(access_answer, ["copy", "purposes", "recipients"], CONTROLLER_ACTOR)
     client.force_login(member.user)
     with at(FOLLOWUP_DAY), django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -303,7 +303,7 @@ def test_the_member_checklist_sends_a_follow_up_naming_exactly_the_missing_items
     assert kinds(access_answer)[-3:] == [
         "request.art15_declared", "request.art15_reviewed", "request.art15_followup_sent"
     ]  # fmt: skip
-    assert find_chain_breaks() == []
+    assert chain_breaks() == []
 
     # Saving again while the follow-up runs sends nothing new.
     with at(FOLLOWUP_DAY + dt.timedelta(days=2)), django_capture_on_commit_callbacks(execute=True):
@@ -355,7 +355,7 @@ def test_an_outsider_cannot_see_or_fill_a_members_checklist(client, outsider, ac
 def test_the_coordinator_fills_the_checklist_reviews_and_sends_the_follow_up(
     client, coordinator, member, access_answer, mailbox, django_capture_on_commit_callbacks
 ):
-    completeness.declare_items(access_answer, ["copy", "purposes"], CONTROLLER_ACTOR)
+    completeness.art15_items_declare(access_answer, ["copy", "purposes"], CONTROLLER_ACTOR)
     client.force_login(coordinator)
     change = client.get(
         f"/admin/requests_engine/datarightsrequest/{access_answer.pk}/change/"
@@ -444,7 +444,7 @@ def test_a_scottish_controllers_follow_up_is_due_on_easter_monday(
     make_mandate(ada)
     request = answered(ada, scot, reference="AC-S")
     with at(FOLLOWUP_DAY), django_capture_on_commit_callbacks(execute=True):
-        review = completeness.review_and_follow_up(request, ["copy"], SYSTEM)
+        review = completeness.review_save_and_follow_up(request, ["copy"], SYSTEM)
     assert review.followup_due_on == dt.date(2026, 4, 6)
     assert "by the end of Monday 6 April 2026" in body(followup_to(mailbox, "dp@scot.test"))
 
@@ -454,7 +454,7 @@ def test_a_scottish_controllers_follow_up_is_due_on_easter_monday(
 
 def test_an_unanswered_follow_up_is_escalated_only_after_its_deadline(access_answer):
     with at(FOLLOWUP_DAY):
-        completeness.review_and_follow_up(access_answer, PRESENT, SYSTEM)
+        completeness.review_save_and_follow_up(access_answer, PRESENT, SYSTEM)
     with at(ANSWERED + dt.timedelta(days=1)):
         assert complaints.escalation_reasons(fresh(access_answer)) == []  # checked, follow-up running
     for running in (FOLLOWUP_DAY, dt.date(2026, 4, 3), EASTER_ROLLED):
@@ -476,7 +476,7 @@ def test_an_unanswered_follow_up_is_escalated_only_after_its_deadline(access_ans
 
 def test_a_follow_up_answered_in_time_is_no_reason_to_escalate(access_answer):
     with at(FOLLOWUP_DAY):
-        review = completeness.review_and_follow_up(access_answer, PRESENT, SYSTEM)
+        review = completeness.review_save_and_follow_up(access_answer, PRESENT, SYSTEM)
     with at(dt.date(2026, 4, 1)):
         completeness.followup_complete(review, SYSTEM)
     with at(dt.date(2026, 5, 1)):
@@ -487,7 +487,7 @@ def test_a_follow_up_answered_in_time_is_no_reason_to_escalate(access_answer):
 
 def test_a_re_checked_answer_with_nothing_missing_completes_the_follow_up(access_answer):
     with at(FOLLOWUP_DAY):
-        completeness.review_and_follow_up(access_answer, PRESENT, SYSTEM)
+        completeness.review_save_and_follow_up(access_answer, PRESENT, SYSTEM)
     with at(dt.date(2026, 4, 2)):
         review = completeness.review_save(access_answer, PRESENT + MISSING, SYSTEM)
     assert (review.completed_on, review.missing) == (dt.date(2026, 4, 2), [])
@@ -498,7 +498,7 @@ def test_a_re_checked_answer_with_nothing_missing_completes_the_follow_up(access
 def test_a_partial_answer_keeps_its_own_flags_and_gains_the_incompleteness_one(member, controller):
     request = answered(member, controller, partly=True, reference="AC-P")
     with at(FOLLOWUP_DAY):
-        completeness.review_and_follow_up(request, PRESENT, SYSTEM)
+        completeness.review_save_and_follow_up(request, PRESENT, SYSTEM)
     with at(EASTER_ROLLED):
         assert complaints.INCOMPLETE_ANSWER not in complaints.escalation_reasons(fresh(request))
     with at(EASTER_ROLLED + dt.timedelta(days=1)):
@@ -515,13 +515,13 @@ def test_the_complaint_draft_names_what_the_answer_lacks(community, controller, 
     request = answered(writer, controller, reference="AC-C")
     DataRightsRequest.objects.filter(pk=request.pk).update(campaign=campaign)
     with at(FOLLOWUP_DAY):
-        completeness.review_and_follow_up(request, PRESENT, SYSTEM)
+        completeness.review_save_and_follow_up(request, PRESENT, SYSTEM)
     with at(EASTER_ROLLED), pytest.raises(RequestEngineError, match="needs a complaint today"):
-        complaints.complaint_draft_for_controller(
+        complaints.complaint_draft(
             campaign_id=campaign.pk, controller_id=controller.pk, actor=Actor.user(coordinator)
         )
     with at(EASTER_ROLLED + dt.timedelta(days=1)):
-        draft = complaints.complaint_draft_for_controller(
+        draft = complaints.complaint_draft(
             campaign_id=campaign.pk, controller_id=controller.pk, actor=Actor.user(coordinator)
         )
     assert list(draft.requests.values_list("reference", flat=True)) == ["AC-C"]
@@ -540,9 +540,9 @@ def test_only_answered_access_requests_can_be_checked(member, controller):
         actor=CONTROLLER_ACTOR,
     )  # fmt: skip
     for action in (
-        lambda r: completeness.declare_items(r, ["copy"], CONTROLLER_ACTOR),
+        lambda r: completeness.art15_items_declare(r, ["copy"], CONTROLLER_ACTOR),
         lambda r: completeness.review_save(r, ["copy"], SYSTEM),
-        lambda r: completeness.review_and_follow_up(r, ["copy"], SYSTEM),
+        lambda r: completeness.review_save_and_follow_up(r, ["copy"], SYSTEM),
     ):
         with pytest.raises(
             RequestEngineError, match="ER-5 is not an access request \\(Erasure \\(Art 17\\)\\)"
@@ -558,7 +558,7 @@ def test_only_answered_access_requests_can_be_checked(member, controller):
 
 
 def test_a_follow_up_needs_a_checklist_something_missing_and_an_address(member, controller, access_answer):
-    review = completeness.declare_items(access_answer, ["copy"], CONTROLLER_ACTOR)
+    review = completeness.art15_items_declare(access_answer, ["copy"], CONTROLLER_ACTOR)
     with pytest.raises(RequestEngineError, match="Fill in the checklist for request AC-1 first"):
         completeness.followup_send(review, SYSTEM)
     with pytest.raises(RequestEngineError, match="No follow-up was sent for request AC-1"):
@@ -583,7 +583,7 @@ def test_every_checklist_event_reads_as_a_sentence():
 
 def test_a_fulfilled_answer_can_be_complained_about_only_once_its_follow_up_went_unanswered(access_answer):
     with at(FOLLOWUP_DAY):
-        completeness.review_and_follow_up(access_answer, PRESENT, SYSTEM)
+        completeness.review_save_and_follow_up(access_answer, PRESENT, SYSTEM)
     with at(EASTER_ROLLED), pytest.raises(RequestEngineError):
         complaints.request_complain_to_controller(request_id=access_answer.pk, actor=SYSTEM)
     assert fresh(access_answer).state == "fulfilled"
