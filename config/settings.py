@@ -5,9 +5,15 @@ eagerly in the web process, email written to files under var/mail. Production se
 and must then provide every secret explicitly (a missing one fails at start-up).
 """
 
+import warnings
 from pathlib import Path
 
 import environ
+
+# pyHanko imports cryptography's DSA types, which newer cryptography releases mark deprecated on import.
+# Seals here are ECDSA P-256 and DSA is never used; left alone, the warning would add lines to every
+# command's output (and break the one-line error a bad argument gets).
+warnings.filterwarnings("ignore", message="DSA is deprecated", module="pyhanko")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
