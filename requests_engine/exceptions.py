@@ -26,3 +26,7 @@ class ForwardingError(RequestEngineError):
 
 class ControllerImportError(RequestEngineError):
     """The import file cannot be used at all; the message is one line and says why."""
+
+
+class Art15ItemsRefused(RequestEngineError):
+    """The Art 15 items given with an answer cannot be recorded (unknown items, or not an access request)."""

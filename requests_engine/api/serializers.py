@@ -10,7 +10,6 @@ import datetime
 from typing import Any
 
 from django.urls import reverse
-from django_fsm import can_proceed
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -27,23 +26,16 @@ from requests_engine.models import (
     RequestEvent,
     RequestState,
 )
+from requests_engine.responses import answers
+from requests_engine.responses.answers import HIDDEN_STATES
 from requests_engine.responses.files import Upload, check_upload
 
-# A controller sees a request once it has been sent; drafts and queued requests are ours alone.
-HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]
 VISIBLE_STATES = [(s.value, s.label) for s in RequestState if s not in HIDDEN_STATES]
 REFERENCE_PATTERN = r"[A-Za-z0-9_-]{1,40}"
 MAX_FILES = 100
 
-# The actions a controller can take: URL step -> the request's transition it performs.
-ACTIONS = {
-    "acknowledge": "acknowledge",
-    "request-information": "request_information",
-    "extend": "extend",
-    "fulfil": "fulfil",
-    "partially-fulfil": "partially_fulfil",
-    "refuse": "refuse",
-}
+# The actions a controller can take, by the step in their URL.
+ACTIONS = {action.api_step: action for action in answers.ACTIONS.values()}
 
 
 def action_url_name(step: str) -> str:
@@ -196,7 +188,7 @@ class RequestSerializer(serializers.Serializer):
 
     @extend_schema_field(ActionLinkSerializer(many=True))
     def get_actions(self, obj: DataRightsRequest) -> list[dict[str, str]]:
-        steps = [step for step, transition in ACTIONS.items() if can_proceed(getattr(obj, transition))]
+        steps = [action.api_step for action in answers.actions_allowed(obj)]
         if not steps:
             return []
         # Each action's address is the request's own plus its step (api/urls.py): one reverse per row.

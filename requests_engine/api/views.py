@@ -14,7 +14,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation, TooManyFilesSent
-from django.db import transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import JsonResponse
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
@@ -29,7 +28,6 @@ from rest_framework.response import Response
 
 from communities.models import Identifier
 from core.audit import Actor
-from requests_engine import services
 from requests_engine.api import idempotency
 from requests_engine.api.authentication import (
     ControllerPrincipal,
@@ -37,7 +35,6 @@ from requests_engine.api.authentication import (
     ControllerTokenAuthentication,
 )
 from requests_engine.api.serializers import (
-    HIDDEN_STATES,
     REFERENCE_PATTERN,
     VALIDATION_ERROR_SCHEMA,
     AcknowledgeInputSerializer,
@@ -53,16 +50,17 @@ from requests_engine.api.serializers import (
     RequestInformationInputSerializer,
     RequestSerializer,
 )
-from requests_engine.exceptions import RequestEngineError, UploadRefused
+from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError, UploadRefused
 from requests_engine.models import DataRightsRequest, ReceivedFile, RequestEvent
-from requests_engine.responses import answers, completeness
+from requests_engine.responses import answers
+from requests_engine.responses.files import files_removed_on_failure
 
 # -- reads ---------------------------------------------------------------------------------------------------
 
 
 def requests_for(controller_id: int) -> QuerySet[DataRightsRequest]:
     """The only way into requests here: a controller's own, once sent to it."""
-    return DataRightsRequest.objects.filter(controller_id=controller_id).exclude(state__in=HIDDEN_STATES)
+    return answers.requests_for_controller(controller_id)
 
 
 def _with_related(requests: QuerySet[DataRightsRequest], controller_id: int) -> QuerySet[DataRightsRequest]:
@@ -296,9 +294,11 @@ class RequestActionView(ControllerAPIView):
     call), under the Idempotency-Key when one is sent."""
 
     input_serializer_class: type[serializers.Serializer]
+    answer_action: str  # a name in answers.ACTIONS
 
-    def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        raise NotImplementedError
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The answer's content, from the validated input, as answers.request_answer takes it."""
+        return {}
 
     def post(self, request, reference: str) -> Response:
         data_request = self.get_object()
@@ -317,22 +317,27 @@ class RequestActionView(ControllerAPIView):
 
         def attempt() -> Response:
             try:
-                self.act(
+                answers.request_answer(
                     request_id=data_request.pk,
-                    data=inputs.validated_data,
+                    action=self.answer_action,
                     actor=Actor(Actor.CONTROLLER, str(contact_id)),
+                    **self.answer(inputs.validated_data),
                 )
+            except UploadRefused as refused:  # the service's own upload check, past the serializer's
+                raise exceptions.ValidationError({"files": [str(refused)]}) from None
+            except Art15ItemsRefused as refused:
+                raise exceptions.ValidationError({"art15_items": [str(refused)]}) from None
             except RequestEngineError as error:
-                if isinstance(error.__context__, UploadRefused):  # the service's own upload check
-                    raise exceptions.ValidationError({"files": [str(error)]}) from None
                 return Response({"detail": str(error)}, status=409)
             return Response(self.detail(data_request.pk))
 
-        if key is None:
-            return attempt()
-        return idempotency.run_once(
-            contact_id=contact_id, key=key, request_fingerprint=request_fingerprint, attempt=attempt
-        )
+        # Files stored by an answer are removed if the idempotency record's transaction fails after it.
+        with files_removed_on_failure():
+            if key is None:
+                return attempt()
+            return idempotency.run_once(
+                contact_id=contact_id, key=key, request_fingerprint=request_fingerprint, attempt=attempt
+            )
 
 
 @action_schema(
@@ -344,8 +349,10 @@ class RequestActionView(ControllerAPIView):
 class AcknowledgeView(RequestActionView):
     input_serializer_class = AcknowledgeInputSerializer
 
-    def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        services.request_acknowledge(request_id=request_id, actor=actor, note=data.get("note", ""))
+    answer_action = "acknowledge"
+
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"note": data.get("note", "")}
 
 
 @action_schema(
@@ -359,14 +366,10 @@ class AcknowledgeView(RequestActionView):
 class RequestInformationView(RequestActionView):
     input_serializer_class = RequestInformationInputSerializer
 
-    def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        services.request_ask_for_information(
-            request_id=request_id,
-            kind=data["kind"],
-            question=data["question"],
-            asked_on=timezone.localdate(),
-            actor=actor,
-        )
+    answer_action = "ask"
+
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": data["kind"], "question": data["question"]}
 
 
 @action_schema(
@@ -378,10 +381,10 @@ class RequestInformationView(RequestActionView):
 class ExtendView(RequestActionView):
     input_serializer_class = ExtendInputSerializer
 
-    def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        services.request_extend(
-            request_id=request_id, months=int(data["months"]), reason=data["reason"], actor=actor
-        )
+    answer_action = "extend"
+
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"months": int(data["months"]), "reasons": data["reason"]}
 
 
 @action_schema(
@@ -398,25 +401,15 @@ class FulfilView(RequestActionView):
     input_serializer_class = FulfilInputSerializer
     parser_classes = [parsers.JSONParser, UploadParser]
 
-    def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        _answer_with_files(request_id, data, actor, outcome="fulfil", note=data.get("note", ""))
+    answer_action = "fulfil"
+
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"note": data.get("note", ""), **_files_and_items(data)}
 
 
-def _answer_with_files(request_id: int, data: dict[str, Any], actor: Actor, **answer: str) -> None:
-    """Store the files and answer, then record the Art 15 items the controller says an access answer
-    provides. Items sent for another right are a 400 on the field, and the whole answer is rolled back."""
-
-    with transaction.atomic():
-        answers.request_answer_with_files(
-            request_id=request_id, uploads=data.get("files", []), actor=actor, **answer
-        )
-        if "art15_items" not in data:
-            return
-        try:
-            request = DataRightsRequest.objects.get(pk=request_id)
-            completeness.art15_items_declare(request, data["art15_items"], actor)
-        except RequestEngineError as error:
-            raise exceptions.ValidationError({"art15_items": [str(error)]}) from None
+def _files_and_items(data: dict[str, Any]) -> dict[str, Any]:
+    """The uploads, and the Art 15 items when the controller sent them (absent: not declared)."""
+    return {"uploads": data.get("files", []), "art15_items": data.get("art15_items")}
 
 
 @action_schema(
@@ -433,15 +426,10 @@ class PartiallyFulfilView(RequestActionView):
     input_serializer_class = PartiallyFulfilInputSerializer
     parser_classes = [parsers.JSONParser, UploadParser]
 
-    def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        _answer_with_files(
-            request_id,
-            data,
-            actor,
-            outcome="partially_fulfil",
-            ground=data["ground"],
-            reasons=data["reasons"],
-        )
+    answer_action = "partially_fulfil"
+
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"ground": data["ground"], "reasons": data["reasons"], **_files_and_items(data)}
 
 
 @action_schema(
@@ -454,7 +442,7 @@ class PartiallyFulfilView(RequestActionView):
 class RefuseView(RequestActionView):
     input_serializer_class = RefuseInputSerializer
 
-    def act(self, *, request_id: int, data: dict[str, Any], actor: Actor) -> None:
-        services.request_refuse(
-            request_id=request_id, ground=data["ground"], reasons=data["reasons"], actor=actor
-        )
+    answer_action = "refuse"
+
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"ground": data["ground"], "reasons": data["reasons"]}

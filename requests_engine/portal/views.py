@@ -11,23 +11,20 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.audit import Actor
-from requests_engine import services
 from requests_engine.events import describe
 from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError
-from requests_engine.models import DataRightsRequest, RequestEvent, RequestState
+from requests_engine.models import DataRightsRequest, RequestEvent
 from requests_engine.portal import forms, signin
-from requests_engine.responses import answers, completeness
+from requests_engine.responses import answers
 from requests_engine.responses import bulk as bulk_answers
-from requests_engine.responses.files import Upload, files_removed_on_failure
+from requests_engine.responses.files import Upload
 
-HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]
 PAGE_SIZE = 50
 
 
@@ -48,7 +45,7 @@ def _actor(request) -> Actor:
 
 
 def _requests_for(contact):
-    return DataRightsRequest.objects.filter(controller=contact.controller).exclude(state__in=HIDDEN_STATES)
+    return answers.requests_for_controller(contact.controller_id)
 
 
 def _own_request(request, reference: str) -> DataRightsRequest:
@@ -141,18 +138,9 @@ def request_detail(request, reference: str):
     })  # fmt: skip
 
 
-# Portal actions by the model transition each one runs.
-ACTION_TRANSITIONS = {
-    "acknowledge": "acknowledge", "ask": "request_information", "extend": "extend", "fulfil": "fulfil",
-    "partially-fulfil": "partially_fulfil", "refuse": "refuse",
-}  # fmt: skip
-
-
 def _allowed_actions(data_request) -> set[str]:
-    """The answers the request's state allows now: the page offers only these (a stale page that posts
-    another is refused with a message by the service)."""
-    names = {t.name for t in data_request.get_available_state_transitions()}
-    return {action for action, transition in ACTION_TRANSITIONS.items() if transition in names}
+    """The portal slugs of the answers the request's state allows now: the page offers only these."""
+    return {action.slug for action in answers.actions_allowed(data_request)}
 
 
 @contact_required
@@ -168,45 +156,44 @@ def _uploads(files) -> list[Upload]:
     return [Upload(name=f.name, data=f.read()) for f in files]
 
 
+# The form each portal action takes (acknowledging takes none).
+ACTION_FORMS = {
+    "ask": forms.AskForm,
+    "extend": forms.ExtendForm,
+    "fulfil": forms.FulfilForm,
+    "partially_fulfil": forms.PartialForm,
+    "refuse": forms.RefuseForm,
+}
+
+
 @contact_required
 @require_POST
 def act(request, reference: str, action: str):
     data_request = _own_request(request, reference)
-    actor = _actor(request)
-    form_class = {"ask": forms.AskForm, "extend": forms.ExtendForm, "fulfil": forms.FulfilForm,
-                  "refuse": forms.RefuseForm, "partially-fulfil": forms.PartialForm}.get(action)  # fmt: skip
-    if action != "acknowledge" and form_class is None:
+    chosen = answers.action_by_slug(action)
+    if chosen is None:
         raise Http404
+    form_class = ACTION_FORMS.get(chosen.name)
     form = form_class(request.POST, request.FILES) if form_class else None
     if form is not None and not form.is_valid():
         return _detail_with_error(request, data_request, action, form)
+    data = form.cleaned_data if form is not None else {}
+    # An answer form's Art 15 checklist, ticked or not, is the controller's declaration (None: not asked).
+    items = data.get("art15_items") if form is not None and "art15_items" in form.fields else None
     try:
-        if action == "acknowledge":
-            services.request_acknowledge(request_id=data_request.pk, actor=actor)
-        elif action == "ask":
-            services.request_ask_for_information(request_id=data_request.pk, actor=actor, asked_on=timezone.localdate(),
-                                                 kind=form.cleaned_data["kind"], question=form.cleaned_data["question"])  # fmt: skip
-        elif action == "extend":
-            services.request_extend(request_id=data_request.pk, actor=actor, months=form.cleaned_data["months"],
-                                    reason=form.cleaned_data["reason"])  # fmt: skip
-        elif action == "fulfil":
-            with files_removed_on_failure(), transaction.atomic():  # no orphan file if it fails
-                answers.request_answer_with_files(
-                    request_id=data_request.pk, actor=actor, outcome="fulfil",
-                    uploads=_uploads(form.cleaned_data["files"]), note=form.cleaned_data["note"],
-                )  # fmt: skip
-                _declare_art15_items(data_request, form, actor)
-        elif action == "partially-fulfil":
-            with files_removed_on_failure(), transaction.atomic():  # no orphan file if it fails
-                answers.request_answer_with_files(
-                    request_id=data_request.pk, actor=actor, outcome="partially_fulfil",
-                    uploads=_uploads(form.cleaned_data["files"]), ground=form.cleaned_data["ground"],
-                    reasons=form.cleaned_data["reasons"],
-                )  # fmt: skip
-                _declare_art15_items(data_request, form, actor)
-        elif action == "refuse":
-            services.request_refuse(request_id=data_request.pk, actor=actor, ground=form.cleaned_data["ground"],
-                                    reasons=form.cleaned_data["reasons"])  # fmt: skip
+        answers.request_answer(
+            request_id=data_request.pk,
+            action=chosen.name,
+            actor=_actor(request),
+            uploads=_uploads(data.get("files") or []),
+            note=data.get("note", ""),
+            ground=data.get("ground", ""),
+            reasons=data.get("reasons") or data.get("reason", ""),
+            months=data.get("months"),
+            kind=data.get("kind", ""),
+            question=data.get("question", ""),
+            art15_items=items,
+        )
     except RequestEngineError as error:
         if form is None:
             messages.error(request, str(error))
@@ -215,14 +202,6 @@ def act(request, reference: str, action: str):
         return _detail_with_error(request, data_request, action, form)
     messages.success(request, f"Request {reference}: done.")
     return redirect("portal-request", reference=reference)
-
-
-def _declare_art15_items(data_request, form, actor) -> None:
-    """An access answer records which Art 15 items the controller says it provides (none ticked: none)."""
-
-    items = form.cleaned_data.get("art15_items") or []
-    if data_request.right == "access" or items:  # items on another right: refused in the service's words
-        completeness.art15_items_declare(data_request, items, actor)
 
 
 def _detail_with_error(request, data_request, action, form):
@@ -245,34 +224,6 @@ def _detail_with_error(request, data_request, action, form):
     return render(request, "requests_engine/portal/detail.html", context, status=400)
 
 
-def _apply_one(
-    *,
-    data_request_id: int,
-    action: str,
-    actor: Actor,
-    months=None,
-    reason="",
-    ground="",
-    kind="",
-    question="",
-) -> None:
-    if action == "acknowledge":
-        services.request_acknowledge(request_id=data_request_id, actor=actor)
-    elif action == "extend":
-        services.request_extend(request_id=data_request_id, actor=actor, months=months, reason=reason)
-    elif action == "refuse":
-        services.request_refuse(request_id=data_request_id, actor=actor, ground=ground, reasons=reason)
-    elif action == "ask":
-        services.request_ask_for_information(request_id=data_request_id, actor=actor, kind=kind, question=question,
-                                             asked_on=timezone.localdate())  # fmt: skip
-    elif action == "fulfil":
-        services.request_fulfil(request_id=data_request_id, actor=actor, note=reason)
-    else:
-        raise RequestEngineError(
-            f"Unknown action '{action}': use acknowledge, extend, refuse, ask or fulfil."
-        )
-
-
 @contact_required
 @require_POST
 def bulk(request):
@@ -291,9 +242,14 @@ def bulk(request):
             failed.append(f"{reference}: not one of your requests")
             continue
         try:
-            _apply_one(data_request_id=rows[reference], action=form.cleaned_data["action"], actor=_actor(request),
-                       months=form.cleaned_data["months"], reason=form.cleaned_data["reason"],
-                       ground=form.cleaned_data["ground"])  # fmt: skip
+            answers.request_answer(
+                request_id=rows[reference],
+                action=form.cleaned_data["action"],
+                actor=_actor(request),
+                months=form.cleaned_data["months"],
+                reasons=form.cleaned_data["reason"],
+                ground=form.cleaned_data["ground"],
+            )
             done += 1
         except RequestEngineError as error:
             failed.append(str(error))
@@ -342,14 +298,8 @@ def csv_upload(request):
             failed.append(f"Line {line}: {reference or '(no reference)'} is not one of your requests.")
             continue
         try:
-            months = int(row["months"]) if (row.get("months") or "").strip() else None
-            _apply_one(data_request_id=own[reference], action=(row.get("action") or "").strip().lower(),
-                       actor=_actor(request), months=months, reason=(row.get("reason") or "").strip(),
-                       ground=(row.get("ground") or "").strip(), kind=(row.get("kind") or "").strip(),
-                       question=(row.get("question") or "").strip())  # fmt: skip
+            bulk_answers.row_answer(request_id=own[reference], row=row, actor=_actor(request))
             done += 1
-        except ValueError:
-            failed.append(f"Line {line}: months must be 1 or 2.")
         except RequestEngineError as error:
             failed.append(f"Line {line}: {error}")
     _report(request, done, failed)

@@ -1,72 +1,230 @@
-"""A controller's answer to a request: the one path every surface takes."""
+"""A controller's answer to a request: the one path every surface takes (portal, API, bulk CSV and ZIP).
+
+The surfaces validate their input and name an action from `ACTIONS`; `request_answer` does the rest in one
+transaction: the returned files stored encrypted, the transition, the Art 15 items an access answer
+declares. If any of it fails, the transaction rolls back and the files stored meanwhile are removed, so a
+refused answer leaves neither a changed request nor an orphaned file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 from django_fsm import can_proceed
 
+from communities.models import Right
 from core.audit import Actor
+from requests_engine import services
 from requests_engine.events import record_event
-from requests_engine.exceptions import RequestEngineError, UploadRefused
-from requests_engine.models import (
-    DataRightsRequest,
-)
+from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError
+from requests_engine.models import DataRightsRequest, RequestState
 from requests_engine.notices.member import files_notice_send
+from requests_engine.responses import completeness
 from requests_engine.responses import files as returned_files
-from requests_engine.services import _check_refusal, request_fulfil, request_partially_fulfil
+from requests_engine.responses.files import Upload
+
+# A controller sees a request once it has been sent; drafts and queued requests are ours alone.
+HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]
 
 
-def request_answer_with_files(
+@dataclass(frozen=True)
+class AnswerAction:
+    """One thing a controller can do with a request, by the model transition it runs."""
+
+    name: str  # in CSV lines and bulk forms
+    label: str
+    transition: str
+    slug: str  # in portal URLs
+    api_step: str  # in API URLs (`/requests/<reference>/<step>/`)
+    takes_files: bool = False
+
+
+ACTIONS: dict[str, AnswerAction] = {
+    action.name: action
+    for action in (
+        AnswerAction("acknowledge", "Acknowledge", "acknowledge", "acknowledge", "acknowledge"),
+        AnswerAction("ask", "Ask for information", "request_information", "ask", "request-information"),
+        AnswerAction("extend", "Extend", "extend", "extend", "extend"),
+        AnswerAction("fulfil", "Fulfil", "fulfil", "fulfil", "fulfil", takes_files=True),
+        AnswerAction(
+            "partially_fulfil",
+            "Partly fulfil",
+            "partially_fulfil",
+            "partially-fulfil",
+            "partially-fulfil",
+            takes_files=True,
+        ),
+        AnswerAction("refuse", "Refuse", "refuse", "refuse", "refuse"),
+    )
+}
+# What people write in a CSV for the same actions.
+_SPELLINGS = {"partly_fulfil": "partially_fulfil", "fulfill": "fulfil", "request_information": "ask"}
+
+
+def action_named(text: str) -> AnswerAction:
+    """The action a CSV line or form names, however it is written ("Partly fulfil", "partially-fulfil")."""
+    name = text.strip().lower().replace("-", "_").replace(" ", "_")
+    action = ACTIONS.get(_SPELLINGS.get(name, name))
+    if action is None:
+        raise RequestEngineError(f"unknown action “{text}”: use {', '.join(ACTIONS)}.")
+    return action
+
+
+def action_by_slug(slug: str) -> AnswerAction | None:
+    return next((action for action in ACTIONS.values() if action.slug == slug), None)
+
+
+def actions_allowed(request: DataRightsRequest) -> list[AnswerAction]:
+    """The answers the request's state allows now: surfaces offer only these (a stale page that posts
+    another is refused by the transition, with a message)."""
+    return [action for action in ACTIONS.values() if can_proceed(getattr(request, action.transition))]
+
+
+def requests_for_controller(controller_id: int) -> QuerySet[DataRightsRequest]:
+    """The only way into requests for a controller: its own, once sent to it. Another controller's request
+    is then missing, like one that does not exist."""
+    return DataRightsRequest.objects.filter(controller_id=controller_id).exclude(state__in=HIDDEN_STATES)
+
+
+def request_answer(
     *,
     request_id: int,
-    uploads: list,
+    action: str,
     actor: Actor,
-    outcome: str = "fulfil",
+    uploads: Sequence[Upload] = (),
     note: str = "",
     ground: str = "",
     reasons: str = "",
+    months: int | None = None,
+    kind: str = "",
+    question: str = "",
+    art15_items: Sequence[str] | None = None,
 ) -> DataRightsRequest:
-    """Fulfil (or partly fulfil) with the data attached: the files are checked and stored encrypted and
-    the transition made in one transaction, so a refused file leaves the request as it was. The member is
-    told after commit; a portability answer without any structured file is flagged to the coordinator."""
+    """Answer a request as the controller: `action` is a name from ACTIONS. Files go only with fulfil or
+    partially_fulfil; `art15_items` (None: not given) says which Art 15 items an access answer provides.
 
-    with transaction.atomic():
+    Raises UploadRefused for a refused file, Art15ItemsRefused for items that cannot be recorded, and
+    RequestEngineError when the request's state or the answer's content does not allow it. The member is
+    told of the answer and its files after commit."""
+    chosen = ACTIONS.get(action)
+    if chosen is None:
+        raise RequestEngineError(f"unknown action “{action}”: use {', '.join(ACTIONS)}.")
+    if uploads and not chosen.takes_files:
+        raise RequestEngineError(f"Files go only with fulfil or partially_fulfil, not with {chosen.name}.")
+    # Storage is outside the transaction: the files are removed if anything inside it fails, including an
+    # enclosing transaction (bulk answers) that rolls back later.
+    with returned_files.files_removed_on_failure(), transaction.atomic():
         request = (
             DataRightsRequest.objects.select_for_update()
             .select_related("member__community")
             .get(pk=request_id)
         )
-        if outcome == "fulfil":
-            method = request.fulfil
-        elif outcome == "partially_fulfil":
-            method = request.partially_fulfil
-            _check_refusal(ground, reasons)
-        else:
-            raise RequestEngineError(f"Unknown outcome '{outcome}'.")
-        if not can_proceed(method, check_conditions=False):
-            raise RequestEngineError(
-                f"Request {request.reference} is {request.get_state_display().lower()}: it cannot be answered now."
-            )
-        try:
-            stored = returned_files.received_files_store(request=request, uploads=uploads, actor=actor)
-        except UploadRefused as refused:
-            raise RequestEngineError(str(refused)) from None
-        if outcome == "fulfil":
-            request = request_fulfil(request_id=request_id, actor=actor, note=note)
-        else:
-            request = request_partially_fulfil(
-                request_id=request_id, ground=ground, reasons=reasons, actor=actor
-            )
-        if (
-            request.right == "portability"
-            and stored
-            and not returned_files.portability_answer_is_structured(stored)
-        ):
-            record_event(subject=request, kind="request.portability_format_flagged", actor=Actor.system(),
-                         payload={"types": sorted({f.content_type for f in stored})})  # fmt: skip
+        if chosen.takes_files:
+            _check_answerable(request, chosen)
+        stored = _files_stored(request, chosen, list(uploads), actor, ground=ground, reasons=reasons)
+        request = _transition(
+            chosen,
+            request_id=request_id,
+            actor=actor,
+            note=note,
+            ground=ground,
+            reasons=reasons,
+            months=months,
+            kind=kind,
+            question=question,
+        )
+        if chosen.takes_files:
+            _flag_unstructured_portability(request, stored)
+            _declare_art15_items(request, art15_items, actor)
         if stored:
             transaction.on_commit(lambda: _tell_member_of_files(request.pk))
     return request
+
+
+def _files_stored(
+    request: DataRightsRequest,
+    action: AnswerAction,
+    uploads: list[Upload],
+    actor: Actor,
+    *,
+    ground: str,
+    reasons: str,
+) -> list:
+    """The files checked and stored, after the cheap checks that would refuse the answer anyway."""
+    if not uploads:
+        return []
+    if action.name == "partially_fulfil":
+        services._check_refusal(ground, reasons)
+    return returned_files.received_files_store(request=request, uploads=uploads, actor=actor)
+
+
+def _check_answerable(request: DataRightsRequest, action: AnswerAction) -> None:
+    if not can_proceed(getattr(request, action.transition), check_conditions=False):
+        raise RequestEngineError(
+            f"Request {request.reference} is {request.get_state_display().lower()}: it cannot be answered now."
+        )
+
+
+def _transition(
+    action: AnswerAction,
+    *,
+    request_id: int,
+    actor: Actor,
+    note: str,
+    ground: str,
+    reasons: str,
+    months: int | None,
+    kind: str,
+    question: str,
+) -> DataRightsRequest:
+    if action.name == "acknowledge":
+        return services.request_acknowledge(request_id=request_id, actor=actor, note=note)
+    if action.name == "ask":
+        return services.request_ask_for_information(
+            request_id=request_id, actor=actor, kind=kind, question=question, asked_on=timezone.localdate()
+        )
+    if action.name == "extend":
+        if months is None:
+            raise RequestEngineError("An extension is one or two further months (Art 12(3) UK GDPR).")
+        return services.request_extend(request_id=request_id, actor=actor, months=months, reason=reasons)
+    if action.name == "fulfil":
+        return services.request_fulfil(request_id=request_id, actor=actor, note=note)
+    if action.name == "partially_fulfil":
+        return services.request_partially_fulfil(
+            request_id=request_id, actor=actor, ground=ground, reasons=reasons
+        )
+    return services.request_refuse(request_id=request_id, actor=actor, ground=ground, reasons=reasons)
+
+
+def _flag_unstructured_portability(request: DataRightsRequest, stored: list) -> None:
+    """Art 20(1) UK GDPR: portable data comes "in a structured, commonly used and machine-readable format";
+    an answer with none such is flagged to the coordinators."""
+    if (
+        request.right == Right.PORTABILITY
+        and stored
+        and not returned_files.portability_answer_is_structured(stored)
+    ):
+        record_event(
+            subject=request,
+            kind="request.portability_format_flagged",
+            actor=Actor.system(),
+            payload={"types": sorted({f.content_type for f in stored})},
+        )
+
+
+def _declare_art15_items(request: DataRightsRequest, items: Sequence[str] | None, actor: Actor) -> None:
+    """An access answer records the Art 15 items the controller says it provides (an empty list: none).
+    Items sent with another right are refused, in the words of the completeness check."""
+    if items is None or (not items and request.right != Right.ACCESS):
+        return
+    try:
+        completeness.art15_items_declare(request, items, actor)
+    except RequestEngineError as error:
+        raise Art15ItemsRefused(str(error)) from None
 
 
 def _tell_member_of_files(request_id: int) -> None:

@@ -15,22 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from django.db import transaction
-from django.utils import timezone
 from django_fsm import can_proceed
 
 from core.audit import Actor
-from requests_engine import services
 from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError, UploadRefused
-from requests_engine.models import DataRightsRequest, RequestState
+from requests_engine.models import DataRightsRequest
 from requests_engine.responses import answers as request_answers
 from requests_engine.responses import files as returned_files
 from requests_engine.responses.files import Upload
 
-HIDDEN_STATES = [RequestState.DRAFT, RequestState.QUEUED]
 FULFIL, PARTIAL = "fulfil", "partially_fulfil"
-ACTION_LABELS = {"acknowledge": "Acknowledge", "ask": "Ask for information", "extend": "Extend",
-                 FULFIL: "Fulfil", PARTIAL: "Partly fulfil", "refuse": "Refuse"}  # fmt: skip
-ACTIONS = tuple(ACTION_LABELS)
 # Folders and files that archivers add on their own (macOS Finder, Windows Explorer): not answers.
 ARCHIVER_LITTER = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -49,7 +43,7 @@ class Answer:
 
     @property
     def label(self) -> str:
-        return ACTION_LABELS[self.action]
+        return request_answers.ACTIONS[self.action].label
 
     @property
     def file_names(self) -> list[str]:
@@ -106,11 +100,6 @@ def folders_in_zip(archive: Upload) -> dict[str, list[Upload]]:
     return folders
 
 
-def _action(row: Mapping[str, str]) -> str:
-    action = (row.get("action") or "").strip().lower().replace("-", "_").replace(" ", "_")
-    return {"partly_fulfil": PARTIAL, "fulfill": FULFIL}.get(action, action)
-
-
 def answer_plan(
     *, controller_id: int, folders: dict[str, list[Upload]], rows: list[Mapping[str, str]] | None
 ):
@@ -121,10 +110,10 @@ def answer_plan(
     by_reference: dict[str, Answer] = {}
     for line, row in enumerate(rows or [], start=2):
         reference = (row.get("reference") or "").strip()
-        action = _action(row)
-        if action not in ACTIONS:
-            problems.append(f"Line {line}: unknown action “{row.get('action') or ''}”: use "
-                            f"{', '.join(ACTIONS)}.")  # fmt: skip
+        try:
+            action = request_answers.action_named(row.get("action") or "").name
+        except RequestEngineError as error:
+            problems.append(f"Line {line}: {error}")
             continue
         answer = Answer(reference=reference, action=action, source=f"Line {line}", row=row)
         answers.append(answer)
@@ -145,12 +134,8 @@ def answer_plan(
             answers.append(answer)
             by_reference[reference] = answer
 
-    own = {
-        r.reference: r
-        for r in DataRightsRequest.objects.filter(
-            controller_id=controller_id, reference__in=list(by_reference)
-        ).exclude(state__in=HIDDEN_STATES)
-    }
+    mine = request_answers.requests_for_controller(controller_id)
+    own = {r.reference: r for r in mine.filter(reference__in=list(by_reference))}
     for answer in answers:
         request = own.get(answer.reference)
         if request is None:
@@ -171,38 +156,34 @@ def answer_plan(
     return answers
 
 
-def _apply(answer: Answer, actor: Actor) -> DataRightsRequest:
-    row, request_id = answer.row, answer.request_id
+def row_answer(
+    *, request_id: int, row: Mapping[str, str], actor: Actor, files: list[Upload] | None = None
+) -> DataRightsRequest:
+    """Apply one CSV line (`reference,action,months,reason,note,ground,kind,question`) to its request, with
+    the files of its folder if any."""
     text = {
         key: (row.get(key) or "").strip()
         for key in ("months", "reason", "note", "ground", "kind", "question")
     }
-    if answer.action in (FULFIL, PARTIAL) and answer.files:
-        return request_answers.request_answer_with_files(request_id=request_id, uploads=answer.files, actor=actor,
-                                                  outcome=answer.action, note=text["note"] or text["reason"],
-                                                  ground=text["ground"], reasons=text["reason"])  # fmt: skip
-    if answer.action == FULFIL:
-        return services.request_fulfil(
-            request_id=request_id, actor=actor, note=text["note"] or text["reason"]
-        )
-    if answer.action == PARTIAL:
-        return services.request_partially_fulfil(request_id=request_id, actor=actor, ground=text["ground"],
-                                                 reasons=text["reason"])  # fmt: skip
-    if answer.action == "acknowledge":
-        return services.request_acknowledge(request_id=request_id, actor=actor, note=text["note"])
-    if answer.action == "refuse":
-        return services.request_refuse(request_id=request_id, actor=actor, ground=text["ground"],
-                                       reasons=text["reason"])  # fmt: skip
-    if answer.action == "ask":
-        return services.request_ask_for_information(
-            request_id=request_id, actor=actor, kind=text["kind"], question=text["question"],
-            asked_on=timezone.localdate(),
-        )  # fmt: skip
-    try:
-        months = int(text["months"])
-    except ValueError:
-        raise RequestEngineError("months must be 1 or 2.") from None
-    return services.request_extend(request_id=request_id, actor=actor, months=months, reason=text["reason"])
+    action = request_answers.action_named(row.get("action") or "")
+    months = None
+    if action.name == "extend" and text["months"]:
+        try:
+            months = int(text["months"])
+        except ValueError:
+            raise RequestEngineError("months must be 1 or 2.") from None
+    return request_answers.request_answer(
+        request_id=request_id,
+        action=action.name,
+        actor=actor,
+        uploads=files or [],
+        note=(text["note"] or text["reason"]) if action.name == FULFIL else text["note"],
+        ground=text["ground"],
+        reasons=text["reason"],
+        months=months,
+        kind=text["kind"],
+        question=text["question"],
+    )
 
 
 def answers_apply(
@@ -217,7 +198,13 @@ def answers_apply(
         for answer in sorted(answers, key=lambda a: a.reference):
             try:
                 with transaction.atomic():  # a savepoint: keep going, to report every problem at once
-                    answer.state = _apply(answer, actor).get_state_display()
+                    applied = row_answer(
+                        request_id=answer.request_id,
+                        row={**answer.row, "action": answer.action},
+                        actor=actor,
+                        files=answer.files,
+                    )
+                    answer.state = applied.get_state_display()
             except RequestEngineError as error:
                 problems.append(f"{answer.source}: {error}")
         if problems:

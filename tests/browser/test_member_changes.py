@@ -358,8 +358,11 @@ def test_a_member_sends_returned_data_on_to_another_organisation_and_a_bad_choic
                            controllers=(acme, globex))  # fmt: skip
     in_own_thread(documents.mandate_pdf_issue, mandate_id=mandate.pk)
     request = sent(member, acme, right=Right.PORTABILITY, reference="B2-M1-PO")
-    answers.request_answer_with_files(
-        request_id=request.pk, actor=CONTROLLER, uploads=[Upload("history.json", b'{"plays": 12}')]
+    answers.request_answer(
+        action="fulfil",
+        request_id=request.pk,
+        actor=CONTROLLER,
+        uploads=[Upload("history.json", b'{"plays": 12}')],
     )
     page = signed_in(mobile_page, member, live_server.url)
     traffic = record_traffic(page)

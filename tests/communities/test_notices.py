@@ -147,8 +147,11 @@ def test_an_answer_with_files_is_one_notice_naming_the_files(
 
     request = sent(member, controller, "R-FILES")
     with django_capture_on_commit_callbacks(execute=True):
-        answers.request_answer_with_files(
-            request_id=request.pk, actor=CONTROLLER, uploads=[Upload("export.json", b'{"loans": []}')]
+        answers.request_answer(
+            action="fulfil",
+            request_id=request.pk,
+            actor=CONTROLLER,
+            uploads=[Upload("export.json", b'{"loans": []}')],
         )
     [email] = to(mailbox, member.user.email)
     assert email["Subject"] == "Acme Ltd sent your data" and "export.json" in text(email)

@@ -11,7 +11,6 @@ from email.policy import default as default_policy
 
 import pytest
 from django.utils import timezone
-from tests.requests_engine.dispatch.test_drp import drp_settings, fides_like, fresh, sent_by_drp  # noqa: F401
 
 from communities import services as member_services
 from communities.mandate_text import render_mandate_text, text_sha256
@@ -20,6 +19,7 @@ from core.audit import Actor
 from requests_engine import services
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
 from tests.factories import make_mandate, make_member, make_request, verified_user
+from tests.requests_engine.dispatch.test_drp import drp_settings, fides_like, fresh, sent_by_drp  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")

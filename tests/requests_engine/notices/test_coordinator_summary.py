@@ -67,7 +67,8 @@ def day_of_answers(community, controller):
             actor=CONTROLLER,
         )
         files = sent(member_of(community, "Files Fay"), controller, "R-FILE")
-        answers.request_answer_with_files(
+        answers.request_answer(
+            action="fulfil",
             request_id=files.pk,
             actor=CONTROLLER,
             uploads=[Upload("loans.csv", b"title,date\nDune,2025-01-02\n")],

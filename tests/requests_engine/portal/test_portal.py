@@ -202,7 +202,7 @@ def test_the_member_downloads_the_returned_file_and_others_cannot(
     client, contact, acme_requests, mailoutbox, django_capture_on_commit_callbacks
 ):
     request = acme_requests[0]
-    answers.request_answer_with_files(request_id=request.pk, actor=Actor(Actor.CONTROLLER, str(contact.pk)),
+    answers.request_answer(action="fulfil", request_id=request.pk, actor=Actor(Actor.CONTROLLER, str(contact.pk)),
                                        uploads=[__import__("requests_engine.responses.files", fromlist=["Upload"]).Upload(
                                            "data.csv", b"a,b\n1,2\n")])  # fmt: skip
     stored = request.files.get()
@@ -224,7 +224,7 @@ def test_an_empty_file_or_a_control_character_name_is_refused_by_the_service(
 
     good = Upload("fine.json", b'{"a": 1}')
     with pytest.raises(RequestEngineError, match=message):
-        answers.request_answer_with_files(request_id=acme_requests[0].pk, actor=Actor.system(),
+        answers.request_answer(action="fulfil", request_id=acme_requests[0].pk, actor=Actor.system(),
                                            uploads=[good, Upload(name, data)])  # fmt: skip
     request = DataRightsRequest.objects.get(pk=acme_requests[0].pk)
     assert request.state == "sent" and not request.files.exists()  # the good file was not kept either

@@ -243,13 +243,13 @@ def test_files_stored_in_a_transaction_that_fails_are_removed_and_kept_when_it_c
     from requests_engine.responses.files import Upload, files_removed_on_failure
 
     with pytest.raises(RuntimeError), files_removed_on_failure(), transaction.atomic():
-        answers.request_answer_with_files(request_id=acme_requests[0].pk, actor=Actor.system(),
+        answers.request_answer(action="fulfil", request_id=acme_requests[0].pk, actor=Actor.system(),
                                            uploads=[Upload("a.json", JSON)])  # fmt: skip
         assert len(stored_on_disk(settings)) == 1
         raise RuntimeError("something after the answer failed")
     assert_nothing_applied(settings)
     with files_removed_on_failure(), transaction.atomic():
-        answers.request_answer_with_files(request_id=acme_requests[1].pk, actor=Actor.system(),
+        answers.request_answer(action="fulfil", request_id=acme_requests[1].pk, actor=Actor.system(),
                                            uploads=[Upload("b.json", JSON)])  # fmt: skip
     assert len(stored_on_disk(settings)) == 1 and ReceivedFile.objects.count() == 1
 

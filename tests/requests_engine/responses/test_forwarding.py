@@ -45,8 +45,8 @@ def answered(member, controller, *, right=Right.PORTABILITY, reference="R-PORT")
     request = make_request(member, controller, right=right, reference=reference)
     services.request_approve(request_id=request.pk, actor=Actor.system())
     services.request_dispatch(request_id=request.pk, received_on=dt.date.today(), actor=Actor.system())
-    answers.request_answer_with_files(
-        request_id=request.pk, actor=CONTROLLER, uploads=[Upload("history.json", EXPORT)]
+    answers.request_answer(
+        action="fulfil", request_id=request.pk, actor=CONTROLLER, uploads=[Upload("history.json", EXPORT)]
     )
     return request
 
@@ -171,8 +171,8 @@ def test_refuses_when_the_mandate_does_not_cover_portability(community, controll
     request = make_request(member, controller, right=Right.PORTABILITY, reference="R-NOPORT")
     services.request_approve(request_id=request.pk, actor=Actor.system())
     services.request_dispatch(request_id=request.pk, received_on=dt.date.today(), actor=Actor.system())
-    answers.request_answer_with_files(
-        request_id=request.pk, actor=CONTROLLER, uploads=[Upload("a.json", EXPORT)]
+    answers.request_answer(
+        action="fulfil", request_id=request.pk, actor=CONTROLLER, uploads=[Upload("a.json", EXPORT)]
     )
     refused(request, globex, "mandate does not let the community")
 
