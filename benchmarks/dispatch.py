@@ -129,7 +129,7 @@ def set_up(community_name: str = "Bench") -> int:
             text_sha256=hashlib.sha256(text.encode()).hexdigest(),
             signed_name=m.full_name,
             signed_at=timezone.now(),
-        )  # fmt: skip
+        )
         for m in members
     )
     # Mandates are rendered when members sign, not at dispatch: one rendered PDF stands in for all.
@@ -146,10 +146,24 @@ def set_up(community_name: str = "Bench") -> int:
 def start_worker(index: int, log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
     log_level = os.environ.get("BENCH_LOG", "WARNING")  # INFO logs each task's duration
     command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-l", log_level,
-        "-P", "solo" if CONCURRENCY == 1 else "prefork", "-c", str(CONCURRENCY),
-        "-n", f"bench{index}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-l",
+        log_level,
+        "-P",
+        "solo" if CONCURRENCY == 1 else "prefork",
+        "-c",
+        str(CONCURRENCY),
+        "-n",
+        f"bench{index}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     out = open(log_dir / f"worker{index}.log", "wb")  # the process keeps it open until it exits
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -269,8 +283,10 @@ def main() -> int:
     print(f"  first message accepted after {first:.2f} s")
     print(f"  last message accepted after {last:.1f} s: {MESSAGES / last:,.0f} messages/s end to end")
     print(f"  sending phase (first to last message): {(MESSAGES - 1) / (last - first):,.0f} messages/s")
-    print(f"  every request and the batch recorded as sent after {recorded_at - start:.1f} s: "
-          f"{MESSAGES / (recorded_at - start):,.0f} requests/s")  # fmt: skip
+    print(
+        f"  every request and the batch recorded as sent after {recorded_at - start:.1f} s: "
+        f"{MESSAGES / (recorded_at - start):,.0f} requests/s"
+    )
 
     sample = handler.sample
     one_connection = ceiling(smtp_port, sample, MESSAGES, reconnect=False)

@@ -51,15 +51,19 @@ def setup() -> tuple[str, str]:
     from requests_engine.portal.signin import SESSION_KEY
 
     call_command("migrate", verbosity=0)
-    community = Community.objects.create(slug="bench", name="Bench", purpose="x", contact_email="b@x.test",
-                                         rights=["access"])  # fmt: skip
+    community = Community.objects.create(
+        slug="bench", name="Bench", purpose="x", contact_email="b@x.test", rights=["access"]
+    )
     controller = Controller.objects.create(slug="acme", name="Acme", email="dpo@acme.test")
     contact = ControllerContact.objects.create(controller=controller, email="dpo@acme.test")
     with connection.cursor() as c:
-        c.execute("""INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
+        c.execute(
+            """INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
                      is_staff, is_active, date_joined)
                      SELECT '!', false, 'p' || g, '', '', 'p' || g || '@x.test', false, true, now()
-                     FROM generate_series(1, %s) g""", [REQUESTS])  # fmt: skip
+                     FROM generate_series(1, %s) g""",
+            [REQUESTS],
+        )
         c.execute(
             """INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at,
                      notifications)
@@ -72,7 +76,7 @@ def setup() -> tuple[str, str]:
                      pdf_sha256, verification_token, state, created_at, history_seq, history_head, send_responses_to)
                      SELECT id, 'A' || id, '["access"]', true, 'x', current_date - 1, current_date + 365, true,
                      false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
-                     'community' FROM communities_member""")  # fmt: skip
+                     'community' FROM communities_member""")
         c.execute(f"""INSERT INTO requests_engine_datarightsrequest (reference, member_id, mandate_id, controller_id,
                      "right", state, received_on, clock_start_on, due_on, extension_months, extension_reason,
                      paused_days, clock_paused, info_kind, info_question, message_id, delivery_error, drp_request_id,
@@ -81,7 +85,7 @@ def setup() -> tuple[str, str]:
                      current_date - (m.id % 30)::int, current_date - (m.id % 30)::int,
                      current_date - (m.id % 30)::int + 31, 0, '', 0, false, '', '', '', '', '', '', '', '', 0, '',
                      now(), now()
-                     FROM communities_member m JOIN communities_mandate md ON md.member_id = m.id""")  # fmt: skip
+                     FROM communities_member m JOIN communities_mandate md ON md.member_id = m.id""")
         c.execute("ANALYZE")
     session = SessionStore()
     session[SESSION_KEY] = contact.pk
@@ -124,9 +128,21 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": BENCH_URL, "DEBUG": "false", "CONN_MAX_AGE": "60"}
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4", "--log-level", "warning"], cwd=ROOT, env=env,
-    )  # fmt: skip
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -141,8 +157,11 @@ def main() -> int:
         page_headers = {"Cookie": f"sessionid={session_key}"}
         measure(f"{base}/respond/requests/", page_headers)[:5]  # warm up
         report("portal list page /respond/requests/", measure(f"{base}/respond/requests/", page_headers), 150)
-        report("portal list, filtered and page 100", measure(f"{base}/respond/requests/?state=sent&page=100",
-                                                              page_headers), 150)  # fmt: skip
+        report(
+            "portal list, filtered and page 100",
+            measure(f"{base}/respond/requests/?state=sent&page=100", page_headers),
+            150,
+        )
         if token:
             api_headers = {"Authorization": f"Bearer {token}"}
             measure(f"{base}/api/v1/requests/", api_headers)[:5]

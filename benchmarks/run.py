@@ -91,11 +91,13 @@ def main() -> int:
                      FROM generate_series(1, %s) g""",
             [MEMBERS],
         )
-        c.execute("""INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at,
+        c.execute(
+            """INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at,
                      notifications)
                      SELECT id, %s, 'M' || id, 'Member ' || id, now(), 'each'
                      FROM auth_user WHERE username LIKE 'bench%%'""",
-                  [community_id])  # fmt: skip
+            [community_id],
+        )
         c.execute(
             """INSERT INTO communities_mandate (member_id, reference, rights, all_controllers, purposes,
                      valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
@@ -130,14 +132,17 @@ def main() -> int:
 
     def bare_insert():
         with connection.cursor() as c:
-            c.execute(f"""INSERT INTO bench_bare (reference, campaign_id, batch_id, member_id, mandate_id,
+            c.execute(
+                f"""INSERT INTO bench_bare (reference, campaign_id, batch_id, member_id, mandate_id,
                 controller_id, "right", state, extension_months, extension_reason, paused_days, clock_paused,
                 info_kind, info_question, message_id, delivery_error, drp_request_id, drp_status,
                 refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
                 SELECT 'R' || g, 1, 1 + g %% {CONTROLLERS}, 1 + g / {CONTROLLERS}, 1 + g / {CONTROLLERS},
                 1 + g %% {CONTROLLERS}, 'access', 'queued', 0, '', 0, false, '', '', '', '', '', '', '', '', 0, '',
                 now(), now()
-                FROM generate_series(1, %s) g""", [total])  # fmt: skip
+                FROM generate_series(1, %s) g""",
+                [total],
+            )
 
     with connection.cursor() as c:
         c.execute(f"CREATE TABLE bench_bare (LIKE {r} INCLUDING ALL)")
@@ -159,10 +164,12 @@ def main() -> int:
 
     def spread_receipts(days: int) -> int:
         with connection.cursor() as c:
-            c.execute(f"""UPDATE {r} SET state = 'sent', received_on = %s::date - (id %% {days})::int,
+            c.execute(
+                f"""UPDATE {r} SET state = 'sent', received_on = %s::date - (id %% {days})::int,
                           clock_start_on = %s::date - (id %% {days})::int,
                           due_on = (%s::date - (id %% {days})::int + interval '1 month')::date""",
-                      [today, today, today])  # fmt: skip
+                [today, today, today],
+            )
         with connection.cursor() as c:
             # Autovacuum would tidy a real table between sweeps; the setup's million-row UPDATE needs it now.
             c.execute(f"VACUUM ANALYZE {r}")

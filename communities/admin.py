@@ -40,11 +40,28 @@ class MandateAdmin(admin.ModelAdmin):
     list_select_related = ["member"]
     # A mandate is signed evidence: nobody edits it in the back office; members revoke it themselves.
     readonly_fields = [
-        "reference", "member", "rights", "all_controllers", "controllers", "purposes", "valid_from",
-        "valid_until", "may_complain_to_controllers", "may_represent_before_ico", "template_version", "text",
-        "text_sha256", "signed_name", "signed_at", "signed_ip", "signed_user_agent", "pdf", "pdf_sha256",
-        "state", "ended_at",
-    ]  # fmt: skip
+        "reference",
+        "member",
+        "rights",
+        "all_controllers",
+        "controllers",
+        "purposes",
+        "valid_from",
+        "valid_until",
+        "may_complain_to_controllers",
+        "may_represent_before_ico",
+        "template_version",
+        "text",
+        "text_sha256",
+        "signed_name",
+        "signed_at",
+        "signed_ip",
+        "signed_user_agent",
+        "pdf",
+        "pdf_sha256",
+        "state",
+        "ended_at",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -23,9 +23,15 @@ def mandate_pdf_bytes(mandate: Mandate) -> bytes:
     url = verification_url(mandate)
     html = render_to_string(
         "communities/mandate/pdf.html",
-        {"mandate": mandate, "member": mandate.member, "community": mandate.member.community,
-         "verify_url": url, "qr": qr_svg(url), "paragraphs": mandate.text.split("\n\n")},
-    )  # fmt: skip
+        {
+            "mandate": mandate,
+            "member": mandate.member,
+            "community": mandate.member.community,
+            "verify_url": url,
+            "qr": qr_svg(url),
+            "paragraphs": mandate.text.split("\n\n"),
+        },
+    )
     return seal_pdf(render_pdf(html), reason=f"Mandate {mandate.reference} signed by the member")
 
 
@@ -56,7 +62,7 @@ def mandate_pdf_issue(*, mandate_id: int) -> str:
                     "verify_url": verification_url(mandate),
                     "site_url": settings.SITE_URL.rstrip("/"),
                 },
-            ),  # fmt: skip
+            ),
             attachments=[(f"mandate-{mandate.reference}.pdf", pdf, "application/pdf")],
             subject_type="mandate",
             subject_id=str(mandate.pk),

@@ -57,10 +57,14 @@ class IdentifiersForm(forms.Form):
         for controller in member.community.controllers.order_by("name"):
             needed = [e for e in controller.required_identifiers if isinstance(e, dict)]
             wanted = [
-                (_TYPE_TO_KIND.get(e.get("type", ""), Identifier.Kind.OTHER), str(e.get("desc") or ""),
-                 not e.get("optional", False))
-                for e in needed if e.get("type") != "name"  # the name is in the mandate already
-            ] or [(Identifier.Kind.EMAIL, "Email address you use there", True)]  # fmt: skip
+                (
+                    _TYPE_TO_KIND.get(e.get("type", ""), Identifier.Kind.OTHER),
+                    str(e.get("desc") or ""),
+                    not e.get("optional", False),
+                )
+                for e in needed
+                if e.get("type") != "name"  # the name is in the mandate already
+            ] or [(Identifier.Kind.EMAIL, "Email address you use there", True)]
             wanted += [(Identifier.Kind.ACCOUNT_ID, "Account or customer number (optional)", False)]
             for index, (kind, label, required) in enumerate(wanted):
                 name = f"c{controller.pk}_{index}"
@@ -77,7 +81,7 @@ class IdentifiersForm(forms.Form):
                             "autocomplete": {"email": "email", "phone": "tel"}.get(kind, "off"),
                             "spellcheck": "false",
                         }
-                    ),  # fmt: skip
+                    ),
                 )
                 self.fields[name].error_messages["required"] = (
                     f"Enter {(label or kind).lower()} for {controller.name}"
@@ -124,9 +128,10 @@ class MandateChoicesForm(forms.Form):
     )
     valid_until = forms.DateField(
         error_messages={"required": "Enter the end date", "invalid": "Enter a real date, like 31 12 2027"},
-        label="Until when?", help_text="At most three years from today. You can revoke it at any time before.",
+        label="Until when?",
+        help_text="At most three years from today. You can revoke it at any time before.",
         widget=forms.DateInput(attrs={"type": "date"}),
-    )  # fmt: skip
+    )
     send_responses_to = forms.ChoiceField(
         choices=Mandate.ResponsesTo.choices,
         widget=forms.RadioSelect,
@@ -199,9 +204,11 @@ class SignForm(forms.Form):
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=1000,
         label="Why are you revoking it? (optional)",
-    )  # fmt: skip
+    )
 
 
 class DeleteAccountForm(forms.Form):

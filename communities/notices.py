@@ -81,7 +81,7 @@ def notify_member(
                         "url": _site(link),
                         "settings_url": _settings_url(member),
                     },
-                ),  # fmt: skip
+                ),
                 subject_type="notice",
                 subject_id=str(notice.pk),
                 purpose=purpose,
@@ -149,7 +149,7 @@ def _digest_send(member_id: int) -> bool:
                     "me_url": _site(reverse("me")),
                     "settings_url": _settings_url(member),
                 },
-            ),  # fmt: skip
+            ),
             subject_type="member",
             subject_id=f"{member.pk}:{timezone.localdate(now).isoformat()}",
             purpose="member.digest",

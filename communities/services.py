@@ -136,19 +136,29 @@ def mandate_sign(
             kind="mandate.signed",
             actor=actor,
             to_state=mandate.state,
-            payload={"text_sha256": mandate.text_sha256, "template_version": TEMPLATE_VERSION, "ip": ip,
-                     **({"replaces": replaced.reference} if replaced else {})},
-        )  # fmt: skip
+            payload={
+                "text_sha256": mandate.text_sha256,
+                "template_version": TEMPLATE_VERSION,
+                "ip": ip,
+                **({"replaces": replaced.reference} if replaced else {}),
+            },
+        )
         if replaced is not None:
             Mandate.objects.filter(pk=replaced.pk).update(replaced_by=mandate)
             record_event(
-                subject=replaced, kind="mandate.replaced", actor=actor, from_state=Mandate.State.ACTIVE,
-                to_state=replaced.state, payload={"replaced_by": mandate.reference},
-            )  # fmt: skip
+                subject=replaced,
+                kind="mandate.replaced",
+                actor=actor,
+                from_state=Mandate.State.ACTIVE,
+                to_state=replaced.state,
+                payload={"replaced_by": mandate.reference},
+            )
             _withdraw_open_requests(
-                replaced, actor=actor, reason="The member narrowed their mandate.",
+                replaced,
+                actor=actor,
+                reason="The member narrowed their mandate.",
                 still_covered=lambda right, controller: mandate.covers(right=right, controller_id=controller),
-            )  # fmt: skip
+            )
 
         transaction.on_commit(lambda: tasks.render_signed_mandate.delay(mandate.pk))
     return mandate
@@ -165,8 +175,14 @@ def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
         from_state = mandate.state
         mandate.revoke()
         mandate.save()
-        record_event(subject=mandate, kind="mandate.revoked", actor=actor, from_state=from_state,
-                     to_state=mandate.state, payload={"reason": reason} if reason else None)  # fmt: skip
+        record_event(
+            subject=mandate,
+            kind="mandate.revoked",
+            actor=actor,
+            from_state=from_state,
+            to_state=mandate.state,
+            payload={"reason": reason} if reason else None,
+        )
         return sum(
             _withdraw_open_requests(each, actor=actor, reason="The member revoked the mandate.")
             for each in mandate_lineage(mandate)
@@ -211,8 +227,13 @@ def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, stil
     """Withdraw the mandate's open requests (all, or those `still_covered(right, controller_id)` rejects),
     and, after commit, tell each controller that already has one. Call inside the caller's transaction."""
 
-    told_states = {RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.INFO_REQUESTED,
-                   RequestState.EXTENDED, RequestState.OVERDUE}  # fmt: skip
+    told_states = {
+        RequestState.SENT,
+        RequestState.ACKNOWLEDGED,
+        RequestState.INFO_REQUESTED,
+        RequestState.EXTENDED,
+        RequestState.OVERDUE,
+    }
     told: list[int] = []
     withdrawn = 0
     for request_id, state, right, controller_id in DataRightsRequest.objects.filter(
@@ -256,7 +277,7 @@ def account_export(*, user) -> bytes:
                         "value": i.value,
                     }
                     for i in member.identifiers.select_related("controller")
-                ],  # fmt: skip
+                ],
                 "mandates": [],
                 "requests": [],
                 "notices": [
@@ -265,22 +286,38 @@ def account_export(*, user) -> bytes:
                 ],
             }
             for mandate in member.mandates.all():
-                entry["mandates"].append({
-                    "reference": mandate.reference, "state": mandate.state, "rights": mandate.rights,
-                    "valid_from": mandate.valid_from, "valid_until": mandate.valid_until,
-                    "signed_at": mandate.signed_at, "signed_name": mandate.signed_name, "text": mandate.text,
-                    "text_sha256": mandate.text_sha256, "pdf_sha256": mandate.pdf_sha256,
-                })  # fmt: skip
+                entry["mandates"].append(
+                    {
+                        "reference": mandate.reference,
+                        "state": mandate.state,
+                        "rights": mandate.rights,
+                        "valid_from": mandate.valid_from,
+                        "valid_until": mandate.valid_until,
+                        "signed_at": mandate.signed_at,
+                        "signed_name": mandate.signed_name,
+                        "text": mandate.text,
+                        "text_sha256": mandate.text_sha256,
+                        "pdf_sha256": mandate.pdf_sha256,
+                    }
+                )
                 if mandate.pdf:
                     with mandate.pdf.open("rb") as pdf:
                         archive.writestr(f"mandates/{mandate.reference}.pdf", pdf.read())
             for request in DataRightsRequest.objects.filter(member=member).select_related("controller"):
                 events = RequestEvent.objects.filter(request=request).order_by("seq")
-                entry["requests"].append({
-                    "reference": request.reference, "controller": request.controller.name, "right": request.right,
-                    "state": request.state, "received_on": request.received_on, "due_on": request.due_on,
-                    "history": [{"at": e.created_at, "what": describe(e), "code": e.kind} for e in events],
-                })  # fmt: skip
+                entry["requests"].append(
+                    {
+                        "reference": request.reference,
+                        "controller": request.controller.name,
+                        "right": request.right,
+                        "state": request.state,
+                        "received_on": request.received_on,
+                        "due_on": request.due_on,
+                        "history": [
+                            {"at": e.created_at, "what": describe(e), "code": e.kind} for e in events
+                        ],
+                    }
+                )
             data["memberships"].append(entry)
         archive.writestr("data.json", json.dumps(data, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False))
     return buffer.getvalue()
@@ -367,8 +404,14 @@ def mandates_expire(*, today: date | None = None) -> int:
                 continue  # changed since the list was read
             mandate.expire()
             mandate.save()
-            record_event(subject=mandate, kind="mandate.expired", actor=actor, from_state="active",
-                         to_state=mandate.state, payload={"valid_until": mandate.valid_until})  # fmt: skip
+            record_event(
+                subject=mandate,
+                kind="mandate.expired",
+                actor=actor,
+                from_state="active",
+                to_state=mandate.state,
+                payload={"valid_until": mandate.valid_until},
+            )
             withdrawn = sum(
                 _withdraw_open_requests(each, actor=actor, reason="The member's mandate expired.")
                 for each in mandate_lineage(mandate)
@@ -391,9 +434,10 @@ def mandate_expiry_warnings_send(*, today: date | None = None) -> int:
 
     today = today or timezone.localdate()
     soon = Mandate.objects.filter(
-        state=Mandate.State.ACTIVE, valid_until__gte=today,
+        state=Mandate.State.ACTIVE,
+        valid_until__gte=today,
         valid_until__lt=today + timedelta(days=EXPIRY_WARNING_DAYS),
-    ).select_related("member")  # fmt: skip
+    ).select_related("member")
     sent = 0
     for mandate in soon:
         notice = notify_member(

@@ -38,13 +38,18 @@ def _client_ip(request) -> str | None:
 
 
 def _own_member(request, reference: str) -> Member:
-    return get_object_or_404(Member.objects.select_related("community", "user"), reference=reference,
-                             user=request.user, left_at__isnull=True)  # fmt: skip
+    return get_object_or_404(
+        Member.objects.select_related("community", "user"),
+        reference=reference,
+        user=request.user,
+        left_at__isnull=True,
+    )
 
 
 def _own_mandate(request, reference: str) -> Mandate:
-    return get_object_or_404(Mandate.objects.select_related("member__community"), reference=reference,
-                             member__user=request.user)  # fmt: skip
+    return get_object_or_404(
+        Mandate.objects.select_related("member__community"), reference=reference, member__user=request.user
+    )
 
 
 def home(request):
@@ -83,8 +88,12 @@ def join(request, slug: str):
             return redirect("me")
         if form.is_valid():
             try:
-                member, _ = services.member_join(user=request.user, community=community,
-                                                 full_name=form.cleaned_data["full_name"], invite_token=invite_token)  # fmt: skip
+                member, _ = services.member_join(
+                    user=request.user,
+                    community=community,
+                    full_name=form.cleaned_data["full_name"],
+                    invite_token=invite_token,
+                )
             except services.CommunityError as error:
                 form.add_error(None, str(error))
             else:
@@ -95,11 +104,21 @@ def join(request, slug: str):
     controllers = community.controllers.order_by("name")
     rights = [label for value, label in Right.choices if value in community.rights]
     next_url = request.get_full_path()
-    return render(request, "communities/join.html", {
-        "community": community, "form": form, "membership": membership, "verified": verified,
-        "invite_problem": invite_problem, "invite_token": invite_token, "controllers": controllers,
-        "rights": rights, "next_url": next_url,
-    })  # fmt: skip
+    return render(
+        request,
+        "communities/join.html",
+        {
+            "community": community,
+            "form": form,
+            "membership": membership,
+            "verified": verified,
+            "invite_problem": invite_problem,
+            "invite_token": invite_token,
+            "controllers": controllers,
+            "rights": rights,
+            "next_url": next_url,
+        },
+    )
 
 
 @login_required
@@ -113,21 +132,32 @@ def me(request):
             .select_related("controller")
             .order_by("-created_at")
         )
-        blocks.append({
-            "member": member,
-            "mandates": list(member.mandates.order_by("-signed_at")),
-            # Only an open request counts down: once answered or withdrawn, nothing is due any more.
-            "requests": [{"request": r, "open": r.state in OPEN_STATES,
-                          "days_left": r.days_left(today) if r.state in OPEN_STATES else None,
-                          "days_late": -r.days_left(today) if (r.days_left(today) or 0) < 0 else 0}
-                         for r in requests],
-            "needs_answer": [r for r in requests if r.state == RequestState.INFO_REQUESTED
-                             and r.info_kind != InformationKind.AUTHORITY],
-            "has_identifiers": member.identifiers.exists(),
-            "notices": list(member.notices.all()[:RECENT_NOTICES]),
-            "notifications_form": NotificationsForm(initial={"notifications": member.notifications},
-                                                    auto_id=f"{member.reference}-%s"),
-        })  # fmt: skip
+        blocks.append(
+            {
+                "member": member,
+                "mandates": list(member.mandates.order_by("-signed_at")),
+                # Only an open request counts down: once answered or withdrawn, nothing is due any more.
+                "requests": [
+                    {
+                        "request": r,
+                        "open": r.state in OPEN_STATES,
+                        "days_left": r.days_left(today) if r.state in OPEN_STATES else None,
+                        "days_late": -r.days_left(today) if (r.days_left(today) or 0) < 0 else 0,
+                    }
+                    for r in requests
+                ],
+                "needs_answer": [
+                    r
+                    for r in requests
+                    if r.state == RequestState.INFO_REQUESTED and r.info_kind != InformationKind.AUTHORITY
+                ],
+                "has_identifiers": member.identifiers.exists(),
+                "notices": list(member.notices.all()[:RECENT_NOTICES]),
+                "notifications_form": NotificationsForm(
+                    initial={"notifications": member.notifications}, auto_id=f"{member.reference}-%s"
+                ),
+            }
+        )
     return render(request, "communities/me.html", {"blocks": blocks, "today": today})
 
 
@@ -136,14 +166,18 @@ def me(request):
 def notification_settings(request, reference: str):
     """Each step by email, or one email a day (the small form on /me/ posts here; errors are shown here)."""
     member = _own_member(request, reference)
-    form = NotificationsForm(request.POST if request.method == "POST" else None,
-                             initial={"notifications": member.notifications})  # fmt: skip
+    form = NotificationsForm(
+        request.POST if request.method == "POST" else None, initial={"notifications": member.notifications}
+    )
     if request.method == "POST" and form.is_valid():
         notices.notifications_choose(member=member, notifications=form.cleaned_data["notifications"])
         messages.success(request, f"Saved: {member.get_notifications_display().lower()}.")
         return redirect("me")
-    return render(request, "communities/notifications.html", {"member": member, "community": member.community,
-                                                              "form": form})  # fmt: skip
+    return render(
+        request,
+        "communities/notifications.html",
+        {"member": member, "community": member.community, "form": form},
+    )
 
 
 @login_required
@@ -157,28 +191,37 @@ def identifiers(request, reference: str):
         if member.mandates.filter(state=Mandate.State.ACTIVE).exists():
             return redirect("me")
         return redirect("mandate-new", reference=member.reference)
-    return render(request, "communities/identifiers.html", {"member": member, "community": member.community,
-                                                            "form": form})  # fmt: skip
+    return render(
+        request,
+        "communities/identifiers.html",
+        {"member": member, "community": member.community, "form": form},
+    )
 
 
 def _choices_to_session(choices: MandateChoices) -> dict:
-    return {"rights": list(choices.rights), "controller_ids": list(choices.controller_ids)
-            if choices.controller_ids is not None else None, "purposes": choices.purposes,
-            "valid_from": choices.valid_from.isoformat(), "valid_until": choices.valid_until.isoformat(),
-            "send_responses_to": choices.send_responses_to,
-            "may_complain_to_controllers": choices.may_complain_to_controllers,
-            "may_represent_before_ico": choices.may_represent_before_ico}  # fmt: skip
+    return {
+        "rights": list(choices.rights),
+        "controller_ids": list(choices.controller_ids) if choices.controller_ids is not None else None,
+        "purposes": choices.purposes,
+        "valid_from": choices.valid_from.isoformat(),
+        "valid_until": choices.valid_until.isoformat(),
+        "send_responses_to": choices.send_responses_to,
+        "may_complain_to_controllers": choices.may_complain_to_controllers,
+        "may_represent_before_ico": choices.may_represent_before_ico,
+    }
 
 
 def _choices_from_session(data: dict) -> MandateChoices:
     return MandateChoices(
         rights=tuple(data["rights"]),
         controller_ids=tuple(data["controller_ids"]) if data["controller_ids"] is not None else None,
-        purposes=data["purposes"], valid_from=date.fromisoformat(data["valid_from"]),
-        valid_until=date.fromisoformat(data["valid_until"]), send_responses_to=data["send_responses_to"],
+        purposes=data["purposes"],
+        valid_from=date.fromisoformat(data["valid_from"]),
+        valid_until=date.fromisoformat(data["valid_until"]),
+        send_responses_to=data["send_responses_to"],
         may_complain_to_controllers=data["may_complain_to_controllers"],
         may_represent_before_ico=data["may_represent_before_ico"],
-    )  # fmt: skip
+    )
 
 
 @login_required
@@ -191,12 +234,15 @@ def mandate_new(request, reference: str):
     saved = request.session.get(SESSION_CHOICES, {}).get(member.reference)
     start = _choices_from_session(saved) if saved else defaults
     initial = {
-        "rights": list(start.rights), "scope": "all" if start.controller_ids is None else "some",
-        "controllers": [str(c) for c in start.controller_ids or ()], "purposes": start.purposes,
-        "valid_until": start.valid_until, "send_responses_to": start.send_responses_to,
+        "rights": list(start.rights),
+        "scope": "all" if start.controller_ids is None else "some",
+        "controllers": [str(c) for c in start.controller_ids or ()],
+        "purposes": start.purposes,
+        "valid_until": start.valid_until,
+        "send_responses_to": start.send_responses_to,
         "may_complain_to_controllers": start.may_complain_to_controllers,
         "may_represent_before_ico": start.may_represent_before_ico,
-    }  # fmt: skip
+    }
     form = MandateChoicesForm(
         request.POST if request.method == "POST" else None, initial=initial, community=member.community
     )
@@ -205,8 +251,11 @@ def mandate_new(request, reference: str):
         stash[member.reference] = _choices_to_session(form.choices())
         request.session[SESSION_CHOICES] = stash
         return redirect("mandate-review", reference=member.reference)
-    return render(request, "communities/mandate_new.html", {"member": member, "community": member.community,
-                                                            "form": form, "replacing": replacing})  # fmt: skip
+    return render(
+        request,
+        "communities/mandate_new.html",
+        {"member": member, "community": member.community, "form": form, "replacing": replacing},
+    )
 
 
 @login_required
@@ -224,36 +273,55 @@ def mandate_review(request, reference: str):
     if request.method == "POST" and form.is_valid():
         try:
             mandate = services.mandate_sign(
-                member=member, choices=choices, shown_text_sha256=form.cleaned_data["text_sha256"],
-                signed_name=form.cleaned_data["signed_name"], ip=_client_ip(request),
+                member=member,
+                choices=choices,
+                shown_text_sha256=form.cleaned_data["text_sha256"],
+                signed_name=form.cleaned_data["signed_name"],
+                ip=_client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
-            )  # fmt: skip
+            )
         except services.CommunityError as error:
             form.add_error("signed_name" if "full name" in str(error) else None, str(error))
         else:
-            request.session[SESSION_CHOICES] = {k: v for k, v in request.session.get(SESSION_CHOICES, {}).items()
-                                                if k != member.reference}  # fmt: skip
+            request.session[SESSION_CHOICES] = {
+                k: v for k, v in request.session.get(SESSION_CHOICES, {}).items() if k != member.reference
+            }
             messages.success(
                 request, f"Mandate {mandate.reference} signed. A sealed copy is on its way to your inbox."
             )
             return redirect("mandate-detail", reference=mandate.reference)
-    return render(request, "communities/mandate_review.html", {
-        "member": member, "community": member.community, "form": form, "text": text,
-        "text_sha256": text_sha256(text),
-        "replacing": member.mandates.filter(state=Mandate.State.ACTIVE).first(),
-        "withdrawn": services.requests_no_longer_covered(member=member, choices=choices),
-    })  # fmt: skip
+    return render(
+        request,
+        "communities/mandate_review.html",
+        {
+            "member": member,
+            "community": member.community,
+            "form": form,
+            "text": text,
+            "text_sha256": text_sha256(text),
+            "replacing": member.mandates.filter(state=Mandate.State.ACTIVE).first(),
+            "withdrawn": services.requests_no_longer_covered(member=member, choices=choices),
+        },
+    )
 
 
 @login_required
 def mandate_detail(request, reference: str):
     mandate = _own_mandate(request, reference)
     requests = mandate.requests.select_related("controller").order_by("controller__name", "right")
-    return render(request, "communities/mandate_detail.html", {
-        "mandate": mandate, "member": mandate.member, "community": mandate.member.community,
-        "requests": requests, "controllers": mandate.controllers.order_by("name") if not mandate.all_controllers
-        else mandate.member.community.controllers.order_by("name"),
-    })  # fmt: skip
+    return render(
+        request,
+        "communities/mandate_detail.html",
+        {
+            "mandate": mandate,
+            "member": mandate.member,
+            "community": mandate.member.community,
+            "requests": requests,
+            "controllers": mandate.controllers.order_by("name")
+            if not mandate.all_controllers
+            else mandate.member.community.controllers.order_by("name"),
+        },
+    )
 
 
 @login_required
@@ -261,8 +329,12 @@ def mandate_pdf(request, reference: str):
     mandate = _own_mandate(request, reference)
     if not mandate.pdf:
         raise Http404("The PDF is still being prepared.")
-    return FileResponse(mandate.pdf.open("rb"), as_attachment=True, filename=f"mandate-{mandate.reference}.pdf",
-                        content_type="application/pdf")  # fmt: skip
+    return FileResponse(
+        mandate.pdf.open("rb"),
+        as_attachment=True,
+        filename=f"mandate-{mandate.reference}.pdf",
+        content_type="application/pdf",
+    )
 
 
 @login_required
@@ -281,8 +353,11 @@ def mandate_revoke(request, reference: str):
             actor=Actor(Actor.MEMBER, str(mandate.member_id)),
             reason=form.cleaned_data["reason"],
         )
-        messages.success(request, f"Mandate {mandate.reference} is revoked. {withdrawn} open request(s) were "
-                                  "withdrawn and the organisations told.")  # fmt: skip
+        messages.success(
+            request,
+            f"Mandate {mandate.reference} is revoked. {withdrawn} open request(s) were "
+            "withdrawn and the organisations told.",
+        )
         return redirect("mandate-detail", reference=mandate.reference)
     open_requests = DataRightsRequest.objects.filter(
         mandate__in=services.mandate_lineage(mandate),
@@ -302,10 +377,17 @@ def mandate_revoke(request, reference: str):
             }
         ],
     )
-    return render(request, "communities/mandate_revoke.html", {
-        "mandate": mandate, "member": mandate.member, "community": mandate.member.community, "form": form,
-        "open_count": open_requests.count(),
-    })  # fmt: skip
+    return render(
+        request,
+        "communities/mandate_revoke.html",
+        {
+            "mandate": mandate,
+            "member": mandate.member,
+            "community": mandate.member.community,
+            "form": form,
+            "open_count": open_requests.count(),
+        },
+    )
 
 
 @login_required
@@ -325,11 +407,15 @@ def account_delete(request):
 
         summary = services.account_delete(user=request.user)
         logout(request)
-        messages.success(request, f"Your account is deleted. {summary['requests_withdrawn']} open request(s) were "
-                                  "withdrawn.")  # fmt: skip
+        messages.success(
+            request,
+            f"Your account is deleted. {summary['requests_withdrawn']} open request(s) were withdrawn.",
+        )
         return redirect("home")
-    pending = DataRightsRequest.objects.filter(member__user=request.user, state__in=[
-        RequestState.COMPLAINT_TO_CONTROLLER, RequestState.ESCALATED_TO_ICO]).count()  # fmt: skip
+    pending = DataRightsRequest.objects.filter(
+        member__user=request.user,
+        state__in=[RequestState.COMPLAINT_TO_CONTROLLER, RequestState.ESCALATED_TO_ICO],
+    ).count()
     return render(request, "communities/account_delete.html", {"form": form, "pending_complaints": pending})
 
 
@@ -355,10 +441,16 @@ def mandate_verify(request, token: str):
     controllers = mandate.member.community.controllers if mandate.all_controllers else mandate.controllers
     today = timezone.localdate()
     in_force = mandate.state == Mandate.State.ACTIVE and mandate.valid_from <= today <= mandate.valid_until
-    response = render(request, "communities/mandate_verify.html", {
-        "mandate": mandate, "community": mandate.member.community, "in_force": in_force,
-        "rights": [label for value, label in Right.choices if value in mandate.rights],
-        "controllers": controllers.order_by("name"),
-    })  # fmt: skip
+    response = render(
+        request,
+        "communities/mandate_verify.html",
+        {
+            "mandate": mandate,
+            "community": mandate.member.community,
+            "in_force": in_force,
+            "rights": [label for value, label in Right.choices if value in mandate.rights],
+            "controllers": controllers.order_by("name"),
+        },
+    )
     response["X-Robots-Tag"] = "noindex"
     return response

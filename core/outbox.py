@@ -371,8 +371,21 @@ def _mark_and_claim(*, sent_id: int | None, claim_id: int | None) -> tuple[bool,
             claimed_at = CASE WHEN id = %s THEN claimed_at ELSE %s END
         WHERE (id = %s AND status <> %s) OR (id = %s AND status = %s AND not_before <= %s)
         RETURNING id"""
-    params = [sent_id, Status.SENT, Status.SENDING, sent_id, now, sent_id, sent_id, now,
-              sent_id, Status.SENT, claim_id, Status.QUEUED, now]  # fmt: skip
+    params = [
+        sent_id,
+        Status.SENT,
+        Status.SENDING,
+        sent_id,
+        now,
+        sent_id,
+        sent_id,
+        now,
+        sent_id,
+        Status.SENT,
+        claim_id,
+        Status.QUEUED,
+        now,
+    ]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         touched = {row[0] for row in cursor.fetchall()}

@@ -183,11 +183,12 @@ def earliest_plausible_due_date(
     pause = timedelta(days=paused_days)
     months = 1 + extension_months
     readings = [
-        statutory_due_date(received, jurisdiction=jurisdiction, extension_months=extension_months,
-                           paused_days=paused_days),
+        statutory_due_date(
+            received, jurisdiction=jurisdiction, extension_months=extension_months, paused_days=paused_days
+        ),
         _roll(add_months(received + pause, months), jurisdiction),
         _roll(add_months(received, months) - timedelta(days=1) + pause, jurisdiction),
-    ]  # fmt: skip
+    ]
     return min(readings)
 
 

@@ -230,30 +230,41 @@ def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
                 services.request_acknowledge(request_id=rid, actor=controller_actor)
             elif step == "extend":
                 services.request_extend(
-                    request_id=rid, months=2, reason="We received many requests from this community at once.",
+                    request_id=rid,
+                    months=2,
+                    reason="We received many requests from this community at once.",
                     actor=controller_actor,
-                )  # fmt: skip
+                )
             elif step == "ask_identity":
                 services.request_ask_for_information(
-                    request_id=rid, kind=InformationKind.IDENTITY, question="Please send a copy of photo ID.",
-                    asked_on=received + timedelta(days=5), actor=controller_actor,
-                )  # fmt: skip
+                    request_id=rid,
+                    kind=InformationKind.IDENTITY,
+                    question="Please send a copy of photo ID.",
+                    asked_on=received + timedelta(days=5),
+                    actor=controller_actor,
+                )
             elif step == "ask_clarification":
                 services.request_ask_for_information(
-                    request_id=rid, kind=InformationKind.CLARIFICATION,
-                    question="Which of our services did the member use?", asked_on=received + timedelta(days=4),
+                    request_id=rid,
+                    kind=InformationKind.CLARIFICATION,
+                    question="Which of our services did the member use?",
+                    asked_on=received + timedelta(days=4),
                     actor=controller_actor,
-                )  # fmt: skip
+                )
             elif step == "clarified":
                 services.request_give_information(
-                    request_id=rid, received_on=received + timedelta(days=9), actor=coordinator,
+                    request_id=rid,
+                    received_on=received + timedelta(days=9),
+                    actor=coordinator,
                     answer="The consumer chat service, with the email address given.",
-                )  # fmt: skip
+                )
             elif step == "refuse":
                 services.request_refuse(
-                    request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE,
-                    reasons="Bulk requests from third parties are excessive.", actor=controller_actor,
-                )  # fmt: skip
+                    request_id=rid,
+                    ground=RefusalGround.MANIFESTLY_EXCESSIVE,
+                    reasons="Bulk requests from third parties are excessive.",
+                    actor=controller_actor,
+                )
             elif step == "fulfil":
                 services.request_fulfil(
                     request_id=rid, note="Copy of the data sent by email.", actor=controller_actor
@@ -290,19 +301,28 @@ def _climb_the_ladder(campaign: Campaign, coordinator: Actor) -> None:
     for number, rid in enumerate(by_controller["spotify"]):
         if number % 2:
             services.request_partially_fulfil(
-                request_id=rid, ground=RefusalGround.EXEMPTION, reasons=PARTLY_REASONS, answered_on=answered,
+                request_id=rid,
+                ground=RefusalGround.EXEMPTION,
+                reasons=PARTLY_REASONS,
+                answered_on=answered,
                 actor=controller_actor,
-            )  # fmt: skip
+            )
         else:
             services.request_refuse(
-                request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE, reasons=REFUSAL_REASONS,
-                answered_on=answered, actor=controller_actor,
-            )  # fmt: skip
+                request_id=rid,
+                ground=RefusalGround.MANIFESTLY_EXCESSIVE,
+                reasons=REFUSAL_REASONS,
+                answered_on=answered,
+                actor=controller_actor,
+            )
     for rid in by_controller["adobe"]:
         services.request_refuse(
-            request_id=rid, ground=RefusalGround.MANIFESTLY_EXCESSIVE, reasons=REFUSAL_REASONS,
-            answered_on=answered, actor=controller_actor,
-        )  # fmt: skip
+            request_id=rid,
+            ground=RefusalGround.MANIFESTLY_EXCESSIVE,
+            reasons=REFUSAL_REASONS,
+            answered_on=answered,
+            actor=controller_actor,
+        )
     sweep.deadlines_sweep()  # Amazon's and Apple's silence is overdue
 
     drafts = {
@@ -314,19 +334,24 @@ def _climb_the_ladder(campaign: Campaign, coordinator: Actor) -> None:
     for slug in ("amazon-gb", "apple", "adobe"):  # Spotify's stays a draft for a coordinator to review
         complaints.complaint_approve_and_send(complaint_id=drafts[slug].pk, actor=coordinator)
     complaints.complaint_record_outcome(
-        complaint_id=drafts["adobe"].pk, resolved=True, actor=coordinator,
+        complaint_id=drafts["adobe"].pk,
+        resolved=True,
+        actor=coordinator,
         outcome="Adobe reconsidered and sent each member a copy of their data with the Art 15 information.",
-    )  # fmt: skip
+    )
     complaints.complaint_record_outcome(
-        complaint_id=drafts["apple"].pk, resolved=False, actor=coordinator,
+        complaint_id=drafts["apple"].pk,
+        resolved=False,
+        actor=coordinator,
         outcome="Apple replied that it will not answer requests made through a community.",
-    )  # fmt: skip
+    )
     pack = ico_pack.ico_pack_build(
-        complaint_id=drafts["apple"].pk, actor=coordinator,
+        complaint_id=drafts["apple"].pk,
+        actor=coordinator,
         harm="Members cannot learn what Apple records about their reading and listening, or who it shares "
         "it with; several stopped using its services for their work because of it.",
         ask="Please tell Apple to answer each request without further delay, and consider enforcement.",
-    )  # fmt: skip
+    )
     ico_pack.ico_case_record(
         complaint_id=pack.complaint.pk, case_reference="IC-000000-DEMO", actor=coordinator
     )

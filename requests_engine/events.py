@@ -152,9 +152,19 @@ class ChainBreak:
 
 def _events_in_chain_order() -> Iterator[tuple[Any, ...]]:
     fields = (
-        "id", "stream", "seq", "kind", "actor_kind", "actor_id", "from_state", "to_state",
-        "created_at", "payload", "prev_hash", "hash",
-    )  # fmt: skip
+        "id",
+        "stream",
+        "seq",
+        "kind",
+        "actor_kind",
+        "actor_id",
+        "from_state",
+        "to_state",
+        "created_at",
+        "payload",
+        "prev_hash",
+        "hash",
+    )
     return RequestEvent.objects.order_by("stream", "seq").values_list(*fields).iterator(chunk_size=5000)
 
 
@@ -181,9 +191,17 @@ def chain_breaks() -> list[ChainBreak]:
         if row_stream != stream:
             stream, expected_seq, prev = row_stream, 1, ""
         recomputed = event_digest(
-            prev_hash=prev_hash, stream=row_stream, seq=seq, kind=kind, actor_kind=actor_kind,
-            actor_id=actor_id, from_state=from_state, to_state=to_state, created_at=at, payload=payload,
-        )  # fmt: skip
+            prev_hash=prev_hash,
+            stream=row_stream,
+            seq=seq,
+            kind=kind,
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            from_state=from_state,
+            to_state=to_state,
+            created_at=at,
+            payload=payload,
+        )
         if seq != expected_seq:
             breaks.append(ChainBreak(event_id, row_stream, f"expected event #{expected_seq}, found #{seq}"))
         elif prev_hash != prev:

@@ -260,9 +260,14 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     # campaign, controller and member repeat what the batch and the mandate say, for fast reads; campaign
     # and controller lookups use the composite indexes in Meta.
     campaign = models.ForeignKey(
-        Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_index=False,
+        Campaign,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        db_index=False,
         db_constraint=False,
-    )  # fmt: skip
+    )
     batch = models.ForeignKey(
         Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_constraint=False
     )

@@ -74,9 +74,12 @@ def _sweep_postgresql(*, today: datetime.date, now: datetime.datetime, chunk: in
         FROM moved
     """
     params = {
-        "states": [str(s) for s in CLOCK_STATES], "today": today, "now": now, "ts": timestamp_text(now),
+        "states": [str(s) for s in CLOCK_STATES],
+        "today": today,
+        "now": now,
+        "ts": timestamp_text(now),
         "chunk": chunk,
-    }  # fmt: skip
+    }
     # Chunks keep each transaction's locks and WAL small and let the planner use the primary key for the
     # join; a chunk that comes back short means nothing (unlocked) is left.
     moved = 0
@@ -106,9 +109,17 @@ def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int 
                 payload = {"due_on": due_on.isoformat()}
                 stream = f"request:{pk}"
                 digest = event_digest(
-                    prev_hash=head, stream=stream, seq=seq + 1, kind="request.overdue", actor_kind="system",
-                    actor_id="sweep", from_state=state, to_state="overdue", created_at=now, payload=payload,
-                )  # fmt: skip
+                    prev_hash=head,
+                    stream=stream,
+                    seq=seq + 1,
+                    kind="request.overdue",
+                    actor_kind="system",
+                    actor_id="sweep",
+                    from_state=state,
+                    to_state="overdue",
+                    created_at=now,
+                    payload=payload,
+                )
                 claimed = DataRightsRequest.objects.filter(pk=pk, state=state, history_seq=seq).update(
                     state=RequestState.OVERDUE, history_seq=seq + 1, history_head=digest, updated_at=now
                 )
@@ -127,7 +138,7 @@ def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int 
                             created_at=now,
                             prev_hash=head,
                             hash=digest,
-                        )  # fmt: skip
+                        )
                     )
             RequestEvent.objects.bulk_create(events)
             moved += len(events)

@@ -41,9 +41,12 @@ def coordinator_actor(coordinator):
 @pytest.fixture
 def community(db):
     return Community.objects.create(
-        slug="writers", name="Writers", purpose="Find out about AI training.", contact_email="c@community.test",
+        slug="writers",
+        name="Writers",
+        purpose="Find out about AI training.",
+        contact_email="c@community.test",
         rights=[Right.ACCESS, Right.ERASURE],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

@@ -22,11 +22,18 @@ def make_mandate(member, *, rights=(Right.ACCESS,), all_controllers=True, contro
     today = timezone.localdate()
     text = f"{member.full_name} authorises {member.community.name}."
     mandate = Mandate.objects.create(
-        member=member, rights=list(rights), all_controllers=all_controllers, purposes="Testing.",
-        valid_from=today - timedelta(days=1), valid_until=today + timedelta(days=days), template_version="t1",
-        text=text, text_sha256=hashlib.sha256(text.encode()).hexdigest(), signed_name=member.full_name,
+        member=member,
+        rights=list(rights),
+        all_controllers=all_controllers,
+        purposes="Testing.",
+        valid_from=today - timedelta(days=1),
+        valid_until=today + timedelta(days=days),
+        template_version="t1",
+        text=text,
+        text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        signed_name=member.full_name,
         signed_at=timezone.now(),
-    )  # fmt: skip
+    )
     if controllers:
         mandate.controllers.set(controllers)
     return mandate
@@ -36,8 +43,11 @@ def make_request(member, controller, *, mandate=None, right=Right.ACCESS, refere
     mandate = mandate or member.mandates.first() or make_mandate(member)
     return DataRightsRequest.objects.create(
         reference=reference or f"R-{member.pk}-{controller.pk}-{right}",
-        member=member, mandate=mandate, controller=controller, right=right,
-    )  # fmt: skip
+        member=member,
+        mandate=mandate,
+        controller=controller,
+        right=right,
+    )
 
 
 def verified_user(email: str, password: str = "pw-correct-horse-7"):

@@ -52,11 +52,17 @@ class CampaignAdmin(ServiceTransitionAdmin):
 
     def get_urls(self):
         extra = [
-            path("<int:campaign_id>/progress/", self.admin_site.admin_view(self.progress_view),
-                 name="requests_engine_campaign_progress"),
-            path("<int:campaign_id>/ask-identifiers/", self.admin_site.admin_view(self.ask_identifiers_view),
-                 name="requests_engine_campaign_ask_identifiers"),
-        ]  # fmt: skip
+            path(
+                "<int:campaign_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="requests_engine_campaign_progress",
+            ),
+            path(
+                "<int:campaign_id>/ask-identifiers/",
+                self.admin_site.admin_view(self.ask_identifiers_view),
+                name="requests_engine_campaign_ask_identifiers",
+            ),
+        ]
         return extra + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -73,8 +79,11 @@ class CampaignAdmin(ServiceTransitionAdmin):
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         if not self.has_view_permission(request, campaign):
             raise Http404
-        return render(request, "admin/requests_engine/campaign/progress.html",
-                      {"campaign": campaign, "progress": campaign_selectors.campaign_progress(campaign)})  # fmt: skip
+        return render(
+            request,
+            "admin/requests_engine/campaign/progress.html",
+            {"campaign": campaign, "progress": campaign_selectors.campaign_progress(campaign)},
+        )
 
     def ask_identifiers_view(self, request, campaign_id: int):
         if request.method != "POST" or not self.has_change_permission(request):
@@ -104,19 +113,35 @@ class BatchAdmin(admin.ModelAdmin):
     list_filter = ["state", "transport", "campaign"]
     list_select_related = ["campaign", "controller"]
     search_fields = ["reference", "controller__name"]
-    readonly_fields = ["reference", "campaign", "controller", "state", "letter_pdf", "letter_sha256", "manifest",
-                       "sent_at", "last_error", "reply_token"]  # fmt: skip
+    readonly_fields = [
+        "reference",
+        "campaign",
+        "controller",
+        "state",
+        "letter_pdf",
+        "letter_sha256",
+        "manifest",
+        "sent_at",
+        "last_error",
+        "reply_token",
+    ]
 
     def has_add_permission(self, request):
         return False
 
     def get_urls(self):
         extra = [
-            path("<int:batch_id>/letter-pack/", self.admin_site.admin_view(self.letter_pack_view),
-                 name="requests_engine_batch_letter_pack"),
-            path("<int:batch_id>/posted/", self.admin_site.admin_view(self.posted_view),
-                 name="requests_engine_batch_posted"),
-        ]  # fmt: skip
+            path(
+                "<int:batch_id>/letter-pack/",
+                self.admin_site.admin_view(self.letter_pack_view),
+                name="requests_engine_batch_letter_pack",
+            ),
+            path(
+                "<int:batch_id>/posted/",
+                self.admin_site.admin_view(self.posted_view),
+                name="requests_engine_batch_posted",
+            ),
+        ]
         return extra + super().get_urls()
 
     def letter_pack_view(self, request, batch_id: int):
@@ -141,7 +166,14 @@ class BatchAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Recorded as posted: {count} request(s) dispatched.")
                 return redirect("admin:requests_engine_batch_change", batch.pk)
-        return render(request, "admin/requests_engine/batch/posted.html", {
-            **self.admin_site.each_context(request), "batch": batch, "form": form, "opts": self.model._meta,
-            "title": f"Record that batch {batch.reference} was posted",
-        })  # fmt: skip
+        return render(
+            request,
+            "admin/requests_engine/batch/posted.html",
+            {
+                **self.admin_site.each_context(request),
+                "batch": batch,
+                "form": form,
+                "opts": self.model._meta,
+                "title": f"Record that batch {batch.reference} was posted",
+            },
+        )

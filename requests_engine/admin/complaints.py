@@ -160,9 +160,11 @@ def _outcome(complaint: Complaint, actor: Actor, data: dict) -> str:
 
 def _ico_case(complaint: Complaint, actor: Actor, data: dict) -> str:
     done = ico_pack.ico_case_record(
-        complaint_id=complaint.pk, case_reference=data["case_reference"], actor=actor,
+        complaint_id=complaint.pk,
+        case_reference=data["case_reference"],
+        actor=actor,
         submitted_on=data["submitted_on"],
-    )  # fmt: skip
+    )
     return f"ICO case {done.ico_case_reference} recorded; the requests are escalated to the ICO."
 
 
@@ -219,10 +221,11 @@ class NextStepFilter(admin.SimpleListFilter):
         if value == "ico_pack":
             return queryset.filter(
                 controller,
-                Q(state=ST.SENT, acknowledgement_due_on__lt=today) | Q(_ack_missed=True, state=ST.SENT)
+                Q(state=ST.SENT, acknowledgement_due_on__lt=today)
+                | Q(_ack_missed=True, state=ST.SENT)
                 | Q(state=ST.CLOSED, _unresolved=True),
                 _ico_built=False,
-            )  # fmt: skip
+            )
         if value == "ico_submit":
             return queryset.filter(kind=K.ICO, state=ST.DRAFT)
         if value == "ico_open":
@@ -260,16 +263,39 @@ def next_step_text(complaint: Complaint) -> str:
 class ComplaintAdmin(admin.ModelAdmin):
     change_form_template = f"{TEMPLATES}/change_form.html"
     list_display = [
-        "reference", "kind", "controller", "state", "request_count", "sent_on", "acknowledgement_due_on",
-        "acknowledged_on", "next_step", "ico_case_reference",
-    ]  # fmt: skip
+        "reference",
+        "kind",
+        "controller",
+        "state",
+        "request_count",
+        "sent_on",
+        "acknowledgement_due_on",
+        "acknowledged_on",
+        "next_step",
+        "ico_case_reference",
+    ]
     list_filter = [NextStepFilter, AcknowledgementFilter, "kind", "state"]
     list_select_related = ["controller"]
     search_fields = ["reference", "controller__name", "ico_case_reference", "requests__reference"]
     inlines = [ComplaintEventInline]
-    fields = ["reference", "kind", "community", "controller", "state", "next_step", "sent_on",
-              "acknowledgement_due_on", "acknowledged_on", "grounds_text", "outcome", "ico_case_reference",
-              "pack", "evidence_pack_sha256", "covered", "left_out"]  # fmt: skip
+    fields = [
+        "reference",
+        "kind",
+        "community",
+        "controller",
+        "state",
+        "next_step",
+        "sent_on",
+        "acknowledgement_due_on",
+        "acknowledged_on",
+        "grounds_text",
+        "outcome",
+        "ico_case_reference",
+        "pack",
+        "evidence_pack_sha256",
+        "covered",
+        "left_out",
+    ]
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -303,11 +329,15 @@ class ComplaintAdmin(admin.ModelAdmin):
     @admin.display(description="requests covered, and what went wrong")
     def covered(self, obj: Complaint):
         rows = [
-            (reverse("admin:requests_engine_datarightsrequest_change", args=[item.request.pk]),
-             item.request.reference, item.request.member.reference, item.request.get_state_display(),
-             "; ".join(complaints.REASON_LABELS[r] for r in item.reasons) or "-")
+            (
+                reverse("admin:requests_engine_datarightsrequest_change", args=[item.request.pk]),
+                item.request.reference,
+                item.request.member.reference,
+                item.request.get_state_display(),
+                "; ".join(complaints.REASON_LABELS[r] for r in item.reasons) or "-",
+            )
             for item in complaints.covered_requests(obj)
-        ]  # fmt: skip
+        ]
         if not rows:
             return "-"
         body = format_html_join(
@@ -326,15 +356,21 @@ class ComplaintAdmin(admin.ModelAdmin):
             return "-"
         return format_html(
             "<ul>{}</ul>",
-            format_html_join("", "<li>{} ({}): {}</li>",
-                             ((row["member"], ", ".join(row["requests"]), row["reason"]) for row in rows)),
-        )  # fmt: skip
+            format_html_join(
+                "",
+                "<li>{} ({}): {}</li>",
+                ((row["member"], ", ".join(row["requests"]), row["reason"]) for row in rows),
+            ),
+        )
 
     def get_urls(self):
         extra = [
-            path("<int:complaint_id>/step/<slug:step>/", self.admin_site.admin_view(self.step_view),
-                 name="requests_engine_complaint_step"),
-        ]  # fmt: skip
+            path(
+                "<int:complaint_id>/step/<slug:step>/",
+                self.admin_site.admin_view(self.step_view),
+                name="requests_engine_complaint_step",
+            ),
+        ]
         return extra + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

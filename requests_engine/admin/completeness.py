@@ -98,19 +98,23 @@ def completeness_view(model_admin: admin.ModelAdmin, request: HttpRequest, reque
     if not problem and review and review.missing and not review.followup_sent_on:
         review.request = data_request
         preview = completeness.followup_letter(review)
-    return render(request, TEMPLATE, {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "original": data_request,
-        "title": f"Art 15 checklist for request {data_request.reference}",
-        "problem": problem,
-        "form": form,
-        "review": review,
-        "declared": _labels(review.declared) if review else [],
-        "missing": _labels(review.missing) if review else [],
-        "preview": preview,
-        "can_change": model_admin.has_change_permission(request, data_request),
-    })  # fmt: skip
+    return render(
+        request,
+        TEMPLATE,
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.model._meta,
+            "original": data_request,
+            "title": f"Art 15 checklist for request {data_request.reference}",
+            "problem": problem,
+            "form": form,
+            "review": review,
+            "declared": _labels(review.declared) if review else [],
+            "missing": _labels(review.missing) if review else [],
+            "preview": preview,
+            "can_change": model_admin.has_change_permission(request, data_request),
+        },
+    )
 
 
 @admin.display(description="Art 15 completeness")

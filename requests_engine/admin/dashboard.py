@@ -184,16 +184,18 @@ def complaint_figures(today: datetime.date) -> list[Figure]:
     return [
         Figure("complaints waiting for approval", counts["approve"], _changelist(Complaint, next="approve")),
         Figure(
-            f"acknowledgements due within {SOON_DAYS} days", counts["ack_soon"],
+            f"acknowledgements due within {SOON_DAYS} days",
+            counts["ack_soon"],
             _changelist(Complaint, acknowledgement="soon"),
         ),
         Figure(
-            "acknowledgements missed", counts["ack_missed"],
+            "acknowledgements missed",
+            counts["ack_missed"],
             _changelist(Complaint, acknowledgement="missed"),
         ),
         Figure("ICO packs to submit", counts["ico_submit"], _changelist(Complaint, next="ico_submit")),
         Figure("ICO cases open", counts["ico_open"], _changelist(Complaint, next="ico_open")),
-    ]  # fmt: skip
+    ]
 
 
 def dashboard(*, user, today: datetime.date | None = None) -> Dashboard:

@@ -38,8 +38,11 @@ class ControllerContactAdmin(admin.ModelAdmin):
 
         for contact in queryset.filter(is_active=True):
             token = contact_issue_api_token(contact_id=contact.pk)
-            self.message_user(request, f"API token for {contact.email}: {token} (copy it now: it is not stored)",
-                              messages.WARNING)  # fmt: skip
+            self.message_user(
+                request,
+                f"API token for {contact.email}: {token} (copy it now: it is not stored)",
+                messages.WARNING,
+            )
 
     @admin.action(description="Revoke portal and API access")
     def revoke_access(self, request, queryset):
@@ -78,7 +81,7 @@ class ControllerAdmin(admin.ModelAdmin):
                             )
                         ]
                     ),
-                )  # fmt: skip
+                )
             )
         )
 

@@ -64,10 +64,24 @@ class InboundMessageAdmin(admin.ModelAdmin):
     action_form = InboxActionForm
     actions = ["attach_by_reference", "dismiss"]
     fields = [
-        "received_at", "sent_at", "from_address", "to_addresses", "subject", "status", "matched_by", "batch",
-        "request", "body", "attachments", "message_id", "in_reply_to", "mailbox", "uid_validity", "uid",
+        "received_at",
+        "sent_at",
+        "from_address",
+        "to_addresses",
+        "subject",
+        "status",
+        "matched_by",
+        "batch",
+        "request",
+        "body",
+        "attachments",
+        "message_id",
+        "in_reply_to",
+        "mailbox",
+        "uid_validity",
+        "uid",
         "raw_sha256",
-    ]  # fmt: skip
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -90,8 +104,12 @@ class InboundMessageAdmin(admin.ModelAdmin):
             }[outcome]
             self.message_user(request, text, messages.WARNING if outcome != "matched" else messages.SUCCESS)
             return redirect("admin:requests_engine_inboundmessage_changelist")
-        context = {**self.admin_site.each_context(request), "title": "Add a reply from a file", "form": form,
-                   "opts": self.model._meta}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add a reply from a file",
+            "form": form,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/requests_engine/inboundmessage/upload.html", context)
 
     def has_delete_permission(self, request, obj=None):

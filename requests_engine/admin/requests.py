@@ -58,8 +58,14 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
         "due_on",
         "campaign",
     ]
-    list_filter = ["state", DueFilter, admin_dashboard.RefusalGroundFilter, "right", "campaign",
-                   "controller__jurisdiction"]  # fmt: skip
+    list_filter = [
+        "state",
+        DueFilter,
+        admin_dashboard.RefusalGroundFilter,
+        "right",
+        "campaign",
+        "controller__jurisdiction",
+    ]
     list_select_related = ["member", "controller", "campaign"]
     search_fields = ["reference", "member__reference", "member__full_name", "controller__name"]
     date_hierarchy = "due_on"
@@ -120,8 +126,10 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Every field is evidence or derived: coordinators change a request only through its transitions.
         return [f.name for f in self.model._meta.fields] + [
-            "escalation_flags", "art15_completeness", "text_for_the_web_form",
-        ]  # fmt: skip
+            "escalation_flags",
+            "art15_completeness",
+            "text_for_the_web_form",
+        ]
 
     @admin.display(description="text to paste into the controller's web form")
     def text_for_the_web_form(self, obj):
@@ -133,8 +141,12 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
             or not obj.batch
         ):
             return "—"
-        return format_html('<a href="{}">{}</a><pre style="white-space:pre-wrap">{}</pre>', obj.controller.webform_url,
-                           obj.controller.webform_url, manual.webform_text(obj))  # fmt: skip
+        return format_html(
+            '<a href="{}">{}</a><pre style="white-space:pre-wrap">{}</pre>',
+            obj.controller.webform_url,
+            obj.controller.webform_url,
+            manual.webform_text(obj),
+        )
 
     @admin.action(description="Mark submitted through the web form today")
     def mark_submitted_by_web_form(self, request, queryset):
@@ -142,8 +154,11 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
         done, problems = 0, []
         for data_request in queryset.filter(state=RequestState.QUEUED):
             try:
-                manual.request_mark_submitted(request_id=data_request.pk, actor=Actor.user(request.user),
-                                                         submitted_on=timezone.localdate())  # fmt: skip
+                manual.request_mark_submitted(
+                    request_id=data_request.pk,
+                    actor=Actor.user(request.user),
+                    submitted_on=timezone.localdate(),
+                )
                 done += 1
             except RequestEngineError as error:
                 problems.append(str(error))

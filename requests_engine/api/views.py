@@ -113,10 +113,24 @@ class UploadParser(parsers.MultiPartParser):
 
 # What RequestSerializer reads (and the `extend` action's condition): a list row loads nothing else.
 LIST_COLUMNS = (
-    "reference", "right", "state", "received_on", "due_on", "clock_paused", "extension_months", "info_kind",
-    "info_question", "info_requested_on", "campaign__reference", "member__reference", "member__full_name",
-    "mandate__reference", "mandate__state", "mandate__verification_token", "mandate__pdf_sha256",
-)  # fmt: skip
+    "reference",
+    "right",
+    "state",
+    "received_on",
+    "due_on",
+    "clock_paused",
+    "extension_months",
+    "info_kind",
+    "info_question",
+    "info_requested_on",
+    "campaign__reference",
+    "member__reference",
+    "member__full_name",
+    "mandate__reference",
+    "mandate__state",
+    "mandate__verification_token",
+    "mandate__pdf_sha256",
+)
 
 
 class RequestPagination(PageNumberPagination):

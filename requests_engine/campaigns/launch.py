@@ -64,9 +64,17 @@ def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, no
         ORDER BY m.id, b.id
     """
     params = [
-        RIGHT_CODES[right], right, RequestState.QUEUED, now, now, today, today,
-        campaign.pk, campaign.community_id, right,
-    ]  # fmt: skip
+        RIGHT_CODES[right],
+        right,
+        RequestState.QUEUED,
+        now,
+        now,
+        today,
+        today,
+        campaign.pk,
+        campaign.community_id,
+        right,
+    ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Room to sort a million rows in memory for this transaction only, not on disk.

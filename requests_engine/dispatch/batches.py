@@ -123,9 +123,13 @@ def _claim(batch: Batch, *, payload: dict[str, Any]) -> None:
     batch.start_sending()
     batch.save()
     record_event(
-        subject=batch, kind="batch.sending", actor=ACTOR, from_state=from_state, to_state=batch.state,
+        subject=batch,
+        kind="batch.sending",
+        actor=ACTOR,
+        from_state=from_state,
+        to_state=batch.state,
         payload=payload,
-    )  # fmt: skip
+    )
 
 
 def _ensure_mandate_pdfs(mandate_ids: Iterable[int] | QuerySet) -> None:
@@ -176,10 +180,12 @@ def _dispatch_collectively(batch: Batch) -> str:
         _claim(
             locked,
             payload={
-                "to": locked.controller.email, "message_id": message.message_id,
-                "requests": len(letter.request_ids), "letter_sha256": locked.letter_sha256,
+                "to": locked.controller.email,
+                "message_id": message.message_id,
+                "requests": len(letter.request_ids),
+                "letter_sha256": locked.letter_sha256,
             },
-        )  # fmt: skip
+        )
     return f"queued {message.message_id} for {len(letter.request_ids)} request(s)"
 
 
@@ -302,9 +308,11 @@ def _fail_undeliverable(batch: Batch, reason: str) -> str:
     batch, so that fixing the address and re-queuing works as after a bounce."""
     _move_requests(
         _waiting(batch),
-        transition="fail_delivery", event="request.delivery_failed",
-        payload={"error": reason}, error=reason,
-    )  # fmt: skip
+        transition="fail_delivery",
+        event="request.delivery_failed",
+        payload={"error": reason},
+        error=reason,
+    )
     with transaction.atomic():
         locked = _lock(batch.pk)
         if locked.state in (Batch.State.PENDING, Batch.State.SENDING):
@@ -353,9 +361,10 @@ def delivery_accepted_record(*, message_ids: Iterable[int]) -> int:
         elif (requests := _carried(message)) is not None:
             moved = _move_requests(
                 requests.filter(state__in=[S.QUEUED, S.FAILED_DELIVERY]),
-                transition="dispatch", event="request.dispatched",
+                transition="dispatch",
+                event="request.dispatched",
                 per_row=lambda request, m=message: _dispatched(m),
-            )  # fmt: skip
+            )
             for batch_id, controller_id in moved.batches:
                 _settle(batch_id, controller_id, message=message)
             count += moved.count
@@ -364,9 +373,10 @@ def delivery_accepted_record(*, message_ids: Iterable[int]) -> int:
             DataRightsRequest.objects.filter(pk__in=list(by_request)).filter(
                 state__in=[S.QUEUED, S.FAILED_DELIVERY]
             ),
-            transition="dispatch", event="request.dispatched",
+            transition="dispatch",
+            event="request.dispatched",
             per_row=lambda request: _dispatched(by_request[request.pk]),
-        )  # fmt: skip
+        )
         for batch_id, controller_id in moved.batches:
             _settle(batch_id, controller_id)
         count += moved.count
@@ -408,9 +418,11 @@ def _one_delivery_failed(message_id: int) -> int:
     error = f"The email to {', '.join(message.to)} could not be delivered: {message.last_error}"
     moved = _move_requests(
         requests.filter(state=S.QUEUED),
-        transition="fail_delivery", event="request.delivery_failed",
-        payload={"error": error[:2000]}, error=error[:2000],
-    )  # fmt: skip
+        transition="fail_delivery",
+        event="request.delivery_failed",
+        payload={"error": error[:2000]},
+        error=error[:2000],
+    )
     for batch_id, controller_id in moved.batches:
         _settle(batch_id, controller_id, message=message)
     return moved.count
@@ -424,9 +436,13 @@ def _mark(batch: Batch, *, failed: bool, error: str = "", payload: dict[str, Any
         batch.mark_sent()
     batch.save()
     record_event(
-        subject=batch, kind="batch.failed" if failed else "batch.sent", actor=ACTOR, from_state=from_state,
-        to_state=batch.state, payload={"error": error[:2000]} if failed else payload,
-    )  # fmt: skip
+        subject=batch,
+        kind="batch.failed" if failed else "batch.sent",
+        actor=ACTOR,
+        from_state=from_state,
+        to_state=batch.state,
+        payload={"error": error[:2000]} if failed else payload,
+    )
 
 
 def _waiting(batch: Batch) -> QuerySet[DataRightsRequest]:
@@ -507,12 +523,18 @@ def batch_requeue(*, batch_id: int, actor: Actor) -> int:
             raise RequestEngineError(f"Batch {batch.reference} is already being sent again.")
         requeued = _move_requests(
             batch.requests.filter(state=S.FAILED_DELIVERY),
-            transition="requeue", event="request.requeued", actor=actor,
-        ).count  # fmt: skip
+            transition="requeue",
+            event="request.requeued",
+            actor=actor,
+        ).count
         record_event(
-            subject=batch, kind="batch.requeued", actor=actor, from_state=batch.state, to_state=batch.state,
+            subject=batch,
+            kind="batch.requeued",
+            actor=actor,
+            from_state=batch.state,
+            to_state=batch.state,
             payload={"requests": requeued, "to": batch.controller.email},
-        )  # fmt: skip
+        )
         transaction.on_commit(partial(_queue_dispatch, batch.pk), robust=True)
     return requeued
 
@@ -542,7 +564,7 @@ def dispatch_sweep(*, older_than: timedelta = timedelta(minutes=15)) -> dict[str
                     subject_id=str(batch.pk),
                     purpose=LETTER_PURPOSE,
                     status__in=[Status.SENT, Status.FAILED],
-                )  # fmt: skip
+                )
                 .order_by("-pk")
                 .first()
             )
@@ -581,12 +603,14 @@ def _restart_stalled(cutoff: datetime) -> int:
         RequestEvent.objects.filter(batch=OuterRef("pk")).order_by("-seq").values("created_at")[:1]
     )
     candidates = (
-        Batch.objects.filter(transport=Transport.EMAIL, state__in=[Batch.State.PENDING, Batch.State.FAILED,
-                                                                   Batch.State.SENDING])
+        Batch.objects.filter(
+            transport=Transport.EMAIL,
+            state__in=[Batch.State.PENDING, Batch.State.FAILED, Batch.State.SENDING],
+        )
         .filter(_queued_requests(), created_at__lte=cutoff)
         .annotate(last_event=last_event)
         .select_related("controller")
-    )  # fmt: skip
+    )
     restarted = 0
     for batch in candidates:
         if batch.last_event and batch.last_event > cutoff:
@@ -678,9 +702,17 @@ def _apply(
         seq = request.history_seq + 1
         stream = f"request:{request.pk}"
         digest = event_digest(
-            prev_hash=request.history_head, stream=stream, seq=seq, kind=event, actor_kind=actor.kind,
-            actor_id=actor.id, from_state=from_state, to_state=request.state, created_at=now, payload=payload,
-        )  # fmt: skip
+            prev_hash=request.history_head,
+            stream=stream,
+            seq=seq,
+            kind=event,
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            from_state=from_state,
+            to_state=request.state,
+            created_at=now,
+            payload=payload,
+        )
         events.append(
             RequestEvent(
                 stream=stream,
@@ -695,7 +727,7 @@ def _apply(
                 created_at=now,
                 prev_hash=request.history_head,
                 hash=digest,
-            )  # fmt: skip
+            )
         )
         request.history_seq, request.history_head, request.updated_at = seq, digest, now
         changed.update(name for name, value in before.items() if getattr(request, name) != value)

@@ -76,15 +76,31 @@ def batch_mark_posted(
             raise RequestEngineError("The letter cannot arrive before it was posted.")
         ids = list(batch.requests.filter(state=RequestState.QUEUED).values_list("pk", flat=True))
         for request_id in ids:
-            services.request_dispatch(request_id=request_id, received_on=received, actor=actor, channel="letter",
-                                      expected=received_on is None)  # fmt: skip
+            services.request_dispatch(
+                request_id=request_id,
+                received_on=received,
+                actor=actor,
+                channel="letter",
+                expected=received_on is None,
+            )
         from_state = batch.state
         batch.posted_on = posted_on
         batch.mark_sent()
         batch.save()
-        record_event(subject=batch, kind="batch.sent", actor=actor, from_state=from_state, to_state=batch.state,
-                     payload={"channel": "letter", "posted_on": posted_on, "received_on": received,
-                              "note": note, "requests": len(ids)})  # fmt: skip
+        record_event(
+            subject=batch,
+            kind="batch.sent",
+            actor=actor,
+            from_state=from_state,
+            to_state=batch.state,
+            payload={
+                "channel": "letter",
+                "posted_on": posted_on,
+                "received_on": received,
+                "note": note,
+                "requests": len(ids),
+            },
+        )
     return len(ids)
 
 

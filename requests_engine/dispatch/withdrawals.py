@@ -69,9 +69,11 @@ def withdrawal_notices_queue(*, request_ids: list[int], reason: str = "") -> dic
                 message_id = _queue_notice(group, how=how, reason=reason).message_id
             for request in group:
                 record_event(
-                    subject=locked[request.pk], kind="request.withdrawal_notice", actor=ACTOR,
+                    subject=locked[request.pk],
+                    kind="request.withdrawal_notice",
+                    actor=ACTOR,
                     payload={"channel": how, "message_id": message_id},
-                )  # fmt: skip
+                )
     return dict(counts)
 
 

@@ -424,8 +424,13 @@ def complaint_draft(*, campaign_id: int, controller_id: int, actor: Actor) -> Co
                 grounds=grounds,
             )
             complaint.requests.set(request_ids)
-            record_event(subject=complaint, kind="complaint.drafted", actor=actor, to_state=complaint.state,
-                         payload=payload)  # fmt: skip
+            record_event(
+                subject=complaint,
+                kind="complaint.drafted",
+                actor=actor,
+                to_state=complaint.state,
+                payload=payload,
+            )
             return complaint
         complaint = Complaint.objects.select_for_update().get(pk=complaint.pk)
         before = set(complaint.requests.values_list("pk", flat=True))
@@ -597,15 +602,22 @@ def complaint_approve_and_send(
             else:
                 report.moved.append(request.reference)
         record_event(
-            subject=complaint, kind="complaint.sent", actor=actor, from_state=from_state,
+            subject=complaint,
+            kind="complaint.sent",
+            actor=actor,
+            from_state=from_state,
             to_state=complaint.state,
             payload={
-                "sent_on": today, "acknowledgement_due_on": complaint.acknowledgement_due_on,
-                "message_id": message.message_id, "pdf_sha256": complaint.evidence_pack_sha256,
-                "annex_sha256": sha256_hex(annex), "requests": len(covered), "moved": len(report.moved),
+                "sent_on": today,
+                "acknowledgement_due_on": complaint.acknowledgement_due_on,
+                "message_id": message.message_id,
+                "pdf_sha256": complaint.evidence_pack_sha256,
+                "annex_sha256": sha256_hex(annex),
+                "requests": len(covered),
+                "moved": len(report.moved),
                 "skipped": [{"request": ref, "why": why} for ref, why in report.skipped],
             },
-        )  # fmt: skip
+        )
     return report
 
 
@@ -636,10 +648,13 @@ def complaint_record_acknowledgement(
         complaint.save()
         due = complaint.acknowledgement_due_on
         record_event(
-            subject=complaint, kind="complaint.acknowledged", actor=actor, from_state=from_state,
+            subject=complaint,
+            kind="complaint.acknowledged",
+            actor=actor,
+            from_state=from_state,
             to_state=complaint.state,
             payload={"acknowledged_on": acknowledged_on, "on_time": due is None or acknowledged_on <= due},
-        )  # fmt: skip
+        )
     return complaint
 
 
@@ -662,9 +677,13 @@ def complaint_record_outcome(*, complaint_id: int, outcome: str, resolved: bool,
         complaint.close(outcome=outcome)
         complaint.save()
         record_event(
-            subject=complaint, kind="complaint.closed", actor=actor, from_state=from_state,
-            to_state=complaint.state, payload={"outcome": outcome, "resolved": resolved, "on": _today()},
-        )  # fmt: skip
+            subject=complaint,
+            kind="complaint.closed",
+            actor=actor,
+            from_state=from_state,
+            to_state=complaint.state,
+            payload={"outcome": outcome, "resolved": resolved, "on": _today()},
+        )
         if resolved:
             waiting = complaint.requests.filter(state=S.COMPLAINT_TO_CONTROLLER).values_list("pk", flat=True)
             for request_id in list(waiting):
@@ -705,9 +724,11 @@ def complaints_sweep(*, today: datetime.date | None = None) -> int:
             if complaint is None:
                 continue
             record_event(
-                subject=complaint, kind=ACKNOWLEDGEMENT_MISSED, actor=SWEEP_ACTOR,
+                subject=complaint,
+                kind=ACKNOWLEDGEMENT_MISSED,
+                actor=SWEEP_ACTOR,
                 payload={"acknowledgement_due_on": complaint.acknowledgement_due_on},
-            )  # fmt: skip
+            )
             flagged += 1
     return flagged
 

@@ -186,7 +186,9 @@ _REQUEST_PHRASES: dict[str, tuple[str, str, int]] = {
     "request.acknowledged": ("{controller} acknowledged {subject}.", "", 20),
     "request.info_requested": ("{controller} asked for more information about {subject}.", "asked_on", 30),
     "request.info_received": (
-        "the information {controller} asked for about {subject} was given.", "received_on", 40,
+        "the information {controller} asked for about {subject} was given.",
+        "received_on",
+        40,
     ),
     "request.extended": ("{controller} extended the time limit for {subject}.", "noticed_on", 50),
     "request.reply_received": ("{controller} replied about {subject}.", "", 60),
@@ -194,12 +196,16 @@ _REQUEST_PHRASES: dict[str, tuple[str, str, int]] = {
     "request.partially_fulfilled": ("{controller} answered {subject} only in part.", "answered_on", 70),
     "request.refused": ("{controller} refused {subject}.", "answered_on", 70),
     "request.portability_format_flagged": (
-        "the data {controller} returned for {subject} turned out not to be machine-readable.", "", 75,
+        "the data {controller} returned for {subject} turned out not to be machine-readable.",
+        "",
+        75,
     ),
     "request.overdue": (
-        "the time limit for {subject} ended without an answer from {controller}.", "due_on", 80,
+        "the time limit for {subject} ended without an answer from {controller}.",
+        "due_on",
+        80,
     ),
-}  # fmt: skip
+}
 
 
 def timeline(controller_complaint: Complaint, requests: list[DataRightsRequest]) -> list[TimelineEntry]:
@@ -224,31 +230,38 @@ def timeline(controller_complaint: Complaint, requests: list[DataRightsRequest])
 
     complaint = controller_complaint
     if complaint.sent_on:
-        entries.append(TimelineEntry(
-            complaint.sent_on,
-            f"we complained to {controller} under section 164A of the Data Protection Act 2018 (complaint "
-            f"{complaint.reference}, about {complaint.requests.count()} requests); it had to acknowledge the "
-            f"complaint by {long_date(complaint.acknowledgement_due_on)}.",
-            90,
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                complaint.sent_on,
+                f"we complained to {controller} under section 164A of the Data Protection Act 2018 (complaint "
+                f"{complaint.reference}, about {complaint.requests.count()} requests); it had to acknowledge the "
+                f"complaint by {long_date(complaint.acknowledgement_due_on)}.",
+                90,
+            )
+        )
     if complaint.acknowledged_on:
         entries.append(
             TimelineEntry(complaint.acknowledged_on, f"{controller} acknowledged the complaint.", 100)
         )
     elif complaint.acknowledgement_due_on and complaint.acknowledgement_due_on < _today():
-        entries.append(TimelineEntry(
-            complaint.acknowledgement_due_on,
-            f"the time for {controller} to acknowledge the complaint ended, and it had not acknowledged it.",
-            100,
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                complaint.acknowledgement_due_on,
+                f"the time for {controller} to acknowledge the complaint ended, and it had not acknowledged it.",
+                100,
+            )
+        )
     closed = complaint.events.filter(kind="complaint.closed").order_by("-seq").first()
     if closed:
         outcome = closed.payload.get("outcome", "")
         outcome = outcome if len(outcome) <= 300 else outcome[:299].rstrip() + "…"
-        entries.append(TimelineEntry(
-            _day(closed.payload.get("on"), closed.created_at),
-            f"{controller} told us the outcome of the complaint: “{outcome}”.", 110,
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                _day(closed.payload.get("on"), closed.created_at),
+                f"{controller} told us the outcome of the complaint: “{outcome}”.",
+                110,
+            )
+        )
     entries.sort(key=lambda e: (e.day, e.order))
     return entries
 
@@ -395,9 +408,20 @@ def _sent_messages(
         digest = pack.add(
             f"{folder}/message.txt", _message_text(message), f"Message we sent: {message.subject}"
         )
-        listing.append(["sent", f"{timezone.localtime(when):%Y-%m-%d %H:%M}", message.from_email,
-                        ", ".join(message.to), message.subject, message.message_id,
-                        message.get_status_display(), f"{folder}/message.txt", digest, ""])  # fmt: skip
+        listing.append(
+            [
+                "sent",
+                f"{timezone.localtime(when):%Y-%m-%d %H:%M}",
+                message.from_email,
+                ", ".join(message.to),
+                message.subject,
+                message.message_id,
+                message.get_status_display(),
+                f"{folder}/message.txt",
+                digest,
+                "",
+            ]
+        )
         collective = message.subject_type in ("batch", "complaint")
         for attachment in message.attachments.all():
             with attachment.file.open("rb") as stored:
@@ -419,8 +443,20 @@ def _sent_messages(
                 path = f"{folder}/{_safe(attachment.filename)}"
                 pack.add(path, content, f"Attachment to the message: {attachment.filename}")
                 note = path
-            listing.append(["sent attachment", "", "", "", attachment.filename, message.message_id, "",
-                            note, attachment.sha256, str(attachment.size)])  # fmt: skip
+            listing.append(
+                [
+                    "sent attachment",
+                    "",
+                    "",
+                    "",
+                    attachment.filename,
+                    message.message_id,
+                    "",
+                    note,
+                    attachment.sha256,
+                    str(attachment.size),
+                ]
+            )
 
 
 def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing: list[list[str]]) -> None:
@@ -435,10 +471,20 @@ def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing
         try:
             raw = crypto.read_encrypted(inbound.raw.name, storage=inbound.raw.storage)
         except (crypto.CryptoError, OSError) as exc:
-            listing.append(["received", f"{timezone.localtime(inbound.received_at):%Y-%m-%d %H:%M}",
-                            inbound.from_address, ", ".join(inbound.to_addresses), inbound.subject,
-                            inbound.message_id, "unreadable", f"could not be read: {exc}",
-                            inbound.raw_sha256, ""])  # fmt: skip
+            listing.append(
+                [
+                    "received",
+                    f"{timezone.localtime(inbound.received_at):%Y-%m-%d %H:%M}",
+                    inbound.from_address,
+                    ", ".join(inbound.to_addresses),
+                    inbound.subject,
+                    inbound.message_id,
+                    "unreadable",
+                    f"could not be read: {exc}",
+                    inbound.raw_sha256,
+                    "",
+                ]
+            )
             continue
         pack.add(f"{folder}/message.eml", raw, f"Reply received: {inbound.subject} (exactly as received)")
         try:
@@ -447,24 +493,63 @@ def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing
             text = ""
         if text:
             pack.add(f"{folder}/message.txt", text, "The text of the reply, for reading")
-        listing.append(["received", f"{timezone.localtime(inbound.received_at):%Y-%m-%d %H:%M}",
-                        inbound.from_address, ", ".join(inbound.to_addresses), inbound.subject,
-                        inbound.message_id, inbound.get_status_display(), f"{folder}/message.eml",
-                        inbound.raw_sha256, str(len(raw))])  # fmt: skip
+        listing.append(
+            [
+                "received",
+                f"{timezone.localtime(inbound.received_at):%Y-%m-%d %H:%M}",
+                inbound.from_address,
+                ", ".join(inbound.to_addresses),
+                inbound.subject,
+                inbound.message_id,
+                inbound.get_status_display(),
+                f"{folder}/message.eml",
+                inbound.raw_sha256,
+                str(len(raw)),
+            ]
+        )
 
 
 def _request_files(pack: _Zip, represented: list[Represented]) -> None:
-    rows = [["reference", "member_reference", "right", "state", "received_on", "clock_start_on", "due_on",
-             "latest_possible_due_on", "extended_on", "extension_months", "paused_days", "answered_on",
-             "refusal_ground", "what_went_wrong"]]  # fmt: skip
+    rows = [
+        [
+            "reference",
+            "member_reference",
+            "right",
+            "state",
+            "received_on",
+            "clock_start_on",
+            "due_on",
+            "latest_possible_due_on",
+            "extended_on",
+            "extension_months",
+            "paused_days",
+            "answered_on",
+            "refusal_ground",
+            "what_went_wrong",
+        ]
+    ]
     for person in represented:
         for item in person.requests:
             r = item.request
             latest = complaints.latest_deadline(r)
-            rows.append([r.reference, person.member.reference, r.right, r.state, r.received_on or "",
-                         r.clock_start_on or "", r.due_on or "", latest or "", r.extended_on or "",
-                         r.extension_months, r.paused_days, r.answered_on or "", r.refusal_ground,
-                         " ".join(item.sentences)])  # fmt: skip
+            rows.append(
+                [
+                    r.reference,
+                    person.member.reference,
+                    r.right,
+                    r.state,
+                    r.received_on or "",
+                    r.clock_start_on or "",
+                    r.due_on or "",
+                    latest or "",
+                    r.extended_on or "",
+                    r.extension_months,
+                    r.paused_days,
+                    r.answered_on or "",
+                    r.refusal_ground,
+                    " ".join(item.sentences),
+                ]
+            )
             if r.refusal_ground or r.refusal_reasons:
                 pack.add(
                     f"refusals/{_safe(r.reference)}.txt",
@@ -567,8 +652,11 @@ def ico_pack_build(
     pack.add(
         "messages.csv", _csv([header, *listing]), "Every message sent and received, with dates and hashes"
     )
-    pack.add("controller-complaint/summary.txt", _controller_complaint_summary(source),
-             "The s.164A complaint: dates, acknowledgement and outcome")  # fmt: skip
+    pack.add(
+        "controller-complaint/summary.txt",
+        _controller_complaint_summary(source),
+        "The s.164A complaint: dates, acknowledgement and outcome",
+    )
     entries = timeline(source, requests)
     pack.add("timeline.txt", "\n".join(entry.sentence() for entry in entries) + "\n", "The dated timeline")
 
@@ -612,9 +700,12 @@ def ico_pack_build(
             )
         if current is None:
             ico = Complaint.objects.create(
-                kind=Complaint.Kind.ICO, community=source.community, controller=source.controller,
-                reference=reference, grounds=what_happened,
-            )  # fmt: skip
+                kind=Complaint.Kind.ICO,
+                community=source.community,
+                controller=source.controller,
+                reference=reference,
+                grounds=what_happened,
+            )
             old_file = ""
         else:
             ico = Complaint.objects.select_for_update().get(pk=current.pk)
@@ -627,16 +718,33 @@ def ico_pack_build(
         ico.save()
         ico.requests.set([r.pk for r in requests])
         record_event(
-            subject=ico, kind=PACK_BUILT, actor=actor, to_state=ico.state,
-            payload={"from_complaint": source.pk, "from_reference": source.reference, "harm": harm,
-                     "ask": ask, "pack_sha256": pack_sha, "pdf_sha256": sha256_hex(pdf),
-                     "members": len(represented), "requests": len(requests), "left_out": payload_left_out},
-        )  # fmt: skip
+            subject=ico,
+            kind=PACK_BUILT,
+            actor=actor,
+            to_state=ico.state,
+            payload={
+                "from_complaint": source.pk,
+                "from_reference": source.reference,
+                "harm": harm,
+                "ask": ask,
+                "pack_sha256": pack_sha,
+                "pdf_sha256": sha256_hex(pdf),
+                "members": len(represented),
+                "requests": len(requests),
+                "left_out": payload_left_out,
+            },
+        )
         record_event(
-            subject=source, kind=PACK_BUILT, actor=actor,
-            payload={"ico_complaint": ico.pk, "ico_reference": ico.reference, "pack_sha256": pack_sha,
-                     "left_out": payload_left_out},
-        )  # fmt: skip
+            subject=source,
+            kind=PACK_BUILT,
+            actor=actor,
+            payload={
+                "ico_complaint": ico.pk,
+                "ico_reference": ico.reference,
+                "pack_sha256": pack_sha,
+                "left_out": payload_left_out,
+            },
+        )
         if old_file and old_file != ico.evidence_pack.name:
             storage, name = ico.evidence_pack.storage, old_file
             transaction.on_commit(lambda: storage.delete(name))
@@ -701,11 +809,18 @@ def ico_case_record(
             )
             moved.append(ref)
         record_event(
-            subject=ico, kind="complaint.ico_case_recorded", actor=actor, from_state=from_state,
+            subject=ico,
+            kind="complaint.ico_case_recorded",
+            actor=actor,
+            from_state=from_state,
             to_state=ico.state,
-            payload={"case_reference": case_reference, "submitted_on": submitted_on, "moved": len(moved),
-                     "skipped": skipped},
-        )  # fmt: skip
+            payload={
+                "case_reference": case_reference,
+                "submitted_on": submitted_on,
+                "moved": len(moved),
+                "skipped": skipped,
+            },
+        )
     return ico
 
 
@@ -729,7 +844,11 @@ def ico_outcome_record(*, complaint_id: int, outcome: str, actor: Actor) -> Comp
             services.request_close(request_id=request_id, actor=actor, outcome=f"ICO: {outcome}")
             closed.append(ref)
         record_event(
-            subject=ico, kind="complaint.ico_outcome_recorded", actor=actor, from_state=from_state,
-            to_state=ico.state, payload={"outcome": outcome, "closed": len(closed)},
-        )  # fmt: skip
+            subject=ico,
+            kind="complaint.ico_outcome_recorded",
+            actor=actor,
+            from_state=from_state,
+            to_state=ico.state,
+            payload={"outcome": outcome, "closed": len(closed)},
+        )
     return ico

@@ -10,9 +10,11 @@ from requests_engine.models import Controller
 
 class AnswerForm(forms.Form):
     answer = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}), max_length=5000, label="Your answer",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=5000,
+        label="Your answer",
         error_messages={"required": "Enter your answer"},
-    )  # fmt: skip
+    )
 
 
 class ForwardForm(forms.Form):

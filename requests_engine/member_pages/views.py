@@ -34,10 +34,13 @@ from requests_engine.responses import files as returned_files
 def request_detail(request, reference: str):
     data_request = get_object_or_404(
         DataRightsRequest.objects.select_related("controller", "member__community", "mandate"),
-        reference=reference, member__user=request.user,
-    )  # fmt: skip
-    can_answer = (data_request.state == RequestState.INFO_REQUESTED
-                  and data_request.info_kind != InformationKind.AUTHORITY)  # fmt: skip
+        reference=reference,
+        member__user=request.user,
+    )
+    can_answer = (
+        data_request.state == RequestState.INFO_REQUESTED
+        and data_request.info_kind != InformationKind.AUTHORITY
+    )
     if request.method == "POST" and "art15_checklist" in request.POST:
         return _art15_checklist_save(request, data_request)
     form = AnswerForm(request.POST if request.method == "POST" else None) if can_answer else None
@@ -47,27 +50,42 @@ def request_detail(request, reference: str):
             return redirect("request-detail", reference=reference)
         if form.is_valid():
             try:
-                services.request_answer_from_member(request_id=data_request.pk, answer=form.cleaned_data["answer"],
-                                                  actor=Actor(Actor.MEMBER, str(data_request.member_id)))  # fmt: skip
+                services.request_answer_from_member(
+                    request_id=data_request.pk,
+                    answer=form.cleaned_data["answer"],
+                    actor=Actor(Actor.MEMBER, str(data_request.member_id)),
+                )
             except RequestEngineError as error:
                 form.add_error(None, str(error))
             else:
                 messages.success(request, "Thank you. Your answer was sent to the organisation.")
                 return redirect("request-detail", reference=reference)
-    events = [{"event": e, "sentence": describe(e)} for e in
-              RequestEvent.objects.filter(request=data_request).order_by("seq")]  # fmt: skip
-    return render(request, "communities/request_detail.html", {
-        "data_request": data_request, "community": data_request.member.community, "events": events,
-        "form": form, "days_left": data_request.days_left() if data_request.state in OPEN_STATES else None,
-        "is_open": data_request.state in OPEN_STATES,
-        "files": data_request.files.filter(deleted_at__isnull=True),
-        "checklist": _art15_checklist(data_request), **_forwarding(data_request),
-    })  # fmt: skip
+    events = [
+        {"event": e, "sentence": describe(e)}
+        for e in RequestEvent.objects.filter(request=data_request).order_by("seq")
+    ]
+    return render(
+        request,
+        "communities/request_detail.html",
+        {
+            "data_request": data_request,
+            "community": data_request.member.community,
+            "events": events,
+            "form": form,
+            "days_left": data_request.days_left() if data_request.state in OPEN_STATES else None,
+            "is_open": data_request.state in OPEN_STATES,
+            "files": data_request.files.filter(deleted_at__isnull=True),
+            "checklist": _art15_checklist(data_request),
+            **_forwarding(data_request),
+        },
+    )
 
 
 def _forwarding(data_request: DataRightsRequest) -> dict:
-    return {"forwards": forwarding.forwards_of(data_request),
-            "can_forward": not forwarding.why_not_forwardable(data_request)}  # fmt: skip
+    return {
+        "forwards": forwarding.forwards_of(data_request),
+        "can_forward": not forwarding.why_not_forwardable(data_request),
+    }
 
 
 @login_required
@@ -77,28 +95,40 @@ def request_forward(request, reference: str):
 
     data_request = get_object_or_404(
         DataRightsRequest.objects.select_related("controller", "member__community"),
-        reference=reference, member__user=request.user,
-    )  # fmt: skip
+        reference=reference,
+        member__user=request.user,
+    )
     problem = forwarding.why_not_forwardable(data_request)
     form = ForwardForm(request.POST if request.method == "POST" else None, data_request=data_request)
     if request.method == "POST" and not problem and form.is_valid():
         try:
             forward = forwarding.received_file_forward(
-                file=form.cleaned_data["file"], to_controller=form.cleaned_data["to_controller"],
-                member=data_request.member, actor=Actor(Actor.MEMBER, str(data_request.member_id)),
-            )  # fmt: skip
+                file=form.cleaned_data["file"],
+                to_controller=form.cleaned_data["to_controller"],
+                member=data_request.member,
+                actor=Actor(Actor.MEMBER, str(data_request.member_id)),
+            )
         except ForwardingError as error:
             # A refusal naming the chosen organisation is about that choice, so it is shown at the field.
             chosen = form.cleaned_data["to_controller"].name in str(error)
             form.add_error("to_controller" if chosen else None, str(error))
         else:
-            messages.success(request, f"We are sending “{forward.file.original_name}” to "
-                                      f"{forward.to_controller.name}. You can follow it here.")  # fmt: skip
+            messages.success(
+                request,
+                f"We are sending “{forward.file.original_name}” to "
+                f"{forward.to_controller.name}. You can follow it here.",
+            )
             return redirect("request-detail", reference=reference)
-    return render(request, "communities/request_forward.html", {
-        "data_request": data_request, "community": data_request.member.community, "form": form,
-        "problem": problem,
-    })  # fmt: skip
+    return render(
+        request,
+        "communities/request_forward.html",
+        {
+            "data_request": data_request,
+            "community": data_request.member.community,
+            "form": form,
+            "problem": problem,
+        },
+    )
 
 
 def _art15_checklist(data_request: DataRightsRequest) -> dict | None:
@@ -111,8 +141,10 @@ def _art15_checklist(data_request: DataRightsRequest) -> dict | None:
     start = (review.present if review.reviewed_at else review.declared) if review else []
     form = ChecklistForm(initial={"present": start})
     form.fields["present"].label = "What their answer contains"
-    form.fields["present"].help_text = ("Tick each thing you found in what they sent. We will write to them asking "
-                                        "for anything you leave unticked.")  # fmt: skip
+    form.fields["present"].help_text = (
+        "Tick each thing you found in what they sent. We will write to them asking "
+        "for anything you leave unticked."
+    )
     missing = [completeness.item_phrase(item) for item in review.missing] if review else []
     return {"form": form, "review": review, "editable": not problem, "missing": missing}
 
@@ -128,27 +160,38 @@ def _art15_checklist_save(request, data_request: DataRightsRequest):
     asked_before = bool(before and before.followup_sent_on)
     name = data_request.controller.name
     try:
-        review = completeness.review_save_and_follow_up(data_request, form.cleaned_data["present"],
-                                                   Actor(Actor.MEMBER, str(data_request.member_id)))  # fmt: skip
+        review = completeness.review_save_and_follow_up(
+            data_request, form.cleaned_data["present"], Actor(Actor.MEMBER, str(data_request.member_id))
+        )
     except RequestEngineError as error:
         messages.error(request, str(error))
         return redirect("request-detail", reference=data_request.reference)
     if not review.missing:
         messages.success(request, f"Saved: {name}'s answer has everything Article 15 requires.")
     elif asked_before:
-        messages.success(request, f"Saved. We have already asked {name} for what is missing; they have until "
-                                  f"{completeness.long_date(review.followup_due_on)}.")  # fmt: skip
+        messages.success(
+            request,
+            f"Saved. We have already asked {name} for what is missing; they have until "
+            f"{completeness.long_date(review.followup_due_on)}.",
+        )
     else:
-        messages.success(request, f"Saved. We have written to {name} asking for what is missing; they have until "
-                                  f"{completeness.long_date(review.followup_due_on)}.")  # fmt: skip
+        messages.success(
+            request,
+            f"Saved. We have written to {name} asking for what is missing; they have until "
+            f"{completeness.long_date(review.followup_due_on)}.",
+        )
     return redirect("request-detail", reference=data_request.reference)
 
 
 @login_required
 def received_file(request, file_id: int):
     """A file a controller returned, decrypted for the member it concerns only; each download is an event."""
-    received = get_object_or_404(ReceivedFile.objects.select_related("request"), pk=file_id,
-                                 request__member__user=request.user, deleted_at__isnull=True)  # fmt: skip
+    received = get_object_or_404(
+        ReceivedFile.objects.select_related("request"),
+        pk=file_id,
+        request__member__user=request.user,
+        deleted_at__isnull=True,
+    )
     data = returned_files.received_file_download(
         file_id=received.pk, actor=Actor(Actor.MEMBER, str(received.request.member_id))
     )
@@ -162,8 +205,12 @@ def received_file(request, file_id: int):
 @require_http_methods(["POST"])
 def received_file_keep(request, file_id: int):
     """Keep a returned file past the retention period, or let it go (the member's choice, Art 5(1)(e))."""
-    received = get_object_or_404(ReceivedFile.objects.select_related("request"), pk=file_id,
-                                 request__member__user=request.user, deleted_at__isnull=True)  # fmt: skip
+    received = get_object_or_404(
+        ReceivedFile.objects.select_related("request"),
+        pk=file_id,
+        request__member__user=request.user,
+        deleted_at__isnull=True,
+    )
     keep = request.POST.get("keep") == "yes"
     try:
         returned_files.received_file_keep(
@@ -173,6 +220,10 @@ def received_file_keep(request, file_id: int):
         messages.error(request, str(error))
     else:
         name = received.original_name
-        messages.success(request, f"“{name}” is kept: it will not be deleted automatically." if keep
-                         else f"“{name}” will be deleted at the end of the retention period.")  # fmt: skip
+        messages.success(
+            request,
+            f"“{name}” is kept: it will not be deleted automatically."
+            if keep
+            else f"“{name}” will be deleted at the end of the retention period.",
+        )
     return redirect("request-detail", reference=received.request.reference)

@@ -48,14 +48,16 @@ def deadline_reminders_send(*, today: datetime.date | None = None) -> int:
             "controller__jurisdiction",
             "member__community__name",
             "member__community__contact_email",
-        )  # fmt: skip
+        )
     )
     due: dict[tuple[int, str], list[DataRightsRequest]] = defaultdict(list)
     for request in candidates.iterator(chunk_size=2000):
         earliest = earliest_plausible_due_date(
-            request.clock_start_on, jurisdiction=request.controller.jurisdiction,
-            extension_months=request.extension_months, paused_days=request.paused_days,
-        )  # fmt: skip
+            request.clock_start_on,
+            jurisdiction=request.controller.jurisdiction,
+            extension_months=request.extension_months,
+            paused_days=request.paused_days,
+        )
         if earliest == today + timedelta(days=REMIND_DAYS_BEFORE):
             due[(request.controller_id, "week")].append(request)
         elif earliest == today:
@@ -73,7 +75,7 @@ def deadline_reminders_send(*, today: datetime.date | None = None) -> int:
                 subject=(
                     f"Reminder: {len(requests)} data rights request(s) due "
                     f"{'today' if kind == 'today' else 'in 7 days'}"
-                ),  # fmt: skip
+                ),
                 body_text=render_to_string(
                     "requests_engine/email/deadline_reminder.txt",
                     {
@@ -83,7 +85,7 @@ def deadline_reminders_send(*, today: datetime.date | None = None) -> int:
                         "today": today,
                         "portal": settings.SITE_URL.rstrip("/") + "/respond/",
                     },
-                ),  # fmt: skip
+                ),
                 subject_type="controller",
                 subject_id=tag,
                 purpose="request.deadline_reminder",
@@ -96,8 +98,9 @@ def overdue_notices_send(*, since: datetime.datetime | None = None) -> int:
     """Tell each member about each of their requests that went overdue (a notice: emailed at once or in
     their digest), and each community's coordinators once a day about all of theirs."""
     since = since or timezone.now() - timedelta(days=2)
-    events = (RequestEvent.objects.filter(kind="request.overdue", created_at__gte=since)
-              .select_related("request__member__user", "request__member__community", "request__controller"))  # fmt: skip
+    events = RequestEvent.objects.filter(kind="request.overdue", created_at__gte=since).select_related(
+        "request__member__user", "request__member__community", "request__controller"
+    )
     by_community: dict[int, list[DataRightsRequest]] = defaultdict(list)
     sent = 0
     for event in events.iterator(chunk_size=2000):
@@ -130,7 +133,7 @@ def overdue_notices_send(*, since: datetime.datetime | None = None) -> int:
                     "admin": settings.SITE_URL.rstrip("/")
                     + "/admin/requests_engine/datarightsrequest/?state__exact=overdue",
                 },
-            ),  # fmt: skip
+            ),
             subject_type="community",
             subject_id=tag,
             purpose="community.overdue_summary",

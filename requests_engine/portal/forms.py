@@ -9,14 +9,20 @@ class EmailForm(forms.Form):
         label="Your work email address",
         help_text="The address our letters were sent to, or one a coordinator added for you.",
         widget=forms.EmailInput(attrs={"autocomplete": "email", "spellcheck": "false"}),
-        error_messages={"required": "Enter your email address",
-                        "invalid": "Enter an email address in the correct format, like name@example.com"},
-    )  # fmt: skip
+        error_messages={
+            "required": "Enter your email address",
+            "invalid": "Enter an email address in the correct format, like name@example.com",
+        },
+    )
 
 
 class FilterForm(forms.Form):
-    state = forms.ChoiceField(required=False, label="State", choices=[("", "Any")] + [
-        (s.value, s.label) for s in RequestState if s not in (RequestState.DRAFT, RequestState.QUEUED)])  # fmt: skip
+    state = forms.ChoiceField(
+        required=False,
+        label="State",
+        choices=[("", "Any")]
+        + [(s.value, s.label) for s in RequestState if s not in (RequestState.DRAFT, RequestState.QUEUED)],
+    )
     right = forms.ChoiceField(required=False, label="Right", choices=[("", "Any")])
     campaign = forms.CharField(required=False, label="Campaign reference", max_length=16)
     due_before = forms.DateField(
@@ -42,20 +48,36 @@ class AnswerForm(forms.Form):
 
 class AskForm(AnswerForm):
     id_prefix = "ask"
-    kind = forms.ChoiceField(choices=InformationKind.choices, widget=forms.RadioSelect, label="What do you need?",
-                             error_messages={"required": "Choose what you need"})  # fmt: skip
-    question = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000, label="Your question",
-                               error_messages={"required": "Write your question"})  # fmt: skip
+    kind = forms.ChoiceField(
+        choices=InformationKind.choices,
+        widget=forms.RadioSelect,
+        label="What do you need?",
+        error_messages={"required": "Choose what you need"},
+    )
+    question = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        label="Your question",
+        error_messages={"required": "Write your question"},
+    )
 
 
 class ExtendForm(AnswerForm):
     id_prefix = "extend"
-    months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int,
-                                    widget=forms.RadioSelect, label="By how long?",
-                                    error_messages={"required": "Choose how long"})  # fmt: skip
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000, label="Your reasons",
-                             help_text="Art 12(3) UK GDPR: an extension must say why the request is complex or numerous.",
-                             error_messages={"required": "Give your reasons for the extension"})  # fmt: skip
+    months = forms.TypedChoiceField(
+        choices=[(1, "One month"), (2, "Two months")],
+        coerce=int,
+        widget=forms.RadioSelect,
+        label="By how long?",
+        error_messages={"required": "Choose how long"},
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        label="Your reasons",
+        help_text="Art 12(3) UK GDPR: an extension must say why the request is complex or numerous.",
+        error_messages={"required": "Give your reasons for the extension"},
+    )
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -78,27 +100,40 @@ def _art15_items_field(html_id: str) -> forms.MultipleChoiceField:
     # Shown for access requests only: the community checks the answer against this list (completeness.py).
     # Its own id: the fulfil and partly-fulfil forms share one page.
     return forms.MultipleChoiceField(
-        choices=Art15Item.choices, required=False, widget=forms.CheckboxSelectMultiple(attrs={"id": html_id}),
+        choices=Art15Item.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"id": html_id}),
         label="What your answer provides (Art 15 UK GDPR)",
         help_text="Tick each item your answer includes. We check the answer against this list and ask for "
-                  "anything it lacks.",
-    )  # fmt: skip
+        "anything it lacks.",
+    )
 
 
 class FulfilForm(AnswerForm):
     id_prefix = "fulfil"
     files = MultipleFileField(required=False, label="The data (you can choose several files, or one ZIP)")
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=4000,
-                           label="A note for the member (optional)")  # fmt: skip
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=4000,
+        label="A note for the member (optional)",
+    )
     art15_items = _art15_items_field("fulfil-art15-items")
 
 
 class RefuseForm(AnswerForm):
     id_prefix = "refuse"
-    ground = forms.ChoiceField(choices=RefusalGround.choices, label="Legal ground",
-                               error_messages={"required": "Choose the legal ground"})  # fmt: skip
-    reasons = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=8000, label="Your reasons",
-                              error_messages={"required": "Give your reasons: Art 12(4) UK GDPR requires them"})  # fmt: skip
+    ground = forms.ChoiceField(
+        choices=RefusalGround.choices,
+        label="Legal ground",
+        error_messages={"required": "Choose the legal ground"},
+    )
+    reasons = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=8000,
+        label="Your reasons",
+        error_messages={"required": "Give your reasons: Art 12(4) UK GDPR requires them"},
+    )
 
 
 class PartialForm(RefuseForm):
@@ -108,14 +143,21 @@ class PartialForm(RefuseForm):
 
 
 class BulkForm(forms.Form):
-    references = forms.MultipleChoiceField(choices=(), label="Requests", error_messages={
-        "required": "Select at least one request"})  # fmt: skip
-    action = forms.ChoiceField(choices=[("acknowledge", "Acknowledge"), ("extend", "Extend"), ("refuse", "Refuse")],
-                               error_messages={"required": "Choose what to do"})  # fmt: skip
+    references = forms.MultipleChoiceField(
+        choices=(), label="Requests", error_messages={"required": "Select at least one request"}
+    )
+    action = forms.ChoiceField(
+        choices=[("acknowledge", "Acknowledge"), ("extend", "Extend"), ("refuse", "Refuse")],
+        error_messages={"required": "Choose what to do"},
+    )
     months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int, required=False)
     ground = forms.ChoiceField(choices=[("", "—")] + list(RefusalGround.choices), required=False)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=8000,
-                             label="Reasons (for an extension or a refusal)")  # fmt: skip
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=8000,
+        label="Reasons (for an extension or a refusal)",
+    )
 
     def __init__(self, *args, references=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,15 +166,17 @@ class BulkForm(forms.Form):
 
 class CsvForm(forms.Form):
     csv_file = forms.FileField(
-        label="CSV file of actions (optional)", required=False,
+        label="CSV file of actions (optional)",
+        required=False,
         help_text="Columns: reference, action, months, reason, ground, kind, question",
-    )  # fmt: skip
+    )
     answers_zip = forms.FileField(
-        label="ZIP file of answers (optional)", required=False,
+        label="ZIP file of answers (optional)",
+        required=False,
         help_text="A folder per request reference holding the files for that request, such as "
-                  "B1-M0-AC/data.json. On its own it fulfils each request named by a folder; with a CSV, a "
-                  "line may say partially_fulfil instead. All of it is applied, or none of it.",
-    )  # fmt: skip
+        "B1-M0-AC/data.json. On its own it fulfils each request named by a folder; with a CSV, a "
+        "line may say partially_fulfil instead. All of it is applied, or none of it.",
+    )
 
     def clean(self):
         cleaned = super().clean()

@@ -31,13 +31,17 @@ def link_lifetime() -> timedelta:
 def send_sign_in_link(*, email: str) -> bool:
     """Email a link to every active contact with this address. Says nothing about whether one exists
     (the caller shows the same message either way). Returns whether anything was sent."""
-    contacts = list(ControllerContact.objects.filter(email__iexact=email.strip(), is_active=True)
-                    .select_related("controller"))  # fmt: skip
+    contacts = list(
+        ControllerContact.objects.filter(email__iexact=email.strip(), is_active=True).select_related(
+            "controller"
+        )
+    )
     for contact in contacts:
         token = new_token(32)
         with transaction.atomic():
-            PortalSignInLink.objects.create(contact=contact, token_sha256=_hash(token),
-                                            expires_at=timezone.now() + link_lifetime())  # fmt: skip
+            PortalSignInLink.objects.create(
+                contact=contact, token_sha256=_hash(token), expires_at=timezone.now() + link_lifetime()
+            )
             url = settings.SITE_URL.rstrip("/") + reverse("portal-sign-in", args=[token])
             outbox.queue_email(
                 to=[contact.email],
@@ -45,7 +49,7 @@ def send_sign_in_link(*, email: str) -> bool:
                 body_text=render_to_string(
                     "requests_engine/portal/email_sign_in.txt",
                     {"contact": contact, "url": url, "minutes": link_lifetime().seconds // 60},
-                ),  # fmt: skip
+                ),
                 subject_type="contact",
                 subject_id=str(contact.pk),
                 purpose="portal.sign_in_link",
@@ -54,8 +58,12 @@ def send_sign_in_link(*, email: str) -> bool:
 
 
 def link_is_usable(token: str) -> bool:
-    return PortalSignInLink.objects.filter(token_sha256=_hash(token), used_at__isnull=True,
-                                           expires_at__gt=timezone.now(), contact__is_active=True).exists()  # fmt: skip
+    return PortalSignInLink.objects.filter(
+        token_sha256=_hash(token),
+        used_at__isnull=True,
+        expires_at__gt=timezone.now(),
+        contact__is_active=True,
+    ).exists()
 
 
 def redeem(token: str) -> ControllerContact | None:

@@ -110,32 +110,56 @@ def request_list(request):
     page = Paginator(rows.order_by("due_on", "pk").values_list("pk", flat=True), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    shown = DataRightsRequest.objects.filter(pk__in=list(page)).select_related("member").only(
-        "reference", "right", "state", "due_on", "clock_paused", "member__full_name"
-    )  # fmt: skip
+    shown = (
+        DataRightsRequest.objects.filter(pk__in=list(page))
+        .select_related("member")
+        .only("reference", "right", "state", "due_on", "clock_paused", "member__full_name")
+    )
     by_id = {row.pk: row for row in shown}
     page.object_list = [by_id[pk] for pk in page.object_list]
     today = timezone.localdate()
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "requests_engine/portal/list.html", {
-        "contact": contact, "filters": filters, "page": page, "today": today, "query": query.urlencode(),
-        "bulk": forms.BulkForm(references=[r.reference for r in page]), "csv_form": forms.CsvForm(),
-    })  # fmt: skip
+    return render(
+        request,
+        "requests_engine/portal/list.html",
+        {
+            "contact": contact,
+            "filters": filters,
+            "page": page,
+            "today": today,
+            "query": query.urlencode(),
+            "bulk": forms.BulkForm(references=[r.reference for r in page]),
+            "csv_form": forms.CsvForm(),
+        },
+    )
 
 
 @contact_required
 def request_detail(request, reference: str):
     data_request = _own_request(request, reference)
-    events = [{"event": e, "sentence": describe(e)} for e in RequestEvent.objects.filter(request=data_request)
-              .order_by("seq")]  # fmt: skip
+    events = [
+        {"event": e, "sentence": describe(e)}
+        for e in RequestEvent.objects.filter(request=data_request).order_by("seq")
+    ]
     identifiers = data_request.member.identifiers.filter(controller__in=[data_request.controller_id, None])
-    return render(request, "requests_engine/portal/detail.html", {
-        "contact": request.contact, "r": data_request, "events": events, "identifiers": identifiers,
-        "ask": forms.AskForm(), "extend": forms.ExtendForm(), "fulfil": forms.FulfilForm(),
-        "refuse": forms.RefuseForm(), "partial": forms.PartialForm(), "days_left": data_request.days_left(),
-        "allowed": _allowed_actions(data_request),
-    })  # fmt: skip
+    return render(
+        request,
+        "requests_engine/portal/detail.html",
+        {
+            "contact": request.contact,
+            "r": data_request,
+            "events": events,
+            "identifiers": identifiers,
+            "ask": forms.AskForm(),
+            "extend": forms.ExtendForm(),
+            "fulfil": forms.FulfilForm(),
+            "refuse": forms.RefuseForm(),
+            "partial": forms.PartialForm(),
+            "days_left": data_request.days_left(),
+            "allowed": _allowed_actions(data_request),
+        },
+    )
 
 
 def _allowed_actions(data_request) -> set[str]:
@@ -148,8 +172,12 @@ def mandate_pdf(request, reference: str):
     data_request = _own_request(request, reference)
     if not data_request.mandate.pdf:
         raise Http404("The mandate PDF is not ready.")
-    return FileResponse(data_request.mandate.pdf.open("rb"), as_attachment=True,
-                        filename=f"mandate-{data_request.mandate.reference}.pdf", content_type="application/pdf")  # fmt: skip
+    return FileResponse(
+        data_request.mandate.pdf.open("rb"),
+        as_attachment=True,
+        filename=f"mandate-{data_request.mandate.reference}.pdf",
+        content_type="application/pdf",
+    )
 
 
 def _uploads(files) -> list[Upload]:
@@ -212,15 +240,26 @@ def _detail_with_error(request, data_request, action, form):
         "refuse": "refuse",
         "partially-fulfil": "partial",
     }[action]
-    events = [{"event": e, "sentence": describe(e)} for e in RequestEvent.objects.filter(request=data_request)
-              .order_by("seq")]  # fmt: skip
+    events = [
+        {"event": e, "sentence": describe(e)}
+        for e in RequestEvent.objects.filter(request=data_request).order_by("seq")
+    ]
     identifiers = data_request.member.identifiers.filter(controller__in=[data_request.controller_id, None])
     context = {
-        "contact": request.contact, "r": data_request, "events": events, "identifiers": identifiers,
-        "ask": forms.AskForm(), "extend": forms.ExtendForm(), "fulfil": forms.FulfilForm(),
-        "refuse": forms.RefuseForm(), "partial": forms.PartialForm(), "days_left": data_request.days_left(),
-        key: form, "open_action": action, "allowed": _allowed_actions(data_request),
-    }  # fmt: skip
+        "contact": request.contact,
+        "r": data_request,
+        "events": events,
+        "identifiers": identifiers,
+        "ask": forms.AskForm(),
+        "extend": forms.ExtendForm(),
+        "fulfil": forms.FulfilForm(),
+        "refuse": forms.RefuseForm(),
+        "partial": forms.PartialForm(),
+        "days_left": data_request.days_left(),
+        key: form,
+        "open_action": action,
+        "allowed": _allowed_actions(data_request),
+    }
     return render(request, "requests_engine/portal/detail.html", context, status=400)
 
 
@@ -234,8 +273,11 @@ def bulk(request):
             for error in errors:
                 messages.error(request, error)
         return redirect("portal-requests")
-    rows = dict(_requests_for(request.contact).filter(reference__in=form.cleaned_data["references"])
-                .values_list("reference", "pk"))  # fmt: skip
+    rows = dict(
+        _requests_for(request.contact)
+        .filter(reference__in=form.cleaned_data["references"])
+        .values_list("reference", "pk")
+    )
     done, failed = 0, []
     for reference in form.cleaned_data["references"]:
         if reference not in rows:
@@ -289,8 +331,11 @@ def csv_upload(request):
         return redirect("portal-requests")
     if zipped:
         return _answers_from_zip(request, zipped, rows=rows)
-    own = dict(_requests_for(request.contact).filter(reference__in=[r.get("reference", "").strip() for r in rows])
-               .values_list("reference", "pk"))  # fmt: skip
+    own = dict(
+        _requests_for(request.contact)
+        .filter(reference__in=[r.get("reference", "").strip() for r in rows])
+        .values_list("reference", "pk")
+    )
     done, failed = 0, []
     for line, row in enumerate(rows, start=2):
         reference = (row.get("reference") or "").strip()
@@ -316,9 +361,11 @@ def _answers_from_zip(request, zipped, *, rows):
         return render(request, "requests_engine/portal/bulk_answers.html", context, status=400)
     try:
         context["answers"] = bulk_answers.answers_apply(
-            controller_id=request.contact.controller_id, archive=Upload(name=zipped.name, data=zipped.read()),
-            rows=rows, actor=_actor(request),
-        )  # fmt: skip
+            controller_id=request.contact.controller_id,
+            archive=Upload(name=zipped.name, data=zipped.read()),
+            rows=rows,
+            actor=_actor(request),
+        )
     except BulkAnswersRefused as refused:
         context["problems"] = refused.problems
         return render(request, "requests_engine/portal/bulk_answers.html", context, status=400)

@@ -70,8 +70,10 @@ def folders_in_zip(archive: Upload) -> dict[str, list[Upload]]:
                 folders.setdefault(parts[0], [])
                 continue
             if len(parts) == 1:
-                problems.append(f"“{entry.filename}” is not in a folder: put each file in a folder named "
-                                "after the request's reference.")  # fmt: skip
+                problems.append(
+                    f"“{entry.filename}” is not in a folder: put each file in a folder named "
+                    "after the request's reference."
+                )
                 continue
             if entry.flag_bits & 0x1:
                 problems.append(f"“{entry.filename}” is password-protected: we cannot check or read it.")
@@ -93,8 +95,9 @@ def folders_in_zip(archive: Upload) -> dict[str, list[Upload]]:
         if not files:
             problems.append(f"Folder {reference} holds no files.")
     if not folders and not problems:
-        problems.append(f"“{name}” holds no folders: put each request's files in a folder named after its "
-                        "reference.")  # fmt: skip
+        problems.append(
+            f"“{name}” holds no folders: put each request's files in a folder named after its reference."
+        )
     if problems:
         raise BulkAnswersRefused(problems)
     return folders
@@ -119,12 +122,16 @@ def answer_plan(
         answers.append(answer)
         if reference in folders:
             if reference in by_reference:
-                problems.append(f"Line {line}: {reference} has files and another line already; give one "
-                                "line per request with files.")  # fmt: skip
+                problems.append(
+                    f"Line {line}: {reference} has files and another line already; give one "
+                    "line per request with files."
+                )
                 continue
             if action not in (FULFIL, PARTIAL):
-                problems.append(f"Folder {reference}: its line ({line}) says “{action}”, but files go only "
-                                f"with {FULFIL} or {PARTIAL}.")  # fmt: skip
+                problems.append(
+                    f"Folder {reference}: its line ({line}) says “{action}”, but files go only "
+                    f"with {FULFIL} or {PARTIAL}."
+                )
             answer.files = folders[reference]
             answer.source = f"Folder {reference} (line {line})"
         by_reference.setdefault(reference, answer)

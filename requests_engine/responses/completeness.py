@@ -209,9 +209,11 @@ def _complete(
     review.present = list(Art15Item.values)
     review.missing = []
     record_event(
-        subject=request, kind="request.art15_followup_completed", actor=actor,
+        subject=request,
+        kind="request.art15_followup_completed",
+        actor=actor,
         payload={"supplied": supplied, "completed_on": on},
-    )  # fmt: skip
+    )
 
 
 def review_save(request: DataRightsRequest, present: Iterable[str], actor: Actor) -> CompletenessReview:
@@ -226,9 +228,11 @@ def review_save(request: DataRightsRequest, present: Iterable[str], actor: Actor
         review.reviewed_at = timezone.now()
         review.reviewed_by = _who(actor)
         record_event(
-            subject=locked, kind="request.art15_reviewed", actor=actor,
+            subject=locked,
+            kind="request.art15_reviewed",
+            actor=actor,
             payload={"present": review.present, "missing": review.missing, "declared": review.declared},
-        )  # fmt: skip
+        )
         if review.followup_sent_on and not review.completed_on and not review.missing:
             _complete(review, locked, actor, on=_today())
         review.save()
@@ -306,10 +310,15 @@ def followup_send(review: CompletenessReview, actor: Actor) -> CompletenessRevie
         review.followup_message = message
         review.save(update_fields=["followup_sent_on", "followup_due_on", "followup_message"])
         record_event(
-            subject=request, kind="request.art15_followup_sent", actor=actor,
-            payload={"missing": review.missing, "due_on": review.followup_due_on,
-                     "message_id": message.message_id},
-        )  # fmt: skip
+            subject=request,
+            kind="request.art15_followup_sent",
+            actor=actor,
+            payload={
+                "missing": review.missing,
+                "due_on": review.followup_due_on,
+                "message_id": message.message_id,
+            },
+        )
     return review
 
 

@@ -35,17 +35,36 @@ logger = logging.getLogger(__name__)
 
 # Types a controller may send (sniffed from the bytes, never trusted from the name).
 ACCEPTED_TYPES = {
-    "application/pdf", "application/json", "text/plain", "text/csv", "application/csv", "text/html",
-    "application/xml", "text/xml", "application/zip", "image/png", "image/jpeg", "image/gif", "image/webp",
+    "application/pdf",
+    "application/json",
+    "text/plain",
+    "text/csv",
+    "application/csv",
+    "text/html",
+    "application/xml",
+    "text/xml",
+    "application/zip",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.oasis.opendocument.spreadsheet", "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.text",
     "message/rfc822",
-}  # fmt: skip
+}
 # A portability answer should be structured and machine-readable (Art 20(1); RULES.md (g)).
-MACHINE_READABLE = {"application/json", "text/csv", "application/csv", "application/xml", "text/xml",
-                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    "application/vnd.oasis.opendocument.spreadsheet", "text/plain"}  # fmt: skip
+MACHINE_READABLE = {
+    "application/json",
+    "text/csv",
+    "application/csv",
+    "application/xml",
+    "text/xml",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "text/plain",
+}
 
 
 @dataclass(frozen=True)
@@ -160,7 +179,7 @@ def received_files_store(
                 content_type=kind,
                 sha256=hashlib.sha256(upload.data).hexdigest(),
                 delete_after=timezone.localdate() + timedelta(days=retention),
-            )  # fmt: skip
+            )
         )
     if stored:
         record_event(
@@ -178,7 +197,7 @@ def received_files_store(
                     }
                     for f in stored
                 ]
-            },  # fmt: skip
+            },
         )
     return stored
 
@@ -214,9 +233,11 @@ def received_file_download(*, file_id: int, actor: Actor) -> bytes:
     with transaction.atomic():
         request = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
         record_event(
-            subject=request, kind="request.file_downloaded", actor=actor,
+            subject=request,
+            kind="request.file_downloaded",
+            actor=actor,
             payload={"file": received.pk, "sha256": received.sha256},
-        )  # fmt: skip
+        )
     return data
 
 
@@ -233,9 +254,11 @@ def received_file_keep(*, file_id: int, keep: bool, actor: Actor) -> ReceivedFil
         received.save(update_fields=["keep"])
         request = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
         record_event(
-            subject=request, kind="request.file_kept" if keep else "request.file_released", actor=actor,
+            subject=request,
+            kind="request.file_kept" if keep else "request.file_released",
+            actor=actor,
             payload={"file": received.pk, "name": received.original_name},
-        )  # fmt: skip
+        )
     return received
 
 

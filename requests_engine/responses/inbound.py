@@ -440,8 +440,12 @@ def inbound_upload(*, raw: bytes) -> str:
     `inbound_receive`."""
     uid = int(hashlib.sha256(raw).hexdigest()[:15], 16)  # 60 bits: fits the BigInteger column
     return inbound_receive(
-        mailbox=UPLOADED, uid_validity=0, uid=uid, raw=raw, received_at=timezone.now(),
-    )  # fmt: skip
+        mailbox=UPLOADED,
+        uid_validity=0,
+        uid=uid,
+        raw=raw,
+        received_at=timezone.now(),
+    )
 
 
 # -- the coordinators' inbox -----------------------------------------------------------------------------

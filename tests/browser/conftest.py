@@ -141,8 +141,12 @@ class Traffic:
     dialogs: list[str] = field(default_factory=list)  # alert()/confirm(): an injected script would show here
 
     def external(self) -> list[str]:
-        return [url for url in self.requests if urlsplit(url).scheme in ("http", "https", "ws", "wss")
-                and urlsplit(url).hostname not in LOCAL_HOSTS]  # fmt: skip
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss")
+            and urlsplit(url).hostname not in LOCAL_HOSTS
+        ]
 
 
 def record_traffic(page: Page) -> Traffic:

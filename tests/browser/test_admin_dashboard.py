@@ -43,7 +43,7 @@ def signed_in(page: Page, user, base_url: str) -> Page:
 
 def test_on_a_phone_the_overdue_figure_is_reached_by_keyboard_and_opens_its_list(
     live_server, mobile_page: Page, coordinator, overdue_request
-):  # fmt: skip
+):
     page = signed_in(mobile_page, coordinator, live_server.url)
     traffic = record_traffic(page)
     page.goto(f"{live_server.url}/admin/")

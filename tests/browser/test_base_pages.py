@@ -70,9 +70,17 @@ def test_error_summary_links_jump_to_each_field(desktop_page: Page, live_server)
     links = desktop_page.locator(".govuk-error-summary__list a")
     hrefs = links.evaluate_all("links => links.map(a => a.getAttribute('href'))")
     assert hrefs == [
-        "#id_full_name", "#id_email", "#id_age", "#id_password", "#id_controller", "#id_contact_by_0",
-        "#id_rights_0", "#id_agree", "#id_born_on", "#id_proof",
-    ]  # fmt: skip
+        "#id_full_name",
+        "#id_email",
+        "#id_age",
+        "#id_password",
+        "#id_controller",
+        "#id_contact_by_0",
+        "#id_rights_0",
+        "#id_agree",
+        "#id_born_on",
+        "#id_proof",
+    ]
     for href in hrefs:
         tag = desktop_page.locator(href).evaluate("element => element.tagName")
         assert tag in ("INPUT", "SELECT", "TEXTAREA"), href

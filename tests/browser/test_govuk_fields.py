@@ -217,8 +217,12 @@ def test_brand_falls_back_to_the_site_settings(settings):
     brand = site_brand("")
 
     assert (brand.name, brand.colour, brand.text_colour, brand.contact_email, brand.slug) == (
-        "Our data", DEFAULT_BRAND_COLOUR, "#ffffff", "hello@our.example", ""
-    )  # fmt: skip
+        "Our data",
+        DEFAULT_BRAND_COLOUR,
+        "#ffffff",
+        "hello@our.example",
+        "",
+    )
 
 
 def test_brand_uses_the_community_and_refuses_a_colour_that_is_not_one():

@@ -39,9 +39,12 @@ def cast(transactional_db, settings, live_server):
     settings.SITE_URL = live_server.url
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     community = Community.objects.create(
-        slug="writers", name="Writers' Data Collective", purpose="We ask AI developers about our work.",
-        contact_email="hello@writers.test", rights=[Right.ACCESS, Right.ERASURE, Right.PORTABILITY],
-    )  # fmt: skip
+        slug="writers",
+        name="Writers' Data Collective",
+        purpose="We ask AI developers about our work.",
+        contact_email="hello@writers.test",
+        rights=[Right.ACCESS, Right.ERASURE, Right.PORTABILITY],
+    )
     acme = Controller.objects.create(slug="acme-ai", name="Acme AI Ltd", email=ACME)
     globex = Controller.objects.create(slug="globex", name="Globex plc", email=GLOBEX)
     initech = Controller.objects.create(slug="initech", name="Initech", email="privacy@initech.test")
@@ -337,12 +340,20 @@ def test_the_art15_checklist_sends_a_follow_up_naming_the_unticked_items(
     assert request.reference in letter["Subject"]
     body = text_of(letter)
     lacks = body.split("It lacks:")[1].split("Please send")[0]
-    for missing in ("the purposes of the processing (Article 15(1)(a) UK GDPR)", "about its source",
-                    "the existence of the rights to ask for rectification", "automated decision-making",
-                    "safeguards relied on for the transfer (Article 15(2) UK GDPR)"):  # fmt: skip
+    for missing in (
+        "the purposes of the processing (Article 15(1)(a) UK GDPR)",
+        "about its source",
+        "the existence of the rights to ask for rectification",
+        "automated decision-making",
+        "safeguards relied on for the transfer (Article 15(2) UK GDPR)",
+    ):
         assert missing in lacks, missing
-    for found in ("a copy of the personal data", "the categories of personal data", "the recipients",
-                  "how long the data will be stored"):  # fmt: skip
+    for found in (
+        "a copy of the personal data",
+        "the categories of personal data",
+        "the recipients",
+        "how long the data will be stored",
+    ):
         assert found not in lacks, found
     assert f"by the end of {due:%A} {completeness.long_date(due)}" in body
 
@@ -354,8 +365,9 @@ def test_a_member_sends_returned_data_on_to_another_organisation_and_a_bad_choic
     cast, mobile_page: Page, live_server, mailbox
 ):
     member, acme, globex, initech = cast["member"], cast["acme"], cast["globex"], cast["initech"]
-    mandate = make_mandate(member, rights=(Right.ACCESS, Right.PORTABILITY), all_controllers=False,
-                           controllers=(acme, globex))  # fmt: skip
+    mandate = make_mandate(
+        member, rights=(Right.ACCESS, Right.PORTABILITY), all_controllers=False, controllers=(acme, globex)
+    )
     in_own_thread(documents.mandate_pdf_issue, mandate_id=mandate.pk)
     request = sent(member, acme, right=Right.PORTABILITY, reference="B2-M1-PO")
     answers.request_answer(

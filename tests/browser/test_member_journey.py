@@ -26,14 +26,21 @@ PASSWORD = "a-long-Passphrase-9"
 @pytest.fixture
 def writers(transactional_db):
     community = Community.objects.create(
-        slug="writers", name="Writers' Data Collective", purpose="We ask AI developers whether they trained on our work.",
-        contact_email="hello@writers.test", rights=[Right.ACCESS, Right.OBJECTION],
-    )  # fmt: skip
+        slug="writers",
+        name="Writers' Data Collective",
+        purpose="We ask AI developers whether they trained on our work.",
+        contact_email="hello@writers.test",
+        rights=[Right.ACCESS, Right.OBJECTION],
+    )
     community.controllers.add(
         Controller.objects.create(slug="acme-ai", name="Acme AI Ltd", email="privacy@acme-ai.test"),
-        Controller.objects.create(slug="globex", name="Globex", email="dpo@globex.test", required_identifiers=[
-            {"desc": "Account number", "type": "input", "optional": False}]),
-    )  # fmt: skip
+        Controller.objects.create(
+            slug="globex",
+            name="Globex",
+            email="dpo@globex.test",
+            required_identifiers=[{"desc": "Account number", "type": "input", "optional": False}],
+        ),
+    )
     return community
 
 
@@ -117,8 +124,13 @@ def test_a_newcomer_joins_signs_answers_and_revokes_on_a_phone(
     )
     engine.request_approve(request_id=request.pk, actor=Actor.system())
     engine.request_dispatch(request_id=request.pk, received_on=timezone.localdate(), actor=Actor.system())
-    engine.request_ask_for_information(request_id=request.pk, kind="clarification", question="Which pen name?",
-                                       asked_on=timezone.localdate(), actor=Actor(Actor.CONTROLLER, "1"))  # fmt: skip
+    engine.request_ask_for_information(
+        request_id=request.pk,
+        kind="clarification",
+        question="Which pen name?",
+        asked_on=timezone.localdate(),
+        actor=Actor(Actor.CONTROLLER, "1"),
+    )
     page.goto(f"{live_server.url}/me/")
     expect(page.get_by_text("Which pen name?")).to_be_visible()
     axe_check(page)
@@ -128,8 +140,11 @@ def test_a_newcomer_joins_signs_answers_and_revokes_on_a_phone(
     page.get_by_role("button", name="Send my answer").click()
     expect(page.locator(".govuk-notification-banner")).to_contain_text("sent to the organisation")
     assert DataRightsRequest.objects.get(pk=request.pk).state == "acknowledged"
-    assert any("I publish as Z. O'Brien." in m.get_body(("plain",)).get_content() for m in mailbox.messages()
-               if m["To"] == "privacy@acme-ai.test")  # fmt: skip
+    assert any(
+        "I publish as Z. O'Brien." in m.get_body(("plain",)).get_content()
+        for m in mailbox.messages()
+        if m["To"] == "privacy@acme-ai.test"
+    )
 
     # Revoking: a confirmation step, then it ends at once and the public check says so.
     page.goto(f"{live_server.url}/me/mandates/{mandate.reference}/")

@@ -37,9 +37,12 @@ def acme(transactional_db, settings):
     weeks ago, one portability request; a second controller's request that Acme must never see."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     community = Community.objects.create(
-        slug="writers", name="Writers' Data Collective", purpose="We ask AI developers about our work.",
-        contact_email="hello@writers.test", rights=[Right.ACCESS, Right.PORTABILITY],
-    )  # fmt: skip
+        slug="writers",
+        name="Writers' Data Collective",
+        purpose="We ask AI developers about our work.",
+        contact_email="hello@writers.test",
+        rights=[Right.ACCESS, Right.PORTABILITY],
+    )
     acme = Controller.objects.create(slug="acme-ai", name="Acme AI Ltd", email="privacy@acme-ai.test")
     globex = Controller.objects.create(slug="globex", name="Globex", email="dpo@globex.test")
     ControllerContact.objects.create(controller=acme, email=CONTACT_EMAIL, name="Dee Pio")

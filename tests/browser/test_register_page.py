@@ -36,9 +36,12 @@ def register_data(transactional_db, settings):
     today = timezone.localdate()
     received = today - datetime.timedelta(days=60)
     community = Community.objects.create(
-        slug="writers", name="Writers' Data Collective", purpose="We ask AI developers about our work.",
-        contact_email="hello@writers.test", rights=[Right.ACCESS, Right.OBJECTION],
-    )  # fmt: skip
+        slug="writers",
+        name="Writers' Data Collective",
+        purpose="We ask AI developers about our work.",
+        contact_email="hello@writers.test",
+        rights=[Right.ACCESS, Right.OBJECTION],
+    )
     acme = Controller.objects.create(slug="acme-ai", name="Acme AI Ltd", email="privacy@acme-ai.test")
     globex = Controller.objects.create(
         slug="globex", name="Globex Corporation International Holdings", email="dpo@globex.test"
@@ -53,9 +56,12 @@ def register_data(transactional_db, settings):
             answered_on = received + datetime.timedelta(days=10 + 5 * number)
             if number == 6:
                 engine.request_refuse(
-                    request_id=request.pk, ground=RefusalGround.MANIFESTLY_EXCESSIVE, reasons="Too many.",
-                    answered_on=answered_on, actor=ROBOT,
-                )  # fmt: skip
+                    request_id=request.pk,
+                    ground=RefusalGround.MANIFESTLY_EXCESSIVE,
+                    reasons="Too many.",
+                    answered_on=answered_on,
+                    actor=ROBOT,
+                )
             elif number != 5:
                 engine.request_fulfil(request_id=request.pk, answered_on=answered_on, actor=ROBOT)
     sweep.deadlines_sweep()  # member 5's request to Acme is past its month with no answer

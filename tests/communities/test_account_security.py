@@ -45,10 +45,16 @@ def test_the_admin_login_goes_through_the_accounts_sign_in(client):
 
 def test_a_coordinator_can_make_an_invite_link(client, coordinator, community):
     client.force_login(coordinator)
-    response = client.post("/admin/communities/invite/add/", {
-        "community": community.pk, "note": "for Sam", "expires_at_0": "2030-01-01", "expires_at_1": "12:00:00",
-        "max_uses": 1,
-    })  # fmt: skip
+    response = client.post(
+        "/admin/communities/invite/add/",
+        {
+            "community": community.pk,
+            "note": "for Sam",
+            "expires_at_0": "2030-01-01",
+            "expires_at_1": "12:00:00",
+            "max_uses": 1,
+        },
+    )
     assert response.status_code == 302
     from communities.models import Invite
 

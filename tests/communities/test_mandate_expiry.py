@@ -37,8 +37,9 @@ def ending(member, controller):
     return mandate, request
 
 
-def test_the_member_is_warned_once_two_weeks_before_the_end(ending, member, mailoutbox,
-                                                            django_capture_on_commit_callbacks):  # fmt: skip
+def test_the_member_is_warned_once_two_weeks_before_the_end(
+    ending, member, mailoutbox, django_capture_on_commit_callbacks
+):
     with at(dt.date(2026, 6, 15)), django_capture_on_commit_callbacks(execute=True):
         assert member_services.mandate_expiry_warnings_send() == 0  # 15 days before: not yet
     with at(dt.date(2026, 6, 17)), django_capture_on_commit_callbacks(execute=True):

@@ -16,14 +16,19 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def signed(community, controller, django_capture_on_commit_callbacks):
     community.controllers.add(controller)
-    member, _ = services.member_join(user=verified_user("pdf@example.test"), community=community,
-                                     full_name="Ada O'Lovelace")  # fmt: skip
+    member, _ = services.member_join(
+        user=verified_user("pdf@example.test"), community=community, full_name="Ada O'Lovelace"
+    )
     choices = services.default_choices(member)
     with django_capture_on_commit_callbacks(execute=True):
         mandate = services.mandate_sign(
-            member=member, choices=choices, signed_name="Ada O'Lovelace", ip="127.0.0.1", user_agent="test",
+            member=member,
+            choices=choices,
+            signed_name="Ada O'Lovelace",
+            ip="127.0.0.1",
+            user_agent="test",
             shown_text_sha256=text_sha256(render_mandate_text(member=member, choices=choices)),
-        )  # fmt: skip
+        )
     mandate.refresh_from_db()
     return mandate, mandate.pdf.read()
 

@@ -63,9 +63,13 @@ def test_signing_stores_the_evidence_and_issues_a_sealed_pdf_by_email(
     text = render_mandate_text(member=member, choices=choices)
     with django_capture_on_commit_callbacks(execute=True):
         mandate = services.mandate_sign(
-            member=member, choices=choices, shown_text_sha256=text_sha256(text),
-            signed_name="zoë <script>alert(1)</script> o'brien", ip="127.0.0.1", user_agent="pytest",
-        )  # fmt: skip
+            member=member,
+            choices=choices,
+            shown_text_sha256=text_sha256(text),
+            signed_name="zoë <script>alert(1)</script> o'brien",
+            ip="127.0.0.1",
+            user_agent="pytest",
+        )
     mandate.refresh_from_db()
     assert mandate.text == text and mandate.text_sha256 == hashlib.sha256(text.encode()).hexdigest()
     assert mandate.signed_ip == "127.0.0.1" and mandate.signed_user_agent == "pytest"
@@ -81,11 +85,23 @@ def test_signing_refuses_a_different_name_or_a_changed_text(person, community):
     choices = choices_for(member)
     good_hash = text_sha256(render_mandate_text(member=member, choices=choices))
     with pytest.raises(services.CommunityError, match="full name"):
-        services.mandate_sign(member=member, choices=choices, shown_text_sha256=good_hash, signed_name="Ada",
-                              ip=None, user_agent="")  # fmt: skip
+        services.mandate_sign(
+            member=member,
+            choices=choices,
+            shown_text_sha256=good_hash,
+            signed_name="Ada",
+            ip=None,
+            user_agent="",
+        )
     with pytest.raises(services.CommunityError, match="changed"):
-        services.mandate_sign(member=member, choices=choices, shown_text_sha256="0" * 64,
-                              signed_name="Ada Lovelace", ip=None, user_agent="")  # fmt: skip
+        services.mandate_sign(
+            member=member,
+            choices=choices,
+            shown_text_sha256="0" * 64,
+            signed_name="Ada Lovelace",
+            ip=None,
+            user_agent="",
+        )
     assert not Mandate.objects.exists()
 
 
@@ -95,9 +111,13 @@ def test_revoking_withdraws_open_requests_and_tells_each_controller_once(
     member, _ = services.member_join(user=person, community=community, full_name="Ada Lovelace")
     choices = choices_for(member)
     mandate = services.mandate_sign(
-        member=member, choices=choices, shown_text_sha256=text_sha256(render_mandate_text(member=member, choices=choices)),
-        signed_name="Ada Lovelace", ip=None, user_agent="",
-    )  # fmt: skip
+        member=member,
+        choices=choices,
+        shown_text_sha256=text_sha256(render_mandate_text(member=member, choices=choices)),
+        signed_name="Ada Lovelace",
+        ip=None,
+        user_agent="",
+    )
     sent = make_request(member, controller, mandate=mandate, reference="R-sent")
     queued = make_request(member, controller, mandate=mandate, right="erasure", reference="R-queued")
     system = Actor.system()
@@ -130,10 +150,13 @@ def test_export_holds_everything_and_delete_erases_the_login_but_keeps_evidence(
     choices = choices_for(member)
     with django_capture_on_commit_callbacks(execute=True):
         mandate = services.mandate_sign(
-            member=member, choices=choices,
+            member=member,
+            choices=choices,
             shown_text_sha256=text_sha256(render_mandate_text(member=member, choices=choices)),
-            signed_name="Ada Lovelace", ip=None, user_agent="",
-        )  # fmt: skip
+            signed_name="Ada Lovelace",
+            ip=None,
+            user_agent="",
+        )
     archive = zipfile.ZipFile(BytesIO(services.account_export(user=person)))
     data = json.loads(archive.read("data.json"))
     assert data["memberships"][0]["identifiers"][0]["value"] == "ada@elsewhere.test"

@@ -32,9 +32,13 @@ def sign(member, capture):
     choices = services.default_choices(member)
     with capture(execute=True):
         return services.mandate_sign(
-            member=member, choices=choices, signed_name=member.full_name, ip=None, user_agent="",
+            member=member,
+            choices=choices,
+            signed_name=member.full_name,
+            ip=None,
+            user_agent="",
             shown_text_sha256=text_sha256(render_mandate_text(member=member, choices=choices)),
-        )  # fmt: skip
+        )
 
 
 def test_the_community_page_explains_and_offers_sign_up_to_a_stranger(client, community):
@@ -77,25 +81,45 @@ def test_the_mandate_flow_shows_the_exact_text_and_signs_it(
     client, joined, mailoutbox, django_capture_on_commit_callbacks
 ):
     url = f"/me/{joined.reference}/mandate/new/"
-    bad = client.post(url, {"rights": [], "scope": "some", "purposes": "", "valid_until": "2000-01-01",
-                            "send_responses_to": "community"})  # fmt: skip
+    bad = client.post(
+        url,
+        {
+            "rights": [],
+            "scope": "some",
+            "purposes": "",
+            "valid_until": "2000-01-01",
+            "send_responses_to": "community",
+        },
+    )
     text = bad.content.decode()
     assert "Select at least one right" in text and "Select at least one organisation" in text
     assert "in the future" in text
     until = (timezone.localdate().replace(year=timezone.localdate().year + 1)).isoformat()
-    ok = client.post(url, {"rights": ["access"], "scope": "all", "purposes": "Find out about training",
-                           "valid_until": until, "send_responses_to": "community",
-                           "may_represent_before_ico": "on"})  # fmt: skip
+    ok = client.post(
+        url,
+        {
+            "rights": ["access"],
+            "scope": "all",
+            "purposes": "Find out about training",
+            "valid_until": until,
+            "send_responses_to": "community",
+            "may_represent_before_ico": "on",
+        },
+    )
     assert ok.status_code == 302
     review = client.get(f"/me/{joined.reference}/mandate/review/").content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in review and "<script>alert(1)" not in review
     digest = re.search(r'name="text_sha256" value="([0-9a-f]{64})"', review).group(1)
-    wrong = client.post(f"/me/{joined.reference}/mandate/review/", {"text_sha256": digest, "signed_name": "Someone",
-                                                                      "confirm": "on"})  # fmt: skip
+    wrong = client.post(
+        f"/me/{joined.reference}/mandate/review/",
+        {"text_sha256": digest, "signed_name": "Someone", "confirm": "on"},
+    )
     assert "Type your full name" in wrong.content.decode()
     with django_capture_on_commit_callbacks(execute=True):
-        signed = client.post(f"/me/{joined.reference}/mandate/review/",
-                             {"text_sha256": digest, "signed_name": NASTY, "confirm": "on"})  # fmt: skip
+        signed = client.post(
+            f"/me/{joined.reference}/mandate/review/",
+            {"text_sha256": digest, "signed_name": NASTY, "confirm": "on"},
+        )
     mandate = Mandate.objects.get(member=joined)
     assert signed.status_code == 302 and signed["Location"] == f"/me/mandates/{mandate.reference}/"
     assert mandate.text_sha256 == digest
@@ -132,9 +156,14 @@ def test_another_members_records_are_404_whatever_the_url(
     mandate = sign(joined, django_capture_on_commit_callbacks)
     request = make_request(joined, controller, mandate=mandate)
     client.force_login(verified_user("outsider@example.test"))
-    for url in [f"/me/{joined.reference}/identifiers/", f"/me/{joined.reference}/mandate/new/",
-                f"/me/mandates/{mandate.reference}/", f"/me/mandates/{mandate.reference}/pdf/",
-                f"/me/mandates/{mandate.reference}/revoke/", f"/me/requests/{request.reference}/"]:  # fmt: skip
+    for url in [
+        f"/me/{joined.reference}/identifiers/",
+        f"/me/{joined.reference}/mandate/new/",
+        f"/me/mandates/{mandate.reference}/",
+        f"/me/mandates/{mandate.reference}/pdf/",
+        f"/me/mandates/{mandate.reference}/revoke/",
+        f"/me/requests/{request.reference}/",
+    ]:
         assert client.get(url).status_code == 404, url
     assert client.post(f"/me/mandates/{mandate.reference}/revoke/").status_code == 404
     assert Mandate.objects.get(pk=mandate.pk).state == "active"
@@ -157,8 +186,13 @@ def test_the_dashboard_shows_days_left_and_the_question_to_answer(
     engine.request_dispatch(request_id=request.pk, received_on=timezone.localdate(), actor=Actor.system())
     page = client.get("/me/").content.decode()
     assert "days left" in page and "Acme Ltd" in page
-    engine.request_ask_for_information(request_id=request.pk, kind="clarification", question="Which account <b>?",
-                                       asked_on=timezone.localdate(), actor=Actor(Actor.CONTROLLER, "1"))  # fmt: skip
+    engine.request_ask_for_information(
+        request_id=request.pk,
+        kind="clarification",
+        question="Which account <b>?",
+        asked_on=timezone.localdate(),
+        actor=Actor(Actor.CONTROLLER, "1"),
+    )
     page = client.get("/me/").content.decode()
     assert "needs your answer" in page and "Which account &lt;b&gt;?" in page
     empty = client.post(f"/me/requests/{request.reference}/", {"answer": ""})

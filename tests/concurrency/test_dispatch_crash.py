@@ -121,9 +121,24 @@ class Worker:
     def __init__(self, name: str, log: Path, env: dict[str, str]) -> None:
         self.log = log
         command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-c", "1",
-            "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-P",
+            "solo",
+            "-c",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
+        ]
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -195,7 +210,7 @@ def make_batch(settings) -> Batch:
             text_sha256=hashlib.sha256(text.encode()).hexdigest(),
             signed_name=member.full_name,
             signed_at=timezone.now(),
-        )  # fmt: skip
+        )
         for member in members
     )
     # One rendered mandate stands in for all: rendering 200 is not what this test is about.

@@ -132,9 +132,13 @@ def test_files_are_stored_encrypted_and_read_back(keys):
 
 def stored_message(uid: int, content: bytes) -> InboundMessage:
     return InboundMessage.objects.create(
-        mailbox="replies@host/INBOX", uid_validity=1, uid=uid, received_at=timezone.now(),
-        raw=crypto.save_encrypted(f"inbound/{uid}.eml.enc", content), raw_sha256="-",
-    )  # fmt: skip
+        mailbox="replies@host/INBOX",
+        uid_validity=1,
+        uid=uid,
+        received_at=timezone.now(),
+        raw=crypto.save_encrypted(f"inbound/{uid}.eml.enc", content),
+        raw_sha256="-",
+    )
 
 
 def file_bytes(message: InboundMessage) -> bytes:

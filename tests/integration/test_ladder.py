@@ -110,9 +110,12 @@ def cast(community, coordinator):
             "globex": Controller.objects.create(slug="globex", name="Globex plc", email="dpo@globex.test"),
         }
         campaign = Campaign.objects.create(
-            community=community, name="Training data", rights=["access"], created_by=coordinator,
+            community=community,
+            name="Training data",
+            rights=["access"],
+            created_by=coordinator,
             purpose="We want to know whether our writing was used to train AI models.",
-        )  # fmt: skip
+        )
         campaign.controllers.set(controllers.values())
     return {"members": members, "controllers": controllers, "campaign": campaign}
 
@@ -184,9 +187,11 @@ class Story:
         for who in ("ada", "mary", "charles"):
             services.request_acknowledge(request_id=self.request_of(who, self.globex).pk, actor=GLOBEX)
         extended = services.request_extend(
-            request_id=self.request_of("ada", self.globex).pk, months=2,
-            reason="We received many requests at once.", actor=GLOBEX,
-        )  # fmt: skip
+            request_id=self.request_of("ada", self.globex).pk,
+            months=2,
+            reason="We received many requests at once.",
+            actor=GLOBEX,
+        )
         # 3 months from receipt: Thursday 28 January 2027. Chained onto the rolled one-month deadline
         # (30 November) it is Saturday 30 January, rolled to Monday 1 February: the latest reading.
         assert extended.due_on == dt.date(2027, 1, 28)
@@ -294,8 +299,10 @@ def test_from_a_silent_controller_to_the_ico_pack_day_by_day(cast, coordinator, 
     # 28 November is a Saturday: Monday 30 November in England and Wales; in Scotland that Monday is St
     # Andrew's Day, so Tuesday 1 December.
     assert {r.controller.slug: r.due_on for r in requests} == {
-        "acme": dt.date(2026, 11, 30), "globex": dt.date(2026, 11, 30), "thistle": dt.date(2026, 12, 1),
-    }  # fmt: skip
+        "acme": dt.date(2026, 11, 30),
+        "globex": dt.date(2026, 11, 30),
+        "thistle": dt.date(2026, 12, 1),
+    }
     assert not deadlines.is_working_day(dt.date(2026, 11, 30), jurisdiction="scotland")
     for request in requests:  # no reading of the law gives a later date: escalation may start the day after
         assert complaints.escalation_date(request) == request.due_on + dt.timedelta(days=1)
@@ -317,9 +324,10 @@ def test_from_a_silent_controller_to_the_ico_pack_day_by_day(cast, coordinator, 
 
     # Reminders used the earliest plausible reading (Friday 27 November); members were told of overdue.
     tags = set(
-        OutboundMessage.objects.filter(purpose="request.deadline_reminder", to=["privacy@acme.test"])
-        .values_list("subject_id", flat=True)
-    )  # fmt: skip
+        OutboundMessage.objects.filter(
+            purpose="request.deadline_reminder", to=["privacy@acme.test"]
+        ).values_list("subject_id", flat=True)
+    )
     assert tags == {f"{acme.pk}:2026-11-20:week", f"{acme.pk}:2026-11-27:today"}
     ada_notices = [m for m in mailbox.messages() if m["To"] == members["ada"].user.email]
     assert any(m["Subject"] == "Acme Ltd has not answered in time" for m in ada_notices)

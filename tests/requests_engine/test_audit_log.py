@@ -82,8 +82,10 @@ def test_verify_names_a_request_whose_mandate_was_deleted_behind_djangos_back(hi
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE requests_engine_datarightsrequest SET mandate_id = 999999 WHERE id = %s",
-                       [data_request.pk])  # fmt: skip
+        cursor.execute(
+            "UPDATE requests_engine_datarightsrequest SET mandate_id = 999999 WHERE id = %s",
+            [data_request.pk],
+        )
     code, message = verify()
     assert code == 1 and data_request.reference in message and "lost its mandate" in message
 
@@ -92,7 +94,8 @@ def test_verify_names_a_request_whose_batch_is_gone(history, data_request):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE requests_engine_datarightsrequest SET batch_id = 424242 WHERE id = %s",
-                       [data_request.pk])  # fmt: skip
+        cursor.execute(
+            "UPDATE requests_engine_datarightsrequest SET batch_id = 424242 WHERE id = %s", [data_request.pk]
+        )
     code, message = verify()
     assert code == 1 and data_request.reference in message

@@ -97,9 +97,12 @@ def test_refuses_a_malformed_extension(data_request, months, reason, message):
 def test_clarification_pauses_an_access_request_for_the_days_asked_to_answered_inclusive(data_request):
     sent(data_request, received=dt.date(2026, 3, 2))
     services.request_ask_for_information(
-        request_id=data_request.pk, kind=InformationKind.CLARIFICATION, question="Which account?",
-        asked_on=dt.date(2026, 3, 4), actor=CONTROLLER,
-    )  # fmt: skip
+        request_id=data_request.pk,
+        kind=InformationKind.CLARIFICATION,
+        question="Which account?",
+        asked_on=dt.date(2026, 3, 4),
+        actor=CONTROLLER,
+    )
     paused = DataRightsRequest.objects.get(pk=data_request.pk)
     assert paused.state == "info_requested" and paused.clock_paused and paused.days_left() is None
     request = services.request_give_information(
@@ -118,9 +121,12 @@ def test_clarification_does_not_pause_an_erasure_request(community, controller):
     )
     sent(request, received=dt.date(2026, 3, 2))
     services.request_ask_for_information(
-        request_id=request.pk, kind="clarification", question="Which?", asked_on=dt.date(2026, 3, 4),
+        request_id=request.pk,
+        kind="clarification",
+        question="Which?",
+        asked_on=dt.date(2026, 3, 4),
         actor=CONTROLLER,
-    )  # fmt: skip
+    )
     assert not DataRightsRequest.objects.get(pk=request.pk).clock_paused
 
 
@@ -128,9 +134,12 @@ def test_clarification_does_not_pause_an_erasure_request(community, controller):
 def test_proof_of_identity_restarts_the_month_from_its_receipt(data_request):
     sent(data_request, received=dt.date(2026, 3, 2))
     services.request_ask_for_information(
-        request_id=data_request.pk, kind=InformationKind.IDENTITY, question="Photo ID please",
-        asked_on=dt.date(2026, 3, 5), actor=CONTROLLER,
-    )  # fmt: skip
+        request_id=data_request.pk,
+        kind=InformationKind.IDENTITY,
+        question="Photo ID please",
+        asked_on=dt.date(2026, 3, 5),
+        actor=CONTROLLER,
+    )
     request = services.request_give_information(
         request_id=data_request.pk, received_on=dt.date(2026, 3, 16), actor=SYSTEM
     )
@@ -176,9 +185,13 @@ def test_the_full_escalation_path_is_recorded_step_by_step(data_request):
         RequestEvent.objects.filter(request=data_request).order_by("seq").values_list("kind", flat=True)
     )
     assert kinds == [
-        "request.approved", "request.dispatched", "request.overdue", "request.complaint_to_controller",
-        "request.escalated_to_ico", "request.closed",
-    ]  # fmt: skip
+        "request.approved",
+        "request.dispatched",
+        "request.overdue",
+        "request.complaint_to_controller",
+        "request.escalated_to_ico",
+        "request.closed",
+    ]
 
 
 @time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC))

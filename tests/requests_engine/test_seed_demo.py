@@ -35,8 +35,13 @@ def test_seed_demo_builds_a_campaign_with_requests_in_several_states_and_says_wh
 @pytest.mark.django_db
 def test_seed_demo_is_idempotent():
     call_command("seed_demo")
-    counts = (Campaign.objects.count(), DataRightsRequest.objects.count(), RequestEvent.objects.count(),
-              Complaint.objects.count(), OutboundMessage.objects.count())  # fmt: skip
+    counts = (
+        Campaign.objects.count(),
+        DataRightsRequest.objects.count(),
+        RequestEvent.objects.count(),
+        Complaint.objects.count(),
+        OutboundMessage.objects.count(),
+    )
     call_command("seed_demo")
     assert (
         Campaign.objects.count(),
@@ -61,9 +66,18 @@ def test_verify_audit_log_passes_on_the_demo_and_fails_after_a_hand_edit():
 # -- every rung of the ladder, and a silent controller taken to the ICO in a few clicks --------------------
 
 RUNGS = {
-    "sent", "acknowledged", "info_requested", "extended", "overdue", "fulfilled", "partially_fulfilled",
-    "refused", "complaint_to_controller", "escalated_to_ico", "closed",
-}  # fmt: skip
+    "sent",
+    "acknowledged",
+    "info_requested",
+    "extended",
+    "overdue",
+    "fulfilled",
+    "partially_fulfilled",
+    "refused",
+    "complaint_to_controller",
+    "escalated_to_ico",
+    "closed",
+}
 
 
 def messages_on(page: str) -> list[str]:
@@ -133,8 +147,12 @@ def test_the_demo_has_a_request_on_every_rung_of_the_ladder(demo_coordinator):
     # The dashboard has something in each of its main figures.
     board = admin_dashboard.dashboard(user=get_user_model().objects.get(username=demo.COORDINATOR_EMAIL))
     figures = {figure.label: figure.count for figure in [*board.requests, *board.complaints]}
-    for label in ("requests due within 7 days", "requests overdue", "complaints waiting for approval",
-                  "ICO cases open"):  # fmt: skip
+    for label in (
+        "requests due within 7 days",
+        "requests overdue",
+        "complaints waiting for approval",
+        "ICO cases open",
+    ):
         assert figures[label] >= 1, label
     assert len(board.refusals) == 2  # manifestly excessive, and the exemption of the partial answers
 
@@ -181,10 +199,15 @@ def test_a_coordinator_takes_a_silent_demo_controller_from_overdue_to_an_ico_pac
     build = f"/admin/requests_engine/complaint/{draft.pk}/step/ico-pack/"
     assert build in page.content.decode()
     form = client.get(build).content.decode()
-    page = client.post(build, {
-        "what_happened": textarea(form, "what_happened"), "ask": textarea(form, "ask"),
-        "harm": "Members cannot find out whether their books trained Google's models.",
-    }, follow=True).content.decode()  # fmt: skip
+    page = client.post(
+        build,
+        {
+            "what_happened": textarea(form, "what_happened"),
+            "ask": textarea(form, "ask"),
+            "harm": "Members cannot find out whether their books trained Google's models.",
+        },
+        follow=True,
+    ).content.decode()
     ico = Complaint.objects.get(kind="ico", controller=google)
     told = messages_on(page)
     assert any(f"ICO pack {ico.reference} built" in message for message in told)

@@ -24,14 +24,21 @@ def sent_on(member, controller, received, **kwargs):
 def requests_at_various_points(community, controller):
     with time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC)):
         made = {}
-        for name, received in [("Late Larry", dt.date(2026, 1, 5)), ("Due Today", dt.date(2026, 2, 20)),
-                               ("Early Erin", dt.date(2026, 3, 10)), ("Paused Pat", dt.date(2026, 1, 6))]:  # fmt: skip
+        for name, received in [
+            ("Late Larry", dt.date(2026, 1, 5)),
+            ("Due Today", dt.date(2026, 2, 20)),
+            ("Early Erin", dt.date(2026, 3, 10)),
+            ("Paused Pat", dt.date(2026, 1, 6)),
+        ]:
             member = make_member(community, name)
             made[name] = sent_on(member, controller, received, mandate=make_mandate(member))
         services.request_ask_for_information(
-            request_id=made["Paused Pat"].pk, kind="clarification", question="Which account?",
-            asked_on=dt.date(2026, 1, 10), actor=Actor(Actor.CONTROLLER, "1"),
-        )  # fmt: skip
+            request_id=made["Paused Pat"].pk,
+            kind="clarification",
+            question="Which account?",
+            asked_on=dt.date(2026, 1, 10),
+            actor=Actor(Actor.CONTROLLER, "1"),
+        )
     return made
 
 
@@ -44,8 +51,11 @@ def test_sweep_marks_only_requests_past_their_due_day_and_records_an_event_each(
         moved = sweep.deadlines_sweep()
     assert moved == 1
     assert states(requests_at_various_points) == {
-        "Late Larry": "overdue", "Due Today": "sent", "Early Erin": "sent", "Paused Pat": "info_requested",
-    }  # fmt: skip
+        "Late Larry": "overdue",
+        "Due Today": "sent",
+        "Early Erin": "sent",
+        "Paused Pat": "info_requested",
+    }
     event = RequestEvent.objects.get(kind="request.overdue")
     assert event.request_id == requests_at_various_points["Late Larry"].pk
     assert event.payload == {"due_on": "2026-02-05"}

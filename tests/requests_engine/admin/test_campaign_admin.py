@@ -11,8 +11,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def campaign(community, controller, coordinator):
-    campaign = Campaign.objects.create(community=community, name="Training data", rights=["access"],
-                                       purpose="Find out.", created_by=coordinator)  # fmt: skip
+    campaign = Campaign.objects.create(
+        community=community,
+        name="Training data",
+        rights=["access"],
+        purpose="Find out.",
+        created_by=coordinator,
+    )
     campaign.controllers.set([controller])
     return campaign
 
@@ -28,11 +33,18 @@ def hidden_inputs(client, url):
 
 def test_a_coordinator_creates_a_campaign_in_the_admin(client, coordinator, community, controller):
     client.force_login(coordinator)
-    response = client.post("/admin/requests_engine/campaign/add/", {
-        **hidden_inputs(client, "/admin/requests_engine/campaign/add/"),
-        "community": community.pk, "name": "Pay data", "rights": ["access", "portability"],
-        "controllers": [controller.pk], "purpose": "See what sets our pay.", "member_note": "",
-    })  # fmt: skip
+    response = client.post(
+        "/admin/requests_engine/campaign/add/",
+        {
+            **hidden_inputs(client, "/admin/requests_engine/campaign/add/"),
+            "community": community.pk,
+            "name": "Pay data",
+            "rights": ["access", "portability"],
+            "controllers": [controller.pk],
+            "purpose": "See what sets our pay.",
+            "member_note": "",
+        },
+    )
     assert response.status_code == 302
     created = Campaign.objects.get(name="Pay data")
     assert created.state == "draft" and created.created_by == coordinator
@@ -83,11 +95,18 @@ def test_after_launch_the_page_shows_progress_that_refreshes_in_place(
         )
     )
     fields.pop("csrfmiddlewaretoken", None)
-    response = client.post(f"/admin/requests_engine/campaign/{campaign.pk}/change/", {
-        **fields, "community": community.pk, "name": campaign.name, "rights": ["access"],
-        "controllers": [c.pk for c in campaign.controllers.all()], "purpose": campaign.purpose,
-        "_fsm_transition_to": "launch",
-    })  # fmt: skip
+    response = client.post(
+        f"/admin/requests_engine/campaign/{campaign.pk}/change/",
+        {
+            **fields,
+            "community": community.pk,
+            "name": campaign.name,
+            "rights": ["access"],
+            "controllers": [c.pk for c in campaign.controllers.all()],
+            "purpose": campaign.purpose,
+            "_fsm_transition_to": "launch",
+        },
+    )
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert campaign.state == "launched"

@@ -76,9 +76,12 @@ def board(community, controller):
         sent("R-DAY-8", dt.date(2026, 5, 18))  # due Thursday 18 June, the day after it
         paused = sent("R-PAUSED", dt.date(2026, 5, 12))  # due 12 June, but the clock stands still
         services.request_ask_for_information(
-            request_id=paused.pk, kind=InformationKind.IDENTITY, question="Photo ID, please.",
-            asked_on=dt.date(2026, 5, 20), actor=CONTROLLER_ACTOR,
-        )  # fmt: skip
+            request_id=paused.pk,
+            kind=InformationKind.IDENTITY,
+            question="Photo ID, please.",
+            asked_on=dt.date(2026, 5, 20),
+            actor=CONTROLLER_ACTOR,
+        )
         sent("R-UNSWEPT", dt.date(2026, 5, 1))  # due Monday 1 June; today's sweep has not run yet
         refused("R-EX-1", "exemption")
         refused("R-EX-2", "exemption")
@@ -96,10 +99,15 @@ def board(community, controller):
     # dashboard reads only their kind, state and acknowledgement date.
     def complaint(reference: str, kind: str, state: str, ack_due: dt.date | None = None) -> None:
         Complaint.objects.create(
-            reference=reference, kind=kind, state=state, community=community, controller=controller,
-            grounds="Grounds.", acknowledgement_due_on=ack_due,
+            reference=reference,
+            kind=kind,
+            state=state,
+            community=community,
+            controller=controller,
+            grounds="Grounds.",
+            acknowledgement_due_on=ack_due,
             sent_on=ack_due - dt.timedelta(days=30) if ack_due else None,
-        )  # fmt: skip
+        )
 
     ctrl, ico = Complaint.Kind.CONTROLLER, Complaint.Kind.ICO
     complaint("K-DRAFT-1", ctrl, "draft")
@@ -137,8 +145,9 @@ def test_each_figure_counts_exactly_the_rows_it_describes(board, coordinator, dj
     # Refusals are listed most frequent ground first; grounds nobody used are not listed.
     board_now = admin_dashboard.dashboard(user=coordinator, today=TODAY)
     assert [f.label for f in board_now.refusals] == [
-        "refused: Exemption under DPA 2018 Schedules 2-4", "refused: Manifestly excessive (Art 12(5))",
-    ]  # fmt: skip
+        "refused: Exemption under DPA 2018 Schedules 2-4",
+        "refused: Manifestly excessive (Art 12(5))",
+    ]
 
 
 def test_every_figure_on_the_admin_index_links_to_a_list_of_exactly_its_rows(board, client, coordinator):

@@ -473,10 +473,12 @@ def test_fulfil_with_files_stores_them_encrypted_for_the_member(api, sent):
     data = b"name,email\nAda Lovelace,ada@example.test\n"
     response = api.post(
         url(sent.reference, "fulfil"),
-        {"files": [SimpleUploadedFile("export.csv", data), SimpleUploadedFile("letter.txt", b"Dear Ada")],
-         "note": "Your data."},
+        {
+            "files": [SimpleUploadedFile("export.csv", data), SimpleUploadedFile("letter.txt", b"Dear Ada")],
+            "note": "Your data.",
+        },
         format="multipart",
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["state"] == "fulfilled"
     assert sorted(f["name"] for f in response.json()["files"]) == ["export.csv", "letter.txt"]
@@ -526,10 +528,13 @@ def test_refused_uploads_are_400_and_nothing_is_stored(api, sent, name, data, me
 def test_partially_fulfil_with_files_and_a_ground(api, sent):
     response = api.post(
         url(sent.reference, "partially-fulfil"),
-        {"files": [SimpleUploadedFile("part.json", b'{"orders": []}')], "ground": "exemption",
-         "reasons": "Third-party data withheld (DPA 2018 Sch 2 para 16)."},
+        {
+            "files": [SimpleUploadedFile("part.json", b'{"orders": []}')],
+            "ground": "exemption",
+            "reasons": "Third-party data withheld (DPA 2018 Sch 2 para 16).",
+        },
         format="multipart",
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["state"] == "partially_fulfilled"

@@ -14,9 +14,12 @@ from tests.factories import make_mandate, make_member
 def campaign(community, controller, coordinator):
     other = Controller.objects.create(slug="globex", name="Globex", email="dpo@globex.test")
     campaign = Campaign.objects.create(
-        community=community, name="Training data", rights=["access", "erasure"], purpose="Find out.",
+        community=community,
+        name="Training data",
+        rights=["access", "erasure"],
+        purpose="Find out.",
         created_by=coordinator,
-    )  # fmt: skip
+    )
     campaign.controllers.set([controller, other])
     return campaign
 
@@ -46,10 +49,12 @@ def test_launch_creates_a_batch_per_controller_and_a_request_per_eligible_member
         )
     )
     assert rows == {
-        ("Ada Lovelace", "acme", "access"), ("Ada Lovelace", "globex", "access"),
-        ("Ada Lovelace", "acme", "erasure"), ("Ada Lovelace", "globex", "erasure"),
+        ("Ada Lovelace", "acme", "access"),
+        ("Ada Lovelace", "globex", "access"),
+        ("Ada Lovelace", "acme", "erasure"),
+        ("Ada Lovelace", "globex", "erasure"),
         ("Mary Shelley", "acme", "access"),
-    }  # fmt: skip
+    }
     assert set(DataRightsRequest.objects.values_list("state", flat=True)) == {"queued"}
     request = DataRightsRequest.objects.get(member=everyone, controller=controller, right="access")
     assert request.reference == f"{request.batch.reference}-{everyone.reference}-AC"

@@ -60,9 +60,11 @@ def acme(controller):
 @pytest.fixture
 def globex(db):
     return Controller.objects.create(
-        slug="globex", name="Globex plc", email="dpo@globex.test",
+        slug="globex",
+        name="Globex plc",
+        email="dpo@globex.test",
         required_identifiers=[{"desc": "Phone", "type": "phone"}],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -84,9 +86,12 @@ def cast(community, acme, globex):
 @pytest.fixture
 def campaign(community, acme, globex, coordinator):
     campaign = Campaign.objects.create(
-        community=community, name="Training data", rights=["access", "erasure"], created_by=coordinator,
+        community=community,
+        name="Training data",
+        rights=["access", "erasure"],
+        created_by=coordinator,
         purpose="We want to know whether our writing was used to train AI models.",
-    )  # fmt: skip
+    )
     campaign.controllers.set([acme, globex])
     return campaign
 
@@ -117,9 +122,16 @@ def manifest_rows(data: bytes) -> list[dict]:
 
 
 def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_mandates(
-    launch_day, campaign, cast, acme, globex, coordinator_actor, mailbox, django_capture_on_commit_callbacks,
+    launch_day,
+    campaign,
+    cast,
+    acme,
+    globex,
+    coordinator_actor,
+    mailbox,
+    django_capture_on_commit_callbacks,
     tmp_path,
-):  # fmt: skip
+):
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
     batch = Batch.objects.get(campaign=campaign, controller=acme)
@@ -128,25 +140,37 @@ def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_
     assert letter["Reply-To"] == f"reply+{batch.reply_token}@community.localhost"
     files = attachments(letter)
     assert set(files) == {
-        f"letter-{batch.reference}.pdf", f"manifest-{batch.reference}.csv", f"mandates-{batch.reference}.zip"
-    }  # fmt: skip
+        f"letter-{batch.reference}.pdf",
+        f"manifest-{batch.reference}.csv",
+        f"mandates-{batch.reference}.zip",
+    }
 
     pdf = files[f"letter-{batch.reference}.pdf"]
     assert verify_seal(pdf).ok
     text = pdf_text(pdf, tmp_path)
     compact = "".join(text.split())  # long addresses wrap across lines
     for address in [
-        f"{django_settings.SITE_URL}/respond/", f"{django_settings.SITE_URL}/api/v1/",
+        f"{django_settings.SITE_URL}/respond/",
+        f"{django_settings.SITE_URL}/api/v1/",
         f"reply+{batch.reply_token}@community.localhost",
-    ]:  # fmt: skip
+    ]:
         assert address in compact, address
     for phrase in [
-        "Access to personal data (Article 15 UK GDPR)", "Article 15(1)(c)", "Article 15(2)",
-        "Erasure (Article 17 UK GDPR)", "Article 19", "Article 17(2)",
-        "within one month of receiving it", "Article 12(3)", "the month ends on 20 April 2026",
-        "response portal", "c@community.test", campaign.reference,
-        "written authority", "2 members",
-    ]:  # fmt: skip
+        "Access to personal data (Article 15 UK GDPR)",
+        "Article 15(1)(c)",
+        "Article 15(2)",
+        "Erasure (Article 17 UK GDPR)",
+        "Article 19",
+        "Article 17(2)",
+        "within one month of receiving it",
+        "Article 12(3)",
+        "the month ends on 20 April 2026",
+        "response portal",
+        "c@community.test",
+        campaign.reference,
+        "written authority",
+        "2 members",
+    ]:
         assert phrase in text, phrase
     assert "train, fine-tune" not in text  # Acme is no AI developer
 
@@ -195,8 +219,9 @@ def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_
     assert (row.subject_type, row.subject_id, row.purpose) == ("batch", str(batch.pk), "batch.letter")
     assert row.on_sent_task == "requests_engine.tasks.record_delivery_accepted"
     assert list(RequestEvent.objects.filter(batch=batch).values_list("kind", flat=True)) == [
-        "batch.sending", "batch.sent"
-    ]  # fmt: skip
+        "batch.sending",
+        "batch.sent",
+    ]
     assert chain_breaks() == []
 
 
@@ -332,24 +357,37 @@ def test_every_right_has_its_own_section_citing_its_articles(
         in body
     )
     for phrase in [
-        "Access to personal data (Article 15 UK GDPR)", "Data portability (Article 20 UK GDPR)",
+        "Access to personal data (Article 15 UK GDPR)",
+        "Data portability (Article 20 UK GDPR)",
         "structured, commonly used and machine-readable format: CSV or JSON",
         "transmitted directly to another controller (Article 20(2))",
-        "Erasure (Article 17 UK GDPR)", "the member asks for this under Article 19",
-        "Objection (Article 21 UK GDPR)", "we object under Article 21(1)",
-        "Their particular situation: Our reasons.", "compelling legitimate grounds", "Article 21(2)",
-        "Rectification (Article 16 UK GDPR)", "Restriction of processing (Article 18 UK GDPR)",
+        "Erasure (Article 17 UK GDPR)",
+        "the member asks for this under Article 19",
+        "Objection (Article 21 UK GDPR)",
+        "we object under Article 21(1)",
+        "Their particular situation: Our reasons.",
+        "compelling legitimate grounds",
+        "Article 21(2)",
+        "Rectification (Article 16 UK GDPR)",
+        "Restriction of processing (Article 18 UK GDPR)",
         "Article 18(3)",
-    ]:  # fmt: skip
+    ]:
         assert phrase in body, phrase
     assert "train" not in body  # no AI variant for an ordinary controller
 
 
 @pytest.mark.parametrize(
     ("categories", "expected"),
-    [(["AI"], True), (["machine learning"], True), (["Generative AI"], True), (["LLMs"], True),
-     (["email marketing"], False), (["retail"], False), ([], False)],
-)  # fmt: skip
+    [
+        (["AI"], True),
+        (["machine learning"], True),
+        (["Generative AI"], True),
+        (["LLMs"], True),
+        (["email marketing"], False),
+        (["retail"], False),
+        ([], False),
+    ],
+)
 def test_which_controllers_count_as_ai_developers(categories, expected):
     assert letters.is_ai_developer(Controller(categories=categories)) is expected
 

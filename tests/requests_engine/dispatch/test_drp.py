@@ -662,9 +662,12 @@ def test_poll_open_requests_polls_each_drp_request_and_goes_on_past_a_failing_en
     server.set_status(second.drp_request_id, "in_progress")
     # A third request at a controller whose endpoint is down.
     down = Controller.objects.create(
-        slug="down", name="Down Ltd", transport="drp", drp_endpoint=f"http://127.0.0.1:{closed_port()}",
+        slug="down",
+        name="Down Ltd",
+        transport="drp",
+        drp_endpoint=f"http://127.0.0.1:{closed_port()}",
         drp_version="0.5",
-    )  # fmt: skip
+    )
     third = make_request(member, down)
     services.request_approve(request_id=third.pk, actor=SYSTEM)
     services.request_dispatch(request_id=third.pk, received_on=timezone.localdate(), actor=SYSTEM)
@@ -748,8 +751,10 @@ def test_drp_1_0_sets_up_a_pairwise_key_then_exercises_a_signed_request(drp10_se
     assert claims["exercise"] == "access"
     assert claims["agent-request-id"] == request.reference
     assert (claims["email"], claims["name"], claims["phone_number"]) == (
-        "ada@shop.test", "Ada Lovelace", "+447700900123",
-    )  # fmt: skip
+        "ada@shop.test",
+        "Ada Lovelace",
+        "+447700900123",
+    )
 
     server.set_status(request.drp_request_id, "in_progress", processing_details="We are on it.")
     assert drp.drp_status_poll(request_id=request.pk) == "in_progress"
@@ -766,9 +771,11 @@ def test_drp_1_0_needs_user_verification_asks_for_identity_and_resumes(drp10_ser
     request = fresh(request)
 
     server.set_status(
-        request.drp_request_id, "in_progress", "need_user_verification",
+        request.drp_request_id,
+        "in_progress",
+        "need_user_verification",
         user_verification_url="https://pip.acme.test/verify/1",
-    )  # fmt: skip
+    )
     drp.drp_status_poll(request_id=request.pk)
     request = fresh(request)
     assert request.state == "info_requested"

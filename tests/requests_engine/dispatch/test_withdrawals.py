@@ -55,7 +55,7 @@ def test_a_request_exercised_over_drp_is_revoked_there(
     member,
     controller,
     mailbox,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     server, url = fides_like
     request = sent_by_drp(server, url, member, controller)
@@ -147,9 +147,13 @@ def test_a_narrower_mandate_replaces_the_old_and_withdraws_only_what_it_no_longe
     text = render_mandate_text(member=member, choices=narrower)
     with django_capture_on_commit_callbacks(execute=True):
         new = member_services.mandate_sign(
-            member=member, choices=narrower, shown_text_sha256=text_sha256(text),
-            signed_name=member.full_name, ip=None, user_agent="",
-        )  # fmt: skip
+            member=member,
+            choices=narrower,
+            shown_text_sha256=text_sha256(text),
+            signed_name=member.full_name,
+            ip=None,
+            user_agent="",
+        )
     old.refresh_from_db()
     assert old.state == "replaced" and old.replaced_by == new and new.state == "active"
     assert fresh(access).state == "sent" and fresh(erasure).state == "withdrawn"
@@ -178,9 +182,14 @@ def test_changing_a_mandate_in_the_browser_shows_what_will_be_withdrawn_first(
     until = (timezone.localdate().replace(year=timezone.localdate().year + 1)).isoformat()
     response = client.post(
         f"/me/{member.reference}/mandate/new/",
-        {"rights": ["access"], "scope": "all", "purposes": "Find out", "valid_until": until,
-         "send_responses_to": "community"},
-    )  # fmt: skip
+        {
+            "rights": ["access"],
+            "scope": "all",
+            "purposes": "Find out",
+            "valid_until": until,
+            "send_responses_to": "community",
+        },
+    )
     assert response.status_code == 302
     review = client.get(f"/me/{member.reference}/mandate/review/").content.decode()
     assert "will be withdrawn" in review and erasure.reference in review
@@ -205,9 +214,13 @@ def test_the_public_check_of_a_replaced_mandate_points_to_the_one_in_force(
     text = render_mandate_text(member=member, choices=choices)
     with django_capture_on_commit_callbacks(execute=True):
         new = member_services.mandate_sign(
-            member=member, choices=choices, shown_text_sha256=text_sha256(text), signed_name=member.full_name,
-            ip=None, user_agent="",
-        )  # fmt: skip
+            member=member,
+            choices=choices,
+            shown_text_sha256=text_sha256(text),
+            signed_name=member.full_name,
+            ip=None,
+            user_agent="",
+        )
     page = client.get(f"/verify/{old.verification_token}/").content.decode()
     assert f"/verify/{new.verification_token}/" in page and "Replaced on" in page
     assert "In force" in client.get(f"/verify/{new.verification_token}/").content.decode()

@@ -85,9 +85,12 @@ def ladder(community, controller, globex, coordinator):
             Mandate.objects.filter(pk=mandate.pk).update(may_represent_before_ico=ico)
             members[name.split()[0].lower()] = member
         campaign = Campaign.objects.create(
-            community=community, name="Training data", rights=["access"], created_by=coordinator,
+            community=community,
+            name="Training data",
+            rights=["access"],
+            created_by=coordinator,
             purpose="We want to know whether our writing was used to train AI models.",
-        )  # fmt: skip
+        )
         campaign.controllers.set([controller, globex])
         launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
     with at(dt.date(2026, 3, 3)):
@@ -108,9 +111,11 @@ def globex_answers(ladder) -> None:
     """Globex refuses Ada's request with a one-word reason and fulfils the others."""
     with at(dt.date(2026, 3, 20)):
         services.request_refuse(
-            request_id=ladder["of"]("ada", ladder["globex"]).pk, ground="exemption", reasons="Exempt.",
+            request_id=ladder["of"]("ada", ladder["globex"]).pk,
+            ground="exemption",
+            reasons="Exempt.",
             actor=CONTROLLER_ACTOR,
-        )  # fmt: skip
+        )
         for who in ("mary", "charles"):
             services.request_fulfil(request_id=ladder["of"](who, ladder["globex"]).pk, actor=CONTROLLER_ACTOR)
 
@@ -148,9 +153,12 @@ def test_a_scottish_controller_is_overdue_a_day_earlier_as_scotland_has_no_easte
         made = {}
         for controller in (scottish, english):
             request = DataRightsRequest.objects.create(
-                reference=f"R-{controller.slug}", member=member, mandate=member.mandates.get(),
-                controller=controller, right="access",
-            )  # fmt: skip
+                reference=f"R-{controller.slug}",
+                member=member,
+                mandate=member.mandates.get(),
+                controller=controller,
+                right="access",
+            )
             services.request_approve(request_id=request.pk, actor=SYSTEM)
             made[controller.slug] = services.request_dispatch(
                 request_id=request.pk, received_on=dt.date(2026, 3, 3), actor=SYSTEM
@@ -163,9 +171,7 @@ def test_a_scottish_controller_is_overdue_a_day_earlier_as_scotland_has_no_easte
     assert (fresh(made["scot"]).state, fresh(made["eng"]).state) == ("overdue", "sent")
 
 
-def test_escalation_waits_for_the_latest_plausible_deadline_of_an_extended_request(
-    ladder, coordinator_actor
-):  # fmt: skip
+def test_escalation_waits_for_the_latest_plausible_deadline_of_an_extended_request(ladder, coordinator_actor):
     """Received Saturday 31 January 2026, extended by two months: due 30 April (3 months from receipt),
     but chained from the rolled one-month deadline (Monday 2 March) it is 2 May, a Saturday, rolled past the
     early May bank holiday to Tuesday 5 May. Overdue from 1 May; escalated only from 6 May."""
@@ -173,9 +179,13 @@ def test_escalation_waits_for_the_latest_plausible_deadline_of_an_extended_reque
     with at(dt.date(2026, 1, 20)):
         mandate = make_mandate(member)
         request = DataRightsRequest.objects.create(
-            reference="R-EXT", campaign=ladder["campaign"], member=member, mandate=mandate,
-            controller=ladder["acme"], right="access",
-        )  # fmt: skip
+            reference="R-EXT",
+            campaign=ladder["campaign"],
+            member=member,
+            mandate=mandate,
+            controller=ladder["acme"],
+            right="access",
+        )
         services.request_approve(request_id=request.pk, actor=SYSTEM)
     with at(dt.date(2026, 2, 2)):
         services.request_dispatch(request_id=request.pk, received_on=dt.date(2026, 1, 31), actor=SYSTEM)
@@ -210,36 +220,50 @@ def test_escalation_waits_for_the_latest_plausible_deadline_of_an_extended_reque
 
 def answered(controller, **fields) -> DataRightsRequest:
     """An unsaved request as the controller left it (escalation_reasons reads fields and given events)."""
-    defaults = {"reference": "R-X", "right": "access", "received_on": dt.date(2026, 3, 3),
-                "clock_start_on": dt.date(2026, 3, 3), "due_on": dt.date(2026, 4, 7)}  # fmt: skip
+    defaults = {
+        "reference": "R-X",
+        "right": "access",
+        "received_on": dt.date(2026, 3, 3),
+        "clock_start_on": dt.date(2026, 3, 3),
+        "due_on": dt.date(2026, 4, 7),
+    }
     return DataRightsRequest(controller=controller, **{**defaults, **fields})
 
 
 def test_a_refusal_with_a_bare_label_lacks_reasons_and_the_rights_statement(controller):
     request = answered(
-        controller, state="refused", answered_on=dt.date(2026, 3, 20), refusal_ground="exemption",
+        controller,
+        state="refused",
+        answered_on=dt.date(2026, 3, 20),
+        refusal_ground="exemption",
         refusal_reasons="Exempt.",
-    )  # fmt: skip
+    )
     reasons = complaints.escalation_reasons(request, event_kinds=["request.refused"])
     assert reasons == ["refused", "refusal_without_reasons", "refusal_without_rights_statement"]
 
 
 def test_a_reasoned_partial_answer_naming_the_ico_and_the_courts_is_flagged_only_as_partial(controller):
     request = answered(
-        controller, state="partially_fulfilled", answered_on=dt.date(2026, 3, 20), refusal_ground="exemption",
+        controller,
+        state="partially_fulfilled",
+        answered_on=dt.date(2026, 3, 20),
+        refusal_ground="exemption",
         refusal_reasons="We withheld the emails of other customers because they hold third-party data (DPA "
         "2018 Sch 2 para 16). You may complain to the Information Commissioner or apply to a court.",
-    )  # fmt: skip
+    )
     kinds = ["request.partially_fulfilled"]
     assert complaints.escalation_reasons(request, event_kinds=kinds) == ["partially_fulfilled"]
 
 
 def test_naming_the_ico_without_a_judicial_remedy_is_still_flagged(controller):
     request = answered(
-        controller, state="refused", answered_on=dt.date(2026, 3, 20), refusal_ground="manifestly_excessive",
+        controller,
+        state="refused",
+        answered_on=dt.date(2026, 3, 20),
+        refusal_ground="manifestly_excessive",
         refusal_reasons="Your community sent thousands of identical requests in one week; you can complain "
         "to the ICO.",
-    )  # fmt: skip
+    )
     reasons = complaints.escalation_reasons(request, event_kinds=["request.refused"])
     assert reasons == ["refused", "refusal_without_rights_statement"]
 
@@ -256,8 +280,9 @@ def test_an_extension_noticed_after_the_first_month_is_flagged_and_the_original_
     # The invalid extension buys no time: unanswered past the original deadline, it is also overdue.
     request = answered(controller, state="extended", **late)
     assert complaints.escalation_reasons(request, today=dt.date(2026, 4, 10), event_kinds=[]) == [
-        "overdue", "late_extension",
-    ]  # fmt: skip
+        "overdue",
+        "late_extension",
+    ]
     # Answered within the extension it claimed, it was still answered late.
     fulfilled = answered(controller, state="fulfilled", answered_on=dt.date(2026, 5, 20), **late)
     kinds = ["request.fulfilled"]
@@ -279,7 +304,7 @@ def test_requests_not_yet_sent_or_closed_never_escalate(controller):
 
 def test_one_collective_draft_per_controller_names_each_request_its_dates_and_what_went_wrong(
     ladder, coordinator_actor
-):  # fmt: skip
+):
     globex_answers(ladder)
     with at(dt.date(2026, 4, 8)):
         sweep.deadlines_sweep()
@@ -316,9 +341,13 @@ def test_drafting_again_updates_the_same_draft(ladder, coordinator_actor):
         # Another member's request of the same campaign is refused: the draft takes it in.
         member = make_member(ladder["campaign"].community, "Grace Hopper")
         request = DataRightsRequest.objects.create(
-            reference="R-GH", campaign=ladder["campaign"], member=member, mandate=make_mandate(member),
-            controller=ladder["globex"], right="access",
-        )  # fmt: skip
+            reference="R-GH",
+            campaign=ladder["campaign"],
+            member=member,
+            mandate=make_mandate(member),
+            controller=ladder["globex"],
+            right="access",
+        )
         services.request_approve(request_id=request.pk, actor=SYSTEM)
         services.request_dispatch(request_id=request.pk, received_on=dt.date(2026, 3, 22), actor=SYSTEM)
         services.request_refuse(request_id=request.pk, ground="other", reasons="No.", actor=CONTROLLER_ACTOR)
@@ -326,8 +355,9 @@ def test_drafting_again_updates_the_same_draft(ladder, coordinator_actor):
     assert updated.pk == first.pk
     assert Complaint.objects.filter(kind="controller", controller=ladder["globex"]).count() == 1
     assert set(updated.requests.values_list("reference", flat=True)) == {
-        ladder["of"]("ada", ladder["globex"]).reference, "R-GH",
-    }  # fmt: skip
+        ladder["of"]("ada", ladder["globex"]).reference,
+        "R-GH",
+    }
     kinds = list(RequestEvent.objects.filter(complaint=updated).values_list("kind", flat=True))
     assert kinds == ["complaint.drafted", "complaint.redrafted"]
 
@@ -352,7 +382,7 @@ def test_a_member_whose_mandate_excludes_complaints_is_left_out_of_the_draft(lad
 
 def test_approving_sends_the_complaint_with_its_pdfs_and_starts_the_acknowledgement_clock(
     ladder, coordinator_actor, django_capture_on_commit_callbacks, mailoutbox, tmp_path
-):  # fmt: skip
+):
     with at(dt.date(2026, 4, 8)):
         sweep.deadlines_sweep()
         draft = complaints.complaint_draft(
@@ -394,7 +424,7 @@ def test_approving_sends_the_complaint_with_its_pdfs_and_starts_the_acknowledgem
 
 def test_a_request_answered_after_drafting_is_skipped_with_a_note(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
-):  # fmt: skip
+):
     with at(dt.date(2026, 4, 8)):
         sweep.deadlines_sweep()
         draft = complaints.complaint_draft(
@@ -431,7 +461,7 @@ def test_only_a_draft_can_be_sent_and_only_to_a_usable_address(
 
 def test_no_acknowledgement_is_flagged_once_the_day_after_it_was_due(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
-):  # fmt: skip
+):
     complaint = send_acme_complaint(ladder, coordinator_actor, django_capture_on_commit_callbacks)
     assert complaints.complaints_sweep(today=dt.date(2026, 5, 11)) == 0
     with at(dt.date(2026, 5, 12)):
@@ -463,7 +493,7 @@ def test_an_acknowledgement_stops_the_flag(ladder, coordinator_actor, django_cap
 
 def test_a_resolved_outcome_closes_the_requests_and_an_unresolved_one_leaves_them_for_the_ico(
     ladder, coordinator_actor, django_capture_on_commit_callbacks, client, coordinator
-):  # fmt: skip
+):
     complaint = send_acme_complaint(ladder, coordinator_actor, django_capture_on_commit_callbacks)
     with at(dt.date(2026, 4, 30)):
         complaints.complaint_record_outcome(
@@ -500,7 +530,7 @@ ASK = "Please tell Acme Ltd to answer the requests and consider enforcement acti
 
 def test_the_ico_pack_holds_the_timeline_the_mandates_and_hashes_and_leaves_out_members_without_authority(
     ladder, coordinator_actor, django_capture_on_commit_callbacks, tmp_path
-):  # fmt: skip
+):
     complaint = send_acme_complaint(ladder, coordinator_actor, django_capture_on_commit_callbacks)
     complaints.complaints_sweep(today=dt.date(2026, 5, 12))
     with at(dt.date(2026, 5, 13)), django_capture_on_commit_callbacks(execute=True):
@@ -567,19 +597,25 @@ def test_the_ico_pack_holds_the_timeline_the_mandates_and_hashes_and_leaves_out_
 
 def test_the_pack_holds_replies_as_received_and_only_the_represented_members_rows_of_a_letter(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
-):  # fmt: skip
+):
     acme = acme_requests(ladder)
     manifest = "reference,member_reference,member_name\n" + "".join(
         f"{r.reference},{r.member.reference},{r.member.full_name}\n" for r in acme.values()
     )
     with at(dt.date(2026, 3, 3)), django_capture_on_commit_callbacks(execute=True):
         outbox.queue_email(
-            to=["privacy@acme.test"], subject="Data rights requests", body_text="Please see the letter.",
-            attachments=[("letter-B1.pdf", b"%PDF-1.4 letter", "application/pdf"),
-                         ("manifest-B1.csv", manifest.encode(), "text/csv"),
-                         ("mandates-B1.zip", b"PK zip of every mandate", "application/zip")],
-            subject_type="batch", subject_id=str(acme["ada"].batch_id), purpose="batch.letter",
-        )  # fmt: skip
+            to=["privacy@acme.test"],
+            subject="Data rights requests",
+            body_text="Please see the letter.",
+            attachments=[
+                ("letter-B1.pdf", b"%PDF-1.4 letter", "application/pdf"),
+                ("manifest-B1.csv", manifest.encode(), "text/csv"),
+                ("mandates-B1.zip", b"PK zip of every mandate", "application/zip"),
+            ],
+            subject_type="batch",
+            subject_id=str(acme["ada"].batch_id),
+            purpose="batch.letter",
+        )
     raw = (
         b"From: privacy@acme.test\r\nTo: c@community.test\r\nSubject: Re: Data rights requests\r\n"
         b"Message-ID: <reply-1@acme.test>\r\n\r\nWe are looking into it.\r\n"
@@ -587,10 +623,16 @@ def test_the_pack_holds_replies_as_received_and_only_the_represented_members_row
     raw_field = InboundMessage._meta.get_field("raw")
     stored = crypto.save_encrypted("inbound/reply.eml.enc", raw, storage=raw_field.storage)
     InboundMessage.objects.create(
-        mailbox="INBOX", uid_validity=1, uid=1, subject="Re: Data rights requests", raw=stored,
-        raw_sha256=hashlib.sha256(raw).hexdigest(), status="matched", matched_by="in-reply-to",
+        mailbox="INBOX",
+        uid_validity=1,
+        uid=1,
+        subject="Re: Data rights requests",
+        raw=stored,
+        raw_sha256=hashlib.sha256(raw).hexdigest(),
+        status="matched",
+        matched_by="in-reply-to",
         batch_id=acme["ada"].batch_id,
-    )  # fmt: skip
+    )
     complaint = send_acme_complaint(ladder, coordinator_actor, django_capture_on_commit_callbacks)
     with at(dt.date(2026, 5, 13)), django_capture_on_commit_callbacks(execute=True):
         pack = ico_pack.ico_pack_build(complaint_id=complaint.pk, harm=HARM, ask=ASK, actor=coordinator_actor)
@@ -609,7 +651,7 @@ def test_the_pack_holds_replies_as_received_and_only_the_represented_members_row
 
 def test_the_pack_is_refused_before_the_complaint_is_sent_or_when_nobody_authorised_the_ico(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
-):  # fmt: skip
+):
     with at(dt.date(2026, 4, 8)):
         sweep.deadlines_sweep()
         draft = complaints.complaint_draft(
@@ -627,7 +669,7 @@ def test_the_pack_is_refused_before_the_complaint_is_sent_or_when_nobody_authori
 
 def test_rebuilding_updates_the_same_ico_complaint_until_the_case_is_recorded_then_requests_move_on(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
-):  # fmt: skip
+):
     complaint = send_acme_complaint(ladder, coordinator_actor, django_capture_on_commit_callbacks)
     with at(dt.date(2026, 5, 13)), django_capture_on_commit_callbacks(execute=True):
         first = ico_pack.ico_pack_build(
@@ -655,8 +697,10 @@ def test_rebuilding_updates_the_same_ico_complaint_until_the_case_is_recorded_th
     )
     acme = acme_requests(ladder)
     assert (acme["ada"].state, acme["charles"].state, acme["mary"].state) == (
-        "escalated_to_ico", "escalated_to_ico", "complaint_to_controller",
-    )  # fmt: skip
+        "escalated_to_ico",
+        "escalated_to_ico",
+        "complaint_to_controller",
+    )
     event = RequestEvent.objects.get(request=acme["ada"], kind="request.escalated_to_ico")
     assert event.payload == {"case_reference": "IC-123456-A1B2"}
 
@@ -668,8 +712,10 @@ def test_rebuilding_updates_the_same_ico_complaint_until_the_case_is_recorded_th
         )
     acme = acme_requests(ladder)
     assert (acme["ada"].state, acme["charles"].state, acme["mary"].state) == (
-        "closed", "closed", "complaint_to_controller",
-    )  # fmt: skip
+        "closed",
+        "closed",
+        "complaint_to_controller",
+    )
     assert Complaint.objects.get(pk=ico.pk).state == "closed"
     assert chain_breaks() == []
 
@@ -701,7 +747,7 @@ def test_the_campaign_action_drafts_one_complaint_per_controller_with_escalated_
 
 def test_from_an_overdue_request_to_a_downloaded_pack_in_the_admin(
     ladder, client, coordinator, django_capture_on_commit_callbacks, mailoutbox
-):  # fmt: skip
+):
     from django.contrib import admin
 
     client.force_login(coordinator)
@@ -709,9 +755,10 @@ def test_from_an_overdue_request_to_a_downloaded_pack_in_the_admin(
     with at(dt.date(2026, 4, 8)):
         sweep.deadlines_sweep()
         draft_complaints_for_requests_action(
-            admin.site._registry[DataRightsRequest], admin_request(coordinator),
+            admin.site._registry[DataRightsRequest],
+            admin_request(coordinator),
             DataRightsRequest.objects.filter(pk=overdue.pk),
-        )  # fmt: skip
+        )
     draft = Complaint.objects.get(kind="controller", controller=ladder["acme"])
     assert isinstance(admin.site._registry[Complaint], ComplaintAdmin)
     base = f"/admin/requests_engine/complaint/{draft.pk}"

@@ -20,8 +20,9 @@ def sent_on(community, controller, name, received):
     return request
 
 
-def test_controllers_are_reminded_a_week_before_and_on_the_day_once(community, controller, mailoutbox,
-                                                                      django_capture_on_commit_callbacks):  # fmt: skip
+def test_controllers_are_reminded_a_week_before_and_on_the_day_once(
+    community, controller, mailoutbox, django_capture_on_commit_callbacks
+):
     with time_machine.travel(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC)):
         # Reminders go by the earliest plausible reading: the strict one, a day before the corresponding date.
         week = sent_on(community, controller, "Week Wendy", dt.date(2026, 2, 28))  # earliest Fri 27 Mar
@@ -36,8 +37,9 @@ def test_controllers_are_reminded_a_week_before_and_on_the_day_once(community, c
     assert all("R-Later" not in body for body in bodies.values())
 
 
-def test_members_and_coordinators_are_told_when_a_request_goes_overdue(community, controller, mailoutbox,
-                                                                          django_capture_on_commit_callbacks):  # fmt: skip
+def test_members_and_coordinators_are_told_when_a_request_goes_overdue(
+    community, controller, mailoutbox, django_capture_on_commit_callbacks
+):
     with time_machine.travel(dt.datetime(2026, 3, 23, 9, tzinfo=dt.UTC)):
         late = sent_on(community, controller, "Late Larry", dt.date(2026, 2, 20))
         sweep.deadlines_sweep()

@@ -103,8 +103,11 @@ def test_filters_and_bulk_acknowledge(
     sign_in(client, contact, mailoutbox, django_capture_on_commit_callbacks)
     assert "3 requests" in client.get("/respond/requests/?state=sent").content.decode()
     assert "0 requests" in client.get("/respond/requests/?state=refused").content.decode()
-    response = client.post("/respond/requests/bulk/", {"references": ["B1-M0-AC", "B1-M1-AC"], "action": "acknowledge"},
-                           follow=True)  # fmt: skip
+    response = client.post(
+        "/respond/requests/bulk/",
+        {"references": ["B1-M0-AC", "B1-M1-AC"], "action": "acknowledge"},
+        follow=True,
+    )
     assert "2 request(s) updated" in response.content.decode()
     states = dict(DataRightsRequest.objects.values_list("reference", "state"))
     assert states == {"B1-M0-AC": "acknowledged", "B1-M1-AC": "acknowledged", "B1-M2-AC": "sent"}
@@ -184,8 +187,10 @@ def test_a_csv_answers_many_and_reports_bad_lines(
     client, contact, acme_requests, mailoutbox, django_capture_on_commit_callbacks
 ):
     sign_in(client, contact, mailoutbox, django_capture_on_commit_callbacks)
-    text = ("reference,action,months,reason,ground\nB1-M0-AC,acknowledge,,,\nB1-M1-AC,extend,2,Many requests,\n"
-            "B1-M2-AC,refuse,,,\nNOPE,acknowledge,,,\n")  # fmt: skip
+    text = (
+        "reference,action,months,reason,ground\nB1-M0-AC,acknowledge,,,\nB1-M1-AC,extend,2,Many requests,\n"
+        "B1-M2-AC,refuse,,,\nNOPE,acknowledge,,,\n"
+    )
     upload = io.BytesIO(text.encode())
     upload.name = "answers.csv"
     page = client.post("/respond/requests/csv/", {"csv_file": upload}, follow=True).content.decode()
@@ -202,9 +207,16 @@ def test_the_member_downloads_the_returned_file_and_others_cannot(
     client, contact, acme_requests, mailoutbox, django_capture_on_commit_callbacks
 ):
     request = acme_requests[0]
-    answers.request_answer(action="fulfil", request_id=request.pk, actor=Actor(Actor.CONTROLLER, str(contact.pk)),
-                                       uploads=[__import__("requests_engine.responses.files", fromlist=["Upload"]).Upload(
-                                           "data.csv", b"a,b\n1,2\n")])  # fmt: skip
+    answers.request_answer(
+        action="fulfil",
+        request_id=request.pk,
+        actor=Actor(Actor.CONTROLLER, str(contact.pk)),
+        uploads=[
+            __import__("requests_engine.responses.files", fromlist=["Upload"]).Upload(
+                "data.csv", b"a,b\n1,2\n"
+            )
+        ],
+    )
     stored = request.files.get()
     client.force_login(request.member.user)
     response = client.get(f"/me/files/{stored.pk}/")
@@ -224,7 +236,11 @@ def test_an_empty_file_or_a_control_character_name_is_refused_by_the_service(
 
     good = Upload("fine.json", b'{"a": 1}')
     with pytest.raises(RequestEngineError, match=message):
-        answers.request_answer(action="fulfil", request_id=acme_requests[0].pk, actor=Actor.system(),
-                                           uploads=[good, Upload(name, data)])  # fmt: skip
+        answers.request_answer(
+            action="fulfil",
+            request_id=acme_requests[0].pk,
+            actor=Actor.system(),
+            uploads=[good, Upload(name, data)],
+        )
     request = DataRightsRequest.objects.get(pk=acme_requests[0].pk)
     assert request.state == "sent" and not request.files.exists()  # the good file was not kept either

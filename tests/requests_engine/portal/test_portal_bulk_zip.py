@@ -104,9 +104,11 @@ def test_a_zip_alone_fulfils_each_request_named_by_a_folder(
 def test_a_zip_with_the_csv_partly_fulfils_acknowledges_and_fulfils_in_one_go(
     portal, acme_requests, django_capture_on_commit_callbacks
 ):
-    text = ("reference,action,months,reason,ground\n"
-            "B1-M0-AC,partially_fulfil,,Some records are about other people.,exemption\n"
-            "B1-M1-AC,acknowledge,,,\n")  # fmt: skip
+    text = (
+        "reference,action,months,reason,ground\n"
+        "B1-M0-AC,partially_fulfil,,Some records are about other people.,exemption\n"
+        "B1-M1-AC,acknowledge,,,\n"
+    )
     upload = zipped({"B1-M0-AC/data.json": JSON, "B1-M2-AC/nested/export.csv": CSV})
     with django_capture_on_commit_callbacks(execute=True):
         response = portal.post("/respond/requests/csv/", {"csv_file": csv_file(text), "answers_zip": upload})
@@ -243,14 +245,22 @@ def test_files_stored_in_a_transaction_that_fails_are_removed_and_kept_when_it_c
     from requests_engine.responses.files import Upload, files_removed_on_failure
 
     with pytest.raises(RuntimeError), files_removed_on_failure(), transaction.atomic():
-        answers.request_answer(action="fulfil", request_id=acme_requests[0].pk, actor=Actor.system(),
-                                           uploads=[Upload("a.json", JSON)])  # fmt: skip
+        answers.request_answer(
+            action="fulfil",
+            request_id=acme_requests[0].pk,
+            actor=Actor.system(),
+            uploads=[Upload("a.json", JSON)],
+        )
         assert len(stored_on_disk(settings)) == 1
         raise RuntimeError("something after the answer failed")
     assert_nothing_applied(settings)
     with files_removed_on_failure(), transaction.atomic():
-        answers.request_answer(action="fulfil", request_id=acme_requests[1].pk, actor=Actor.system(),
-                                           uploads=[Upload("b.json", JSON)])  # fmt: skip
+        answers.request_answer(
+            action="fulfil",
+            request_id=acme_requests[1].pk,
+            actor=Actor.system(),
+            uploads=[Upload("b.json", JSON)],
+        )
     assert len(stored_on_disk(settings)) == 1 and ReceivedFile.objects.count() == 1
 
 

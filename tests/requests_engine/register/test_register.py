@@ -55,8 +55,16 @@ pytestmark = pytest.mark.urls(__name__)
 
 ROBOT = Actor.system("test")
 MARCH_2 = datetime.date(2026, 3, 2)
-NAMES = ["Ada Lovelace", "Grace Hopper", "Katherine Johnson", "Hedy Lamarr", "Radia Perlman",
-         "Barbara Liskov", "Frances Allen", "Margaret Hamilton"]  # fmt: skip
+NAMES = [
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Katherine Johnson",
+    "Hedy Lamarr",
+    "Radia Perlman",
+    "Barbara Liskov",
+    "Frances Allen",
+    "Margaret Hamilton",
+]
 
 
 def at(day: datetime.date) -> datetime.datetime:
@@ -82,13 +90,19 @@ def sent_complaint(*, kind, community, controller, requests, sent_on):
 def world(db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # a dozen users, quickly
     writers = Community.objects.create(
-        slug="writers", name="Writers' Collective", purpose="We ask AI developers about our work.",
-        contact_email="hello@writers.test", rights=[Right.ACCESS, Right.ERASURE],
-    )  # fmt: skip
+        slug="writers",
+        name="Writers' Collective",
+        purpose="We ask AI developers about our work.",
+        contact_email="hello@writers.test",
+        rights=[Right.ACCESS, Right.ERASURE],
+    )
     painters = Community.objects.create(
-        slug="painters", name="Painters", purpose="Art and data.", contact_email="hi@painters.test",
+        slug="painters",
+        name="Painters",
+        purpose="Art and data.",
+        contact_email="hi@painters.test",
         rights=[Right.OBJECTION],
-    )  # fmt: skip
+    )
     acme = Controller.objects.create(slug="acme", name="Acme Data Ltd", email="privacy@acme.test")
     globex = Controller.objects.create(slug="globex", name="Globex", email="dpo@globex.test")
     initech = Controller.objects.create(slug="initech", name="Initech", email="dpo@initech.test")
@@ -113,9 +127,12 @@ def world(db, settings):
         for pk, day in ((r[0], 12), (r[1], 22), (r[2], 30)):
             engine.request_fulfil(request_id=pk, answered_on=datetime.date(2026, 3, day), actor=ROBOT)
         engine.request_refuse(
-            request_id=r[5], ground=RefusalGround.EXEMPTION, reasons="Legal privilege over Ada's file.",
-            answered_on=datetime.date(2026, 3, 9), actor=ROBOT,
-        )  # fmt: skip
+            request_id=r[5],
+            ground=RefusalGround.EXEMPTION,
+            reasons="Legal privilege over Ada's file.",
+            answered_on=datetime.date(2026, 3, 9),
+            actor=ROBOT,
+        )
         for pk in g:
             engine.request_fulfil(request_id=pk, answered_on=datetime.date(2026, 3, 20), actor=ROBOT)
 
@@ -126,16 +143,26 @@ def world(db, settings):
         engine.request_fulfil(request_id=r[4], answered_on=datetime.date(2026, 4, 15), actor=ROBOT)
         engine.request_fulfil(request_id=r[3], answered_on=datetime.date(2026, 4, 20), actor=ROBOT)
         complaints.request_complain_to_controller(request_id=r[6], actor=ROBOT)
-        sent_complaint(kind=Complaint.Kind.CONTROLLER, community=writers, controller=acme, requests=[r[6]],
-                       sent_on=datetime.date(2026, 4, 20))  # fmt: skip
+        sent_complaint(
+            kind=Complaint.Kind.CONTROLLER,
+            community=writers,
+            controller=acme,
+            requests=[r[6]],
+            sent_on=datetime.date(2026, 4, 20),
+        )
         Complaint.objects.create(
             kind=Complaint.Kind.CONTROLLER, community=writers, controller=acme, grounds="d"
         )
 
         clock.move_to(at(datetime.date(2026, 5, 28)))
         engine.request_escalate_to_ico(request_id=r[6], actor=ROBOT, case_reference="IC-123-ABCD")
-        sent_complaint(kind=Complaint.Kind.ICO, community=writers, controller=acme, requests=[r[6]],
-                       sent_on=datetime.date(2026, 5, 28))  # fmt: skip
+        sent_complaint(
+            kind=Complaint.Kind.ICO,
+            community=writers,
+            controller=acme,
+            requests=[r[6]],
+            sent_on=datetime.date(2026, 5, 28),
+        )
 
         clock.move_to(at(datetime.date(2026, 6, 1)))
         yield {"acme": acme, "globex": globex, "members": members + [leaver] + painter_members}
@@ -187,11 +214,21 @@ def test_a_controller_with_fewer_than_5_requests_has_every_figure_withheld(world
     data = client.get(reverse("api-register-controller", args=["globex"])).json()
     figures = {key: value for key, value in data.items() if key not in ("slug", "name", "note")}
     assert figures == {
-        "suppression_threshold": 5, "requests_received": None, "answered": None, "answered_on_time": None,
-        "answered_late": None, "unanswered_after_deadline": None, "on_time_percent": None,
-        "median_days_to_answer": None, "extensions": None, "refusals": None, "refusals_by_ground": None,
-        "complaints_to_controller": None, "complaints_to_ico": None, "requests_escalated_to_ico": None,
-    }  # fmt: skip
+        "suppression_threshold": 5,
+        "requests_received": None,
+        "answered": None,
+        "answered_on_time": None,
+        "answered_late": None,
+        "unanswered_after_deadline": None,
+        "on_time_percent": None,
+        "median_days_to_answer": None,
+        "extensions": None,
+        "refusals": None,
+        "refusals_by_ground": None,
+        "complaints_to_controller": None,
+        "complaints_to_ico": None,
+        "requests_escalated_to_ico": None,
+    }
 
     page = client.get(reverse("register-controller", args=["globex"])).content.decode()
     assert page.count("fewer than 5") >= 10
@@ -208,24 +245,56 @@ def test_register_index_lists_communities_and_controllers_that_received_requests
         {"code": "erasure", "label": "Erasure (Art 17)"},
     ]
     assert data["communities"] == [
-        {"slug": "painters", "name": "Painters", "purpose": "Art and data.",
-         "rights": [{"code": "objection", "label": "Objection (Art 21)"}], "members": None,
-         "contact_email": "hi@painters.test"},
-        {"slug": "writers", "name": "Writers' Collective", "purpose": "We ask AI developers about our work.",
-         "rights": writers_rights, "members": 10, "contact_email": "hello@writers.test"},
-    ]  # fmt: skip
+        {
+            "slug": "painters",
+            "name": "Painters",
+            "purpose": "Art and data.",
+            "rights": [{"code": "objection", "label": "Objection (Art 21)"}],
+            "members": None,
+            "contact_email": "hi@painters.test",
+        },
+        {
+            "slug": "writers",
+            "name": "Writers' Collective",
+            "purpose": "We ask AI developers about our work.",
+            "rights": writers_rights,
+            "members": 10,
+            "contact_email": "hello@writers.test",
+        },
+    ]
     assert data["controllers"] == [
-        {"slug": "acme", "name": "Acme Data Ltd", "requests_received": 7, "answered": 6,
-         "answered_on_time": 5, "answered_late": 1, "unanswered_after_deadline": 1, "on_time_percent": 71,
-         "median_days_to_answer": 24.0},
-        {"slug": "globex", "name": "Globex", "requests_received": None, "answered": None,
-         "answered_on_time": None, "answered_late": None, "unanswered_after_deadline": None,
-         "on_time_percent": None, "median_days_to_answer": None},
-    ]  # fmt: skip
+        {
+            "slug": "acme",
+            "name": "Acme Data Ltd",
+            "requests_received": 7,
+            "answered": 6,
+            "answered_on_time": 5,
+            "answered_late": 1,
+            "unanswered_after_deadline": 1,
+            "on_time_percent": 71,
+            "median_days_to_answer": 24.0,
+        },
+        {
+            "slug": "globex",
+            "name": "Globex",
+            "requests_received": None,
+            "answered": None,
+            "answered_on_time": None,
+            "answered_late": None,
+            "unanswered_after_deadline": None,
+            "on_time_percent": None,
+            "median_days_to_answer": None,
+        },
+    ]
     assert data["outcomes_chart"] == [
-        {"slug": "acme", "name": "Acme Data Ltd", "answered_on_time": 5, "answered_late": 1,
-         "unanswered_after_deadline": 1},
-    ]  # fmt: skip
+        {
+            "slug": "acme",
+            "name": "Acme Data Ltd",
+            "answered_on_time": 5,
+            "answered_late": 1,
+            "unanswered_after_deadline": 1,
+        },
+    ]
     assert (data["suppression_threshold"], data["members_rounded_to"]) == (5, 5)
 
 
@@ -280,11 +349,16 @@ def test_charts_are_svg_from_our_own_url_without_scripts(world, client):
 
 def test_no_member_name_or_reference_appears_anywhere(world, client):
     urls = [
-        reverse("register"), reverse("register-chart-outcomes"), reverse("api-register"),
-        *(reverse(name, args=[slug]) for slug in ("acme", "globex")
-          for name in ("register-controller", "api-register-controller")),
+        reverse("register"),
+        reverse("register-chart-outcomes"),
+        reverse("api-register"),
+        *(
+            reverse(name, args=[slug])
+            for slug in ("acme", "globex")
+            for name in ("register-controller", "api-register-controller")
+        ),
         reverse("register-chart-refusals", args=["acme"]),
-    ]  # fmt: skip
+    ]
     published = "\n".join(client.get(url).content.decode() for url in urls)
     published += "\n" + json.dumps(client.get(reverse("api-register")).json(), ensure_ascii=False)
 

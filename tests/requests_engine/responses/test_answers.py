@@ -54,8 +54,13 @@ def refused_elsewhere(request: DataRightsRequest) -> DataRightsRequest:
         # The files pass every check and are stored; the Art 15 items then fail: not an access request.
         (Right.ERASURE, "fulfil", {"art15_items": ["copy"]}, 400, "art15_items"),
         (Right.ACCESS, "fulfil", {"art15_items": ["everything"]}, 400, "art15_items"),
-        (Right.PORTABILITY, "partially-fulfil", {"ground": "exemption", "reasons": "Some.",
-                                                 "art15_items": ["copy"]}, 400, "art15_items"),  # fmt: skip
+        (
+            Right.PORTABILITY,
+            "partially-fulfil",
+            {"ground": "exemption", "reasons": "Some.", "art15_items": ["copy"]},
+            400,
+            "art15_items",
+        ),
         # One refused file among good ones refuses the upload.
         (Right.ACCESS, "fulfil", {"files": [upload(), upload("empty.json", b"")]}, 400, "files"),
     ],
@@ -116,17 +121,26 @@ def test_the_answer_path_removes_its_files_when_the_transition_fails(member, con
         )
     with pytest.raises(RequestEngineError, match="Files go only with fulfil"):
         answers.request_answer(
-            request_id=request.pk, action="refuse", actor=Actor.system(), uploads=[Upload("a.json", EXPORT)],
-            ground="other", reasons="No.",
-        )  # fmt: skip
+            request_id=request.pk,
+            action="refuse",
+            actor=Actor.system(),
+            uploads=[Upload("a.json", EXPORT)],
+            ground="other",
+            reasons="No.",
+        )
     assert files_in_storage() == before
 
 
 @pytest.mark.parametrize(
     ("written", "name"),
-    [("Partly fulfil", "partially_fulfil"), ("partially-fulfil", "partially_fulfil"), ("FULFILL", "fulfil"),
-     ("request_information", "ask"), (" acknowledge ", "acknowledge")],
-)  # fmt: skip
+    [
+        ("Partly fulfil", "partially_fulfil"),
+        ("partially-fulfil", "partially_fulfil"),
+        ("FULFILL", "fulfil"),
+        ("request_information", "ask"),
+        (" acknowledge ", "acknowledge"),
+    ],
+)
 def test_an_action_is_understood_however_a_csv_writes_it(written, name):
     assert answers.action_named(written).name == name
 

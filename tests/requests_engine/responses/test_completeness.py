@@ -66,9 +66,11 @@ def answered(member, controller, *, right=Right.ACCESS, partly=False, reference=
     with at(ANSWERED):
         if partly:
             services.request_partially_fulfil(
-                request_id=request.pk, ground="exemption", reasons="Some of it is legally privileged.",
+                request_id=request.pk,
+                ground="exemption",
+                reasons="Some of it is legally privileged.",
                 actor=CONTROLLER_ACTOR,
-            )  # fmt: skip
+            )
         else:
             services.request_fulfil(request_id=request.pk, actor=CONTROLLER_ACTOR)
     return fresh(request)
@@ -177,8 +179,10 @@ def test_the_portal_declaration_prefills_the_members_checklist(client, member, c
 
     upload = io.BytesIO(b'{"name": "Ada"}')
     upload.name = "data.json"
-    response = client.post(f"/respond/requests/{request.reference}/fulfil/",
-                           {"files": [upload], "art15_items": ["purposes", "copy"]})  # fmt: skip
+    response = client.post(
+        f"/respond/requests/{request.reference}/fulfil/",
+        {"files": [upload], "art15_items": ["purposes", "copy"]},
+    )
     assert response.status_code == 302
     assert fresh(request).state == "fulfilled"
     review = review_of(request)
@@ -215,9 +219,14 @@ def test_the_portal_partial_answer_declares_its_items(client, member, controller
     session = client.session
     session[signin.SESSION_KEY] = contact.pk
     session.save()
-    response = client.post(f"/respond/requests/{request.reference}/partially-fulfil/", {
-        "ground": "exemption", "reasons": "Some of it is legally privileged.", "art15_items": ["copy"],
-    })  # fmt: skip
+    response = client.post(
+        f"/respond/requests/{request.reference}/partially-fulfil/",
+        {
+            "ground": "exemption",
+            "reasons": "Some of it is legally privileged.",
+            "art15_items": ["copy"],
+        },
+    )
     assert response.status_code == 302 and fresh(request).state == "partially_fulfilled"
     assert review_of(request).declared == ["copy"]
 
@@ -235,8 +244,11 @@ def api(controller):
 
 def test_the_api_takes_the_art15_items_with_a_fulfilment(api, member, controller):
     request = sent(member, controller, reference="AC-4")
-    response = api.post("/api/v1/requests/AC-4/fulfil/", {"note": "Attached.", "art15_items": [
-        "safeguards", "copy", "copy"]}, format="json")  # fmt: skip
+    response = api.post(
+        "/api/v1/requests/AC-4/fulfil/",
+        {"note": "Attached.", "art15_items": ["safeguards", "copy", "copy"]},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     assert review_of(request).declared == ["copy", "safeguards"]
 
@@ -245,10 +257,16 @@ def test_the_api_takes_repeated_art15_items_in_a_multipart_partial_answer(api, m
     request = sent(member, controller, reference="AC-5")
     upload = io.BytesIO(b"name,email\nAda,ada@example.test\n")
     upload.name = "data.csv"
-    response = api.post("/api/v1/requests/AC-5/partially-fulfil/", {
-        "files": [upload], "ground": "exemption", "reasons": "Some of it is legally privileged.",
-        "art15_items": ["copy", "purposes", "rights"],
-    }, format="multipart")  # fmt: skip
+    response = api.post(
+        "/api/v1/requests/AC-5/partially-fulfil/",
+        {
+            "files": [upload],
+            "ground": "exemption",
+            "reasons": "Some of it is legally privileged.",
+            "art15_items": ["copy", "purposes", "rights"],
+        },
+        format="multipart",
+    )
     assert response.status_code == 200, response.content
     assert review_of(request).declared == ["copy", "purposes", "rights"]
 
@@ -301,8 +319,10 @@ def test_the_member_checklist_sends_a_follow_up_naming_exactly_the_missing_items
     assert body(letter) == EXPECTED_LETTER.format(member=member.reference)
     assert len(addressed_to(mailbox, "privacy@acme.test")) == 1
     assert kinds(access_answer)[-3:] == [
-        "request.art15_declared", "request.art15_reviewed", "request.art15_followup_sent"
-    ]  # fmt: skip
+        "request.art15_declared",
+        "request.art15_reviewed",
+        "request.art15_followup_sent",
+    ]
     assert chain_breaks() == []
 
     # Saving again while the follow-up runs sends nothing new.
@@ -507,8 +527,9 @@ def test_a_partial_answer_keeps_its_own_flags_and_gains_the_incompleteness_one(m
 
 
 def test_the_complaint_draft_names_what_the_answer_lacks(community, controller, coordinator):
-    campaign = Campaign.objects.create(community=community, name="Training data", rights=["access"],
-                                       purpose="Find out about AI training.")  # fmt: skip
+    campaign = Campaign.objects.create(
+        community=community, name="Training data", rights=["access"], purpose="Find out about AI training."
+    )
     with at(RECEIVED):  # a mandate in force on the day the complaint is drafted
         writer = make_member(community, "Mary Shelley")
         make_mandate(writer)
@@ -536,9 +557,11 @@ def test_only_answered_access_requests_can_be_checked(member, controller):
     waiting = sent(member, controller, reference="AC-W")
     refused = sent(member, controller, reference="AC-R")
     services.request_refuse(
-        request_id=refused.pk, ground="manifestly_excessive", reasons="Too much work for us this month.",
+        request_id=refused.pk,
+        ground="manifestly_excessive",
+        reasons="Too much work for us this month.",
         actor=CONTROLLER_ACTOR,
-    )  # fmt: skip
+    )
     for action in (
         lambda r: completeness.art15_items_declare(r, ["copy"], CONTROLLER_ACTOR),
         lambda r: completeness.review_save(r, ["copy"], SYSTEM),
@@ -576,8 +599,12 @@ def test_a_follow_up_needs_a_checklist_something_missing_and_an_address(member, 
 
 
 def test_every_checklist_event_reads_as_a_sentence():
-    for kind in ("request.art15_declared", "request.art15_reviewed", "request.art15_followup_sent",
-                 "request.art15_followup_completed"):  # fmt: skip
+    for kind in (
+        "request.art15_declared",
+        "request.art15_reviewed",
+        "request.art15_followup_sent",
+        "request.art15_followup_completed",
+    ):
         assert describe(RequestEvent(kind=kind)) != kind
 
 

@@ -212,8 +212,14 @@ QUOTED_LETTER = (
 )
 
 
-def reply(*, to: str = "community@community.test", subject: str = "Re: your request", body: str = "",
-          in_reply_to: str = "", references: str = "") -> EmailMessage:  # fmt: skip
+def reply(
+    *,
+    to: str = "community@community.test",
+    subject: str = "Re: your request",
+    body: str = "",
+    in_reply_to: str = "",
+    references: str = "",
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = "Acme Privacy <dpo@acme.test>"
     message["To"] = to
@@ -247,8 +253,11 @@ def test_reply_to_the_batch_address_is_matched_to_the_batch_and_recorded_once(de
     assert (second.new, second.matched) == (0, 0)
     message = InboundMessage.objects.get()
     assert (message.status, message.matched_by, message.batch, message.request) == (
-        "matched", "reply-address", batch, None,
-    )  # fmt: skip
+        "matched",
+        "reply-address",
+        batch,
+        None,
+    )
     [event] = events("batch.reply_received")
     assert event.batch == batch and event.actor_kind == "system"
     assert event.payload["inbound_id"] == message.pk
@@ -260,8 +269,12 @@ def test_reply_to_the_batch_address_is_matched_to_the_batch_and_recorded_once(de
 
 def test_reply_address_with_a_request_reference_narrows_to_that_request(deliver, batch, batch_requests):
     first, _second = batch_requests
-    deliver(reply(to=inbound.reply_address(batch.reply_token, "community.test"),
-                  subject=f"Re: request {first.reference}: identity needed"))  # fmt: skip
+    deliver(
+        reply(
+            to=inbound.reply_address(batch.reply_token, "community.test"),
+            subject=f"Re: request {first.reference}: identity needed",
+        )
+    )
 
     inbound.mailbox_poll()
 
@@ -333,8 +346,11 @@ def test_unmatched_mail_waits_in_the_inbox_and_a_coordinator_attaches_it(
 
     message.refresh_from_db()
     assert (message.status, message.matched_by, message.request, message.batch) == (
-        "handled", "coordinator", first, batch,
-    )  # fmt: skip
+        "handled",
+        "coordinator",
+        first,
+        batch,
+    )
     [event] = events("request.reply_received")
     assert event.request == first and event.actor_kind == "coordinator"
     assert event.payload["excerpt"] == "Which of your members use our app?"

@@ -54,15 +54,25 @@ def answer(letter: EmailMessage, text: str) -> bytes:
 
 
 def test_a_dispatched_letter_lands_as_an_eml_file_and_an_uploaded_reply_threads_to_its_batch(
-    launch_day, campaign, cast, acme, coordinator, coordinator_actor, eml_dir, client,  # noqa: F811
+    launch_day,
+    campaign,
+    cast,
+    acme,
+    coordinator,
+    coordinator_actor,
+    eml_dir,
+    client,
     django_capture_on_commit_callbacks,
-):  # fmt: skip
+):
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
     batch = Batch.objects.get(campaign=campaign, controller=acme)
     [letter] = [m for m in read_all(eml_dir) if m["To"] == "privacy@acme.test"]
     names = {part.get_filename() for part in letter.iter_attachments()}
-    assert names == {f"letter-{batch.reference}.pdf", f"manifest-{batch.reference}.csv",
-                     f"mandates-{batch.reference}.zip"}  # fmt: skip
+    assert names == {
+        f"letter-{batch.reference}.pdf",
+        f"manifest-{batch.reference}.csv",
+        f"mandates-{batch.reference}.zip",
+    }
 
     client.force_login(coordinator)
     url = reverse("admin:requests_engine_inboundmessage_upload")

@@ -29,10 +29,12 @@ def returned(member, controller, community):
     with time_machine.travel(ANSWERED, tick=False):
         services.request_approve(request_id=request.pk, actor=SYSTEM)
         services.request_dispatch(request_id=request.pk, received_on=dt.date(2026, 3, 2), actor=SYSTEM)
-        answers.request_answer(action="fulfil",
-            request_id=request.pk, uploads=[Upload("data.json", b'{"orders": [1, 2]}')],
+        answers.request_answer(
+            action="fulfil",
+            request_id=request.pk,
+            uploads=[Upload("data.json", b'{"orders": [1, 2]}')],
             actor=Actor(Actor.CONTROLLER, "1"),
-        )  # fmt: skip
+        )
     return ReceivedFile.objects.get(request=request)
 
 
