@@ -251,32 +251,18 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     """
 
     reference = models.CharField(max_length=40)
-    # The requests table takes a million rows in one campaign launch, and a database foreign key costs a
-    # lookup and a row lock on the referenced row per inserted request: measured on 1,000,000 requests, the
-    # mandate and batch checks made the launch 2.1x the bare INSERT ... SELECT instead of 1.04x. So no key
-    # here is checked by the database: Django enforces them (PROTECT: none of these rows can be deleted
-    # while a request points at it), the launch inserts only ids its own join read, and
-    # `verify_audit_log` reports any request whose mandate, member, batch, campaign or controller is missing.
+    # Every key is also a foreign key in the database (PROTECT in Django, NO ACTION there): this is an
+    # evidence store, and its integrity must not depend on every writer going through the ORM.
     # campaign, controller and member repeat what the batch and the mandate say, for fast reads; campaign
     # and controller lookups use the composite indexes in Meta.
     campaign = models.ForeignKey(
-        Campaign,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="requests",
-        db_index=False,
-        db_constraint=False,
+        Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_index=False
     )
-    batch = models.ForeignKey(
-        Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests", db_constraint=False
-    )
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="requests", db_constraint=False)
-    mandate = models.ForeignKey(
-        Mandate, on_delete=models.PROTECT, related_name="requests", db_constraint=False
-    )
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="requests")
+    mandate = models.ForeignKey(Mandate, on_delete=models.PROTECT, related_name="requests")
     controller = models.ForeignKey(
-        Controller, on_delete=models.PROTECT, related_name="requests", db_index=False, db_constraint=False
+        Controller, on_delete=models.PROTECT, related_name="requests", db_index=False
     )
     right = models.CharField(max_length=20, choices=Right.choices)
     state = FSMField(default=S.DRAFT, choices=S.choices, protected=True)

@@ -1,3 +1,4 @@
+import contextlib
 import datetime as dt
 
 import pytest
@@ -77,25 +78,36 @@ def test_verify_names_the_first_of_several_breaks(history):
     assert [b.event_id for b in breaks[:2]] == [history[0].pk, history[2].pk]
 
 
-def test_verify_names_a_request_whose_mandate_was_deleted_behind_djangos_back(history, data_request):
-    # The database does not check this key (it would cost a row lock per request at launch): the command does.
+@contextlib.contextmanager
+def key_changed_behind_the_databases_back(request, column: str, value: int):
+    """Point a request's key at nothing with the foreign-key checks off, as a restore with triggers
+    disabled would (the database refuses it otherwise: test_request_keys.py); put it back afterwards, so
+    the test database's own constraint check at teardown passes."""
     from django.db import connection
 
+    table = request._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE requests_engine_datarightsrequest SET mandate_id = 999999 WHERE id = %s",
-            [data_request.pk],
-        )
-    code, message = verify()
+        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s", [request.pk])
+        (original,) = cursor.fetchone()
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, request.pk])
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [original, request.pk])
+
+
+def test_verify_names_a_request_whose_mandate_was_deleted_behind_djangos_back(history, data_request):
+    with key_changed_behind_the_databases_back(data_request, "mandate_id", 999999):
+        code, message = verify()
     assert code == 1 and data_request.reference in message and "lost its mandate" in message
 
 
 def test_verify_names_a_request_whose_batch_is_gone(history, data_request):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE requests_engine_datarightsrequest SET batch_id = 424242 WHERE id = %s", [data_request.pk]
-        )
-    code, message = verify()
+    with key_changed_behind_the_databases_back(data_request, "batch_id", 424242):
+        code, message = verify()
     assert code == 1 and data_request.reference in message

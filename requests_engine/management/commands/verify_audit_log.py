@@ -8,7 +8,8 @@ from requests_engine.models import Batch, Campaign, Controller, DataRightsReques
 
 def requests_missing_their_evidence() -> list[str]:
     """References of requests whose mandate, member, batch, campaign or controller row is gone. The
-    database does not enforce these keys (see DataRightsRequest), so this check stands in for it."""
+    database's foreign keys refuse such rows; this catches what got past them (a restore with triggers off,
+    an SQLite file edited by hand)."""
     gone = (
         ~Exists(Mandate.objects.filter(pk=OuterRef("mandate_id")))
         | ~Exists(Member.objects.filter(pk=OuterRef("member_id")))
