@@ -69,6 +69,11 @@ MANIFEST_COLUMNS = [
 # -- what a letter may say -----------------------------------------------------------------------------------
 
 
+def long_date(day: date) -> str:
+    """'9 April 2026': how a date reads in letters, notices and the back office."""
+    return f"{day.day} {day:%B %Y}"
+
+
 def is_ai_developer(controller: Controller) -> bool:
     return any(_AI_WORD.search(str(category).lower()) for category in controller.categories or [])
 

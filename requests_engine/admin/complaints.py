@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -26,9 +26,11 @@ from django.utils.html import format_html, format_html_join
 from core.audit import Actor
 from requests_engine.admin.dashboard import AcknowledgementFilter
 from requests_engine.admin.shared import ComplaintEventInline
-from requests_engine.escalation import complaints, ico_pack
+from requests_engine.escalation import complaints, ico_pack, selectors
+from requests_engine.escalation.selectors import available_steps, next_step_text
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Campaign, Complaint, DataRightsRequest, RequestEvent
+from requests_engine.letters import long_date
+from requests_engine.models import Campaign, Complaint, DataRightsRequest
 
 TEMPLATES = "requests_engine/complaints/admin"
 DEFAULT_ASK = (
@@ -97,32 +99,6 @@ K = Complaint.Kind
 ST = Complaint.State
 
 
-def available_steps(complaint: Complaint) -> list[tuple[str, str]]:
-    """(step, button label) for what a coordinator can do next with this complaint."""
-    steps: list[tuple[str, str]] = []
-    if complaint.kind == K.CONTROLLER:
-        if complaint.state == ST.DRAFT:
-            steps += [("send", "Approve and send"), ("redraft", "Update the draft")]
-        if complaint.state == ST.SENT:
-            steps.append(("acknowledge", "Record acknowledgement"))
-        if complaint.state in (ST.SENT, ST.ACKNOWLEDGED):
-            steps.append(("outcome", "Record outcome"))
-        if complaint.state != ST.DRAFT:
-            linked = ico_pack.ico_complaint_for(complaint)
-            if linked is None or linked.state == ST.DRAFT:
-                steps.append(("ico-pack", "Rebuild the ICO pack" if linked else "Build the ICO pack"))
-        if complaint.evidence_pack:
-            steps.append(("download", "Download the complaint as sent"))
-    else:
-        if complaint.evidence_pack:
-            steps.append(("download", "Download the pack"))
-        if complaint.state == ST.DRAFT:
-            steps += [("ico-pack", "Rebuild the ICO pack"), ("ico-case", "Record the ICO case reference")]
-        if complaint.state in (ST.SENT, ST.ACKNOWLEDGED):
-            steps.append(("ico-outcome", "Record the ICO's outcome"))
-    return steps
-
-
 def _campaign_of(complaint: Complaint) -> int | None:
     return complaint.requests.exclude(campaign_id=None).values_list("campaign_id", flat=True).first()
 
@@ -187,16 +163,6 @@ STEPS = {
 # -- the complaint admin ----------------------------------------------------------------------------------
 
 
-def _flags() -> dict:
-    events = RequestEvent.objects.filter(complaint_id=OuterRef("pk"))
-    return {
-        "_requests": Count("requests", distinct=True),
-        "_ack_missed": Exists(events.filter(kind=complaints.ACKNOWLEDGEMENT_MISSED)),
-        "_unresolved": Exists(events.filter(kind="complaint.closed", payload__resolved=False)),
-        "_ico_built": Exists(events.filter(kind=ico_pack.PACK_BUILT)),
-    }
-
-
 class NextStepFilter(admin.SimpleListFilter):
     title = "next step"
     parameter_name = "next"
@@ -212,52 +178,15 @@ class NextStepFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         today = timezone.localdate()
-        controller = Q(kind=K.CONTROLLER)
-        value = self.value()
-        if value == "approve":
-            return queryset.filter(controller, state=ST.DRAFT)
-        if value == "ack_due":
-            return queryset.filter(controller, state=ST.SENT, acknowledgement_due_on__gte=today)
-        if value == "ico_pack":
-            return queryset.filter(
-                controller,
-                Q(state=ST.SENT, acknowledgement_due_on__lt=today)
-                | Q(_ack_missed=True, state=ST.SENT)
-                | Q(state=ST.CLOSED, _unresolved=True),
-                _ico_built=False,
-            )
-        if value == "ico_submit":
-            return queryset.filter(kind=K.ICO, state=ST.DRAFT)
-        if value == "ico_open":
-            return queryset.filter(kind=K.ICO, state__in=[ST.SENT, ST.ACKNOWLEDGED])
-        return queryset
-
-
-def next_step_text(complaint: Complaint) -> str:
-    today = timezone.localdate()
-    built = getattr(complaint, "_ico_built", False)
-    if complaint.kind == K.CONTROLLER:
-        if complaint.state == ST.DRAFT:
-            return "Review and approve"
-        if complaint.state == ST.SENT:
-            due = complaint.acknowledgement_due_on
-            if due and due >= today:
-                return f"Waiting for acknowledgement (due {complaints.long_date(due)})"
-            return (
-                "ICO pack built"
-                if built
-                else f"Build the ICO pack: not acknowledged by {complaints.long_date(due)}"
-            )
-        if complaint.state == ST.ACKNOWLEDGED:
-            return "Waiting for the outcome"
-        if getattr(complaint, "_unresolved", False):
-            return "ICO pack built" if built else "Build the ICO pack: outcome unresolved"
-        return "Done"
-    if complaint.state == ST.DRAFT:
-        return "Submit the pack to the ICO, then record the case reference"
-    if complaint.state in (ST.SENT, ST.ACKNOWLEDGED):
-        return "ICO case open: record the ICO's outcome"
-    return "Done"
+        rules = {
+            "approve": selectors.waiting_for_approval(),
+            "ack_due": selectors.acknowledgement_awaited(today),
+            "ico_pack": selectors.ico_pack_due(today),
+            "ico_submit": selectors.ico_pack_to_submit(),
+            "ico_open": selectors.ico_case_open(),
+        }
+        rule = rules.get(self.value() or "")
+        return queryset if rule is None else queryset.filter(rule)
 
 
 class ComplaintAdmin(admin.ModelAdmin):
@@ -299,7 +228,7 @@ class ComplaintAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(**_flags())
+        return super().get_queryset(request).annotate(**selectors.complaint_flags())
 
     def has_add_permission(self, request) -> bool:
         return False  # drafts come from the requests they cover
@@ -453,7 +382,7 @@ class ComplaintAdmin(admin.ModelAdmin):
                     return redirect("admin:requests_engine_complaint_change", built.complaint.pk)
         else:
             initial = {"ask": DEFAULT_ASK}
-            latest = complaint.events.filter(kind=ico_pack.PACK_BUILT).order_by("-seq").first()
+            latest = complaint.events.filter(kind=selectors.PACK_BUILT).order_by("-seq").first()
             if complaint.kind == K.ICO and latest:
                 initial.update(
                     harm=latest.payload.get("harm", ""),
@@ -546,5 +475,5 @@ def request_escalation_flags(obj: DataRightsRequest) -> str:
         return "; ".join(complaints.REASON_LABELS[r] for r in reasons)
     start = complaints.escalation_date(obj) if obj.answered_on is None else None
     if start and obj.state not in complaints.NOTHING_TO_ESCALATE:
-        return f"None yet: if still unanswered, it can be escalated from {complaints.long_date(start)}."
+        return f"None yet: if still unanswered, it can be escalated from {long_date(start)}."
     return "None"

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from core.audit import Actor
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.forms import ChecklistForm
+from requests_engine.letters import long_date
 from requests_engine.models import Art15Item, DataRightsRequest
 from requests_engine.responses import completeness
 
@@ -71,7 +72,7 @@ def completeness_view(model_admin: admin.ModelAdmin, request: HttpRequest, reque
                 sent = completeness.followup_send(review, actor)
                 done = (
                     f"Follow-up letter queued to {data_request.controller.email}: the controller has until "
-                    f"{completeness.long_date(sent.followup_due_on)} to supply what is missing."
+                    f"{long_date(sent.followup_due_on)} to supply what is missing."
                 )
             elif "_complete" in request.POST:
                 if review is None:
@@ -134,10 +135,10 @@ def request_completeness(obj: DataRightsRequest | None) -> str:
             parts.append(f"Checked: missing {missing}.")
         if review.followup_sent_on:
             parts.append(
-                f"Follow-up sent on {completeness.long_date(review.followup_sent_on)}, "
-                f"due by {completeness.long_date(review.followup_due_on)}."
+                f"Follow-up sent on {long_date(review.followup_sent_on)}, "
+                f"due by {long_date(review.followup_due_on)}."
             )
         if review.completed_on:
-            parts.append(f"Supplied on {completeness.long_date(review.completed_on)}.")
+            parts.append(f"Supplied on {long_date(review.completed_on)}.")
     url = reverse(f"admin:{URL_NAME}", args=[obj.pk])
     return format_html('{} <a href="{}">Open the Art 15 checklist</a>', " ".join(parts), url)

@@ -18,11 +18,10 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from requests_engine.escalation import selectors
 from requests_engine.models import CLOCK_STATES, Complaint, DataRightsRequest, RefusalGround, RequestState
 
 S = RequestState
-K = Complaint.Kind
-ST = Complaint.State
 SOON_DAYS = 7  # "due this week": today and the seven days after it
 # Answered with a refusal (in whole or in part) and not yet taken further by a complaint.
 REFUSAL_STATES = [S.REFUSED, S.PARTIALLY_FULFILLED]
@@ -48,33 +47,6 @@ def overdue(today: datetime.date) -> Q:
 
 def refused_on(ground: str) -> Q:
     return Q(state__in=REFUSAL_STATES, refusal_ground="" if ground == NO_GROUND else ground)
-
-
-def waiting_for_approval() -> Q:
-    return Q(kind=K.CONTROLLER, state=ST.DRAFT)
-
-
-def acknowledgement_due_soon(today: datetime.date) -> Q:
-    """Sent s.164A complaints whose acknowledgement is due today or within a week, not yet acknowledged."""
-    return Q(
-        kind=K.CONTROLLER,
-        state=ST.SENT,
-        acknowledgement_due_on__gte=today,
-        acknowledgement_due_on__lte=today + timedelta(days=SOON_DAYS),
-    )
-
-
-def acknowledgement_missed(today: datetime.date) -> Q:
-    """Sent s.164A complaints still unacknowledged after their deadline: the cue for an ICO pack."""
-    return Q(kind=K.CONTROLLER, state=ST.SENT, acknowledgement_due_on__lt=today)
-
-
-def ico_pack_to_submit() -> Q:
-    return Q(kind=K.ICO, state=ST.DRAFT)
-
-
-def ico_case_open() -> Q:
-    return Q(kind=K.ICO, state__in=[ST.SENT, ST.ACKNOWLEDGED])
 
 
 # -- list filters the dashboard links to --------------------------------------------------------------------
@@ -108,9 +80,9 @@ class AcknowledgementFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         today = timezone.localdate()
         if self.value() == "soon":
-            return queryset.filter(acknowledgement_due_soon(today))
+            return queryset.filter(selectors.acknowledgement_due_soon(today, within_days=SOON_DAYS))
         if self.value() == "missed":
-            return queryset.filter(acknowledgement_missed(today))
+            return queryset.filter(selectors.acknowledgement_missed(today))
         return queryset
 
 
@@ -174,11 +146,12 @@ def complaint_figures(today: datetime.date) -> list[Figure]:
     """One query. The "next step" filter of the complaints admin already lists drafts and ICO complaints;
     the acknowledgement filter above lists what it cannot express."""
     queries = {
-        "approve": waiting_for_approval(),
-        "ack_soon": acknowledgement_due_soon(today),
-        "ack_missed": acknowledgement_missed(today),
-        "ico_submit": ico_pack_to_submit(),
-        "ico_open": ico_case_open(),
+        "approve": selectors.waiting_for_approval(),
+        "ack_soon": selectors.acknowledgement_due_soon(today, within_days=SOON_DAYS),
+        "ack_missed": selectors.acknowledgement_missed(today),
+        "ico_pack": selectors.ico_pack_due(today),
+        "ico_submit": selectors.ico_pack_to_submit(),
+        "ico_open": selectors.ico_case_open(),
     }
     counts = Complaint.objects.aggregate(**{name: Count("pk", filter=q) for name, q in queries.items()})
     return [
@@ -193,6 +166,7 @@ def complaint_figures(today: datetime.date) -> list[Figure]:
             counts["ack_missed"],
             _changelist(Complaint, acknowledgement="missed"),
         ),
+        Figure("ICO packs to build", counts["ico_pack"], _changelist(Complaint, next="ico_pack")),
         Figure("ICO packs to submit", counts["ico_submit"], _changelist(Complaint, next="ico_submit")),
         Figure("ICO cases open", counts["ico_open"], _changelist(Complaint, next="ico_open")),
     ]

@@ -38,8 +38,11 @@ from core import outbox
 from core.audit import Actor
 from core.pdf import render_pdf, seal_pdf, sha256_hex
 from requests_engine import deadlines, services
+from requests_engine.escalation import selectors
+from requests_engine.escalation.selectors import ACKNOWLEDGEMENT_MISSED
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
+from requests_engine.letters import long_date
 from requests_engine.models import (
     CLOCK_STATES,
     Campaign,
@@ -101,10 +104,6 @@ _COURT_WORDS = re.compile(r"\bcourts?\b|judicial|legal (?:action|proceedings)", 
 
 def _today() -> datetime.date:
     return timezone.localdate()
-
-
-def long_date(day: datetime.date) -> str:
-    return f"{day.day} {day:%B %Y}"
 
 
 def _notice_deadline(request: DataRightsRequest) -> datetime.date:
@@ -678,7 +677,7 @@ def complaint_record_outcome(*, complaint_id: int, outcome: str, resolved: bool,
         complaint.save()
         record_event(
             subject=complaint,
-            kind="complaint.closed",
+            kind=selectors.CLOSED,
             actor=actor,
             from_state=from_state,
             to_state=complaint.state,
@@ -693,22 +692,14 @@ def complaint_record_outcome(*, complaint_id: int, outcome: str, resolved: bool,
 
 # -- the daily sweep --------------------------------------------------------------------------------------
 
-ACKNOWLEDGEMENT_MISSED = "complaint.acknowledgement_missed"
-
-
-def _missed_flag() -> Exists:
-    return Exists(RequestEvent.objects.filter(complaint_id=OuterRef("pk"), kind=ACKNOWLEDGEMENT_MISSED))
-
 
 def complaints_sweep(*, today: datetime.date | None = None) -> int:
     """Flag each sent complaint whose acknowledgement deadline has passed unacknowledged, once: the cue to
     build the ICO pack. Returns how many were flagged; a second run flags nothing new."""
     today = today or _today()
     due = (
-        Complaint.objects.filter(
-            kind=Complaint.Kind.CONTROLLER, state=Complaint.State.SENT, acknowledgement_due_on__lt=today
-        )
-        .exclude(_missed_flag())
+        Complaint.objects.filter(selectors.acknowledgement_missed(today))
+        .exclude(selectors.acknowledgement_flagged())
         .values_list("pk", flat=True)
     )
     flagged = 0
@@ -717,8 +708,8 @@ def complaints_sweep(*, today: datetime.date | None = None) -> int:
             # Re-checked under the row lock: an acknowledgement or another sweep may have come first.
             complaint = (
                 Complaint.objects.select_for_update(skip_locked=True)
-                .filter(pk=complaint_id, state=Complaint.State.SENT, acknowledgement_due_on__lt=today)
-                .exclude(_missed_flag())
+                .filter(selectors.acknowledgement_missed(today), pk=complaint_id)
+                .exclude(selectors.acknowledgement_flagged())
                 .first()
             )
             if complaint is None:
@@ -731,16 +722,3 @@ def complaints_sweep(*, today: datetime.date | None = None) -> int:
             )
             flagged += 1
     return flagged
-
-
-def ico_pack_reason(complaint: Complaint) -> str:
-    """Why a controller complaint is ready for an ICO pack, or "" when it is not (yet)."""
-    if complaint.kind != Complaint.Kind.CONTROLLER or complaint.state == Complaint.State.DRAFT:
-        return ""
-    events = complaint.events.filter(kind__in=[ACKNOWLEDGEMENT_MISSED, "complaint.closed"]).order_by("seq")
-    for event in events:
-        if event.kind == ACKNOWLEDGEMENT_MISSED and complaint.state == Complaint.State.SENT:
-            return f"not acknowledged by {long_date(complaint.acknowledgement_due_on)}"
-        if event.kind == "complaint.closed" and event.payload.get("resolved") is False:
-            return "the outcome left requests unresolved"
-    return ""

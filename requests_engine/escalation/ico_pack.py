@@ -47,9 +47,11 @@ from core.models import OutboundMessage
 from core.pdf import render_pdf, seal_pdf, sha256_hex
 from requests_engine import services
 from requests_engine.escalation import complaints
-from requests_engine.escalation.complaints import CoveredRequest, long_date
+from requests_engine.escalation.complaints import CoveredRequest
+from requests_engine.escalation.selectors import CLOSED, PACK_BUILT, ico_complaint_for, linked_ico_complaint
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
+from requests_engine.letters import long_date
 from requests_engine.models import (
     Complaint,
     ControllerContact,
@@ -64,7 +66,6 @@ S = RequestState
 TEMPLATES = "requests_engine/complaints"
 WHAT_HAPPENED_MAX = 2000  # the ICO form's limit for "what happened"
 FREE_TEXT_MAX = 5000
-PACK_BUILT = "complaint.ico_pack_built"
 LIST_REFERENCES_UP_TO = 5  # a timeline line names at most this many requests; more are "see the annex"
 
 
@@ -132,13 +133,6 @@ def _split(
     represented.sort(key=lambda r: r.member.reference)
     left_out.sort(key=lambda r: r.member_reference)
     return represented, left_out
-
-
-def _linked_ico_complaint(controller_complaint: Complaint) -> Complaint | None:
-    event = controller_complaint.events.filter(kind=PACK_BUILT).order_by("-seq").first()
-    if event is None:
-        return None
-    return Complaint.objects.filter(pk=event.payload.get("ico_complaint")).first()
 
 
 def _controller_complaint_of(complaint: Complaint) -> Complaint:
@@ -251,7 +245,7 @@ def timeline(controller_complaint: Complaint, requests: list[DataRightsRequest])
                 100,
             )
         )
-    closed = complaint.events.filter(kind="complaint.closed").order_by("-seq").first()
+    closed = complaint.events.filter(kind=CLOSED).order_by("-seq").first()
     if closed:
         outcome = closed.payload.get("outcome", "")
         outcome = outcome if len(outcome) <= 300 else outcome[:299].rstrip() + "…"
@@ -563,7 +557,7 @@ def _request_files(pack: _Zip, represented: list[Represented]) -> None:
 
 def _controller_complaint_summary(complaint: Complaint) -> str:
     letter_name, annex_name = complaints.complaint_file_names(complaint)
-    closed = complaint.events.filter(kind="complaint.closed").order_by("-seq").first()
+    closed = complaint.events.filter(kind=CLOSED).order_by("-seq").first()
     resolved = ("yes" if closed.payload.get("resolved") else "no") if closed else "-"
     lines = [
         f"Complaint to the controller under section 164A Data Protection Act 2018: {complaint.reference}",
@@ -609,7 +603,7 @@ def ico_pack_build(
             f"Complaint {source.reference} has not been sent: the controller must have the chance to answer "
             "a complaint before the ICO is asked (s.165 DPA 2018)."
         )
-    existing = _linked_ico_complaint(source)
+    existing = linked_ico_complaint(source)
     if existing is not None and existing.state != Complaint.State.DRAFT:
         raise RequestEngineError(
             f"The ICO complaint {existing.reference} was already submitted (case "
@@ -693,7 +687,7 @@ def ico_pack_build(
         source = (
             Complaint.objects.select_for_update().select_related("controller", "community").get(pk=source.pk)
         )
-        current = _linked_ico_complaint(source)
+        current = linked_ico_complaint(source)
         if (current.pk if current else None) != (existing.pk if existing else None):
             raise RequestEngineError(
                 "Another ICO pack was built for this complaint at the same time: reload."
@@ -750,11 +744,6 @@ def ico_pack_build(
             transaction.on_commit(lambda: storage.delete(name))
     files = [(path, digest) for path, digest, _size, _desc in pack.manifest()]
     return IcoPack(ico, represented, left_out, sha256_hex(pdf), pack_sha, files)
-
-
-def ico_complaint_for(complaint: Complaint) -> Complaint | None:
-    """The ICO complaint itself, or the one built from a controller complaint."""
-    return complaint if complaint.kind == Complaint.Kind.ICO else _linked_ico_complaint(complaint)
 
 
 def ico_pack_left_out(complaint: Complaint) -> list[dict[str, Any]]:

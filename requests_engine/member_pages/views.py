@@ -16,6 +16,7 @@ from requests_engine import services
 from requests_engine.events import describe
 from requests_engine.exceptions import ForwardingError, RequestEngineError
 from requests_engine.forms import ChecklistForm
+from requests_engine.letters import long_date
 from requests_engine.member_pages.forms import AnswerForm, ForwardForm
 from requests_engine.models import (
     OPEN_STATES,
@@ -172,13 +173,13 @@ def _art15_checklist_save(request, data_request: DataRightsRequest):
         messages.success(
             request,
             f"Saved. We have already asked {name} for what is missing; they have until "
-            f"{completeness.long_date(review.followup_due_on)}.",
+            f"{long_date(review.followup_due_on)}.",
         )
     else:
         messages.success(
             request,
             f"Saved. We have written to {name} asking for what is missing; they have until "
-            f"{completeness.long_date(review.followup_due_on)}.",
+            f"{long_date(review.followup_due_on)}.",
         )
     return redirect("request-detail", reference=data_request.reference)
 

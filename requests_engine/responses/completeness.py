@@ -33,7 +33,7 @@ from core.audit import Actor
 from requests_engine import deadlines
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.letters import reply_address
+from requests_engine.letters import long_date, reply_address
 from requests_engine.models import Art15Item, CompletenessReview, DataRightsRequest, RequestState
 
 FOLLOWUP_TEMPLATE = "requests_engine/letters/completeness_followup.txt"
@@ -80,10 +80,6 @@ ITEM_WORDS: dict[str, tuple[str, str]] = {
 
 def _today() -> datetime.date:
     return timezone.localdate()
-
-
-def long_date(day: datetime.date) -> str:
-    return f"{day.day} {day:%B %Y}"
 
 
 def item_phrase(item: str) -> str:

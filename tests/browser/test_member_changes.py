@@ -20,6 +20,7 @@ from communities import documents
 from communities.models import Community, Mandate, Member, Right
 from core.audit import Actor
 from requests_engine import services as engine
+from requests_engine.letters import long_date
 from requests_engine.models import Controller, DataRightsRequest, PortabilityForward
 from requests_engine.responses import answers, completeness
 from requests_engine.responses.files import Upload
@@ -298,7 +299,7 @@ def test_the_art15_checklist_sends_a_follow_up_naming_the_unticked_items(
     expect(page.get_by_role("heading", name="Is their answer complete?")).to_be_visible()
     expect(page.get_by_text("Acme AI Ltd said its answer includes the items ticked below.")).to_be_visible()
     answered = page.locator(".govuk-summary-list__row", has_text="Answer due").locator("dd")
-    expect(answered).to_contain_text(f"Answered on {completeness.long_date(timezone.localdate())}")
+    expect(answered).to_contain_text(f"Answered on {long_date(timezone.localdate())}")
     expect(answered).not_to_contain_text("left")
     copy = page.get_by_label("A copy of the personal data (Art 15(3))")
     purposes = page.get_by_label("The purposes of the processing (Art 15(1)(a))")
@@ -323,15 +324,14 @@ def test_the_art15_checklist_sends_a_follow_up_naming_the_unticked_items(
     due = completeness.followup_due_date(today, jurisdiction=acme.jurisdiction)
     assert due >= today + datetime.timedelta(days=14)
     expect(banner(page)).to_contain_text(
-        f"Saved. We have written to Acme AI Ltd asking for what is missing; they have until "
-        f"{completeness.long_date(due)}."
+        f"Saved. We have written to Acme AI Ltd asking for what is missing; they have until {long_date(due)}."
     )
     expect(page.get_by_text("Acme AI Ltd said its answer includes")).to_have_count(
         0
     )  # the ticks are now ours
     expect(page.get_by_text("The items ticked below are those found in its answer")).to_be_visible()
     inset = page.locator("#art15 ~ .govuk-inset-text")
-    expect(inset).to_contain_text(f"It has until the end of {due:%A} {completeness.long_date(due)}.")
+    expect(inset).to_contain_text(f"It has until the end of {due:%A} {long_date(due)}.")
     expect(inset.locator("li")).to_have_count(5)
     expect(inset).to_contain_text("the purposes of the processing (Article 15(1)(a) UK GDPR)")
     check_page(page, traffic, "12-checklist-saved")
@@ -355,7 +355,7 @@ def test_the_art15_checklist_sends_a_follow_up_naming_the_unticked_items(
         "how long the data will be stored",
     ):
         assert found not in lacks, found
-    assert f"by the end of {due:%A} {completeness.long_date(due)}" in body
+    assert f"by the end of {due:%A} {long_date(due)}" in body
 
 
 # -- 4. portability forwarding ---------------------------------------------------------------------------

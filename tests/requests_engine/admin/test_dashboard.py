@@ -37,6 +37,8 @@ EXPECTED_COMPLAINTS = {
     "complaints waiting for approval": {"K-DRAFT-1", "K-DRAFT-2"},
     "acknowledgements due within 7 days": {"K-ACK-TODAY", "K-ACK-DAY-7"},
     "acknowledgements missed": {"K-ACK-MISSED"},
+    # The same rule as the complaints list's "ICO pack to build" filter (escalation/selectors.py).
+    "ICO packs to build": {"K-ACK-MISSED"},
     "ICO packs to submit": {"K-ICO-DRAFT"},
     "ICO cases open": {"K-ICO-SENT", "K-ICO-ACK"},
 }

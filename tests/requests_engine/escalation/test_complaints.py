@@ -29,7 +29,7 @@ from requests_engine.admin.complaints import (
     draft_complaints_for_requests_action,
 )
 from requests_engine.campaigns import launch
-from requests_engine.escalation import complaints, ico_pack
+from requests_engine.escalation import complaints, ico_pack, selectors
 from requests_engine.events import chain_breaks, record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
@@ -469,7 +469,7 @@ def test_no_acknowledgement_is_flagged_once_the_day_after_it_was_due(
         assert complaints.complaints_sweep() == 0
     event = RequestEvent.objects.get(complaint=complaint, kind="complaint.acknowledgement_missed")
     assert event.payload == {"acknowledgement_due_on": "2026-05-11"}
-    assert complaints.ico_pack_reason(complaint) == "not acknowledged by 11 May 2026"
+    assert selectors.ico_pack_reason(complaint) == "not acknowledged by 11 May 2026"
 
 
 def test_an_acknowledgement_stops_the_flag(ladder, coordinator_actor, django_capture_on_commit_callbacks):
@@ -500,7 +500,7 @@ def test_a_resolved_outcome_closes_the_requests_and_an_unresolved_one_leaves_the
             complaint_id=complaint.pk, outcome="We will not answer.", resolved=False, actor=coordinator_actor
         )
     complaint.refresh_from_db()
-    assert complaint.state == "closed" and complaints.ico_pack_reason(complaint) == (
+    assert complaint.state == "closed" and selectors.ico_pack_reason(complaint) == (
         "the outcome left requests unresolved"
     )
     client.force_login(coordinator)
