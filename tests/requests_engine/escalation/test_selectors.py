@@ -1,4 +1,4 @@
-""""Is an ICO pack due" is one rule: the list filter, the dashboard count and the reason given all agree."""
+"""One rule for "is an ICO pack due": the list filter, the dashboard count and the reason given all agree."""
 
 import datetime as dt
 
