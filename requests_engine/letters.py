@@ -38,7 +38,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from communities.documents import verification_url
-from communities.models import Identifier, Mandate, Right
+from communities.models import Community, Identifier, Mandate, Right
 from core.pdf import qr_svg, render_pdf, seal_pdf
 from requests_engine import deadlines
 from requests_engine.models import Batch, Controller, DataRightsRequest, RequestState
@@ -67,6 +67,14 @@ MANIFEST_COLUMNS = [
 
 
 # -- what a letter may say -----------------------------------------------------------------------------------
+
+
+def letterhead(community: Community) -> dict[str, str]:
+    """Who writes, as every letter, complaint and ICO pack names them."""
+    return {
+        "sender_name": community.legal_name or community.name,
+        "contact_name": community.agent_name or f"The coordinators of {community.name}",
+    }
 
 
 def long_date(day: date) -> str:
@@ -106,9 +114,27 @@ def disclosed_identifiers(
     return found
 
 
+# A batch's reply address is `reply+<the batch's reply token>@<REPLY_DOMAIN>`: built here for letters and
+# emails, and read back here when a reply arrives (responses/inbound.py). The mailbox must accept `+` tags.
+REPLY_LOCAL_PART = "reply"
+_REPLY_ADDRESS = re.compile(rf"^{REPLY_LOCAL_PART}\+([A-Za-z0-9_-]{{8,64}})@", re.IGNORECASE)
+
+
+def reply_address_of(reply_token: str, *, domain: str = "") -> str:
+    """The signed per-batch address for a reply token, at `domain` or the configured reply domain."""
+    domain = domain or getattr(settings, "REPLY_DOMAIN", "") or "community.localhost"
+    return f"{REPLY_LOCAL_PART}+{reply_token}@{domain}"
+
+
 def reply_address(batch: Batch) -> str:
     """The batch's own reply address: a reply to it threads back to the batch whoever sends it."""
-    return f"reply+{batch.reply_token}@{getattr(settings, 'REPLY_DOMAIN', '') or 'community.localhost'}"
+    return reply_address_of(batch.reply_token)
+
+
+def reply_token_in(address: str) -> str | None:
+    """The reply token a recipient address carries, or None for any other address."""
+    match = _REPLY_ADDRESS.match(address.strip())
+    return match.group(1) if match else None
 
 
 def portability_target(batch: Batch) -> str:
@@ -151,8 +177,7 @@ def letter_context(batch: Batch, *, today: date | None = None) -> dict:
         "campaign": campaign,
         "community": community,
         "controller": controller,
-        "sender_name": community.legal_name or community.name,
-        "contact_name": community.agent_name or f"The coordinators of {community.name}",
+        **letterhead(community),
         "today": today,
         # Art 12(3): one month from receipt, rolled past the controller's nation's weekends and bank holidays.
         "due": deadlines.statutory_due_date(today, jurisdiction=controller.jurisdiction),

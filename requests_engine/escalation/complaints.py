@@ -42,7 +42,7 @@ from requests_engine.escalation import selectors
 from requests_engine.escalation.selectors import ACKNOWLEDGEMENT_MISSED
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.letters import long_date
+from requests_engine.letters import letterhead, long_date
 from requests_engine.models import (
     CLOCK_STATES,
     Campaign,
@@ -486,8 +486,7 @@ def _complaint_context(complaint: Complaint, covered: list[CoveredRequest], sent
         "complaint": complaint,
         "community": community,
         "controller": complaint.controller,
-        "sender_name": community.legal_name or community.name,
-        "contact_name": community.agent_name or f"The coordinators of {community.name}",
+        **letterhead(community),
         "sent_on": sent_on,
         "acknowledgement_due": deadlines.complaint_acknowledgement_due(
             sent_on, jurisdiction=complaint.controller.jurisdiction

@@ -51,7 +51,7 @@ from requests_engine.escalation.complaints import CoveredRequest
 from requests_engine.escalation.selectors import CLOSED, PACK_BUILT, ico_complaint_for, linked_ico_complaint
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.letters import long_date
+from requests_engine.letters import letterhead, long_date
 from requests_engine.models import (
     Complaint,
     ControllerContact,
@@ -669,7 +669,7 @@ def ico_pack_build(
         "evidence": pack.manifest(),
         "today": today,
     }
-    who = source.community.legal_name or source.community.name
+    who = letterhead(source.community)["sender_name"]
     pdf = seal_pdf(
         render_pdf(render_to_string(f"{TEMPLATES}/ico_complaint.html", context)),
         reason=f"ICO complaint {reference} prepared by {who}",

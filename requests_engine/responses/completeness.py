@@ -33,7 +33,7 @@ from core.audit import Actor
 from requests_engine import deadlines
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.letters import long_date, reply_address
+from requests_engine.letters import letterhead, long_date, reply_address
 from requests_engine.models import Art15Item, CompletenessReview, DataRightsRequest, RequestState
 
 FOLLOWUP_TEMPLATE = "requests_engine/letters/completeness_followup.txt"
@@ -246,8 +246,7 @@ def followup_letter(review: CompletenessReview, *, sent_on: datetime.date | None
         "controller": controller,
         "community": community,
         "member": request.member,
-        "sender_name": community.legal_name or community.name,
-        "contact_name": community.agent_name or f"The coordinators of {community.name}",
+        **letterhead(community),
         "sent_on": sent_on,
         "answered_on": request.answered_on,
         "due_on": followup_due_date(sent_on, jurisdiction=controller.jurisdiction),

@@ -24,7 +24,7 @@ from core.audit import Actor
 from core.models import OutboundMessage
 from requests_engine.events import record_event
 from requests_engine.exceptions import ForwardingError
-from requests_engine.letters import mandate_filename
+from requests_engine.letters import letterhead, mandate_filename
 from requests_engine.models import Controller, DataRightsRequest, PortabilityForward, ReceivedFile
 from requests_engine.responses import files as returned_files
 
@@ -163,8 +163,7 @@ def _covering_letter(
             "mandate": mandate,
             "identifiers": identifiers,
             "community": community,
-            "sender_name": community.legal_name or community.name,
-            "contact_name": community.agent_name or f"The coordinators of {community.name}",
+            **letterhead(community),
             "verify_url": settings.SITE_URL.rstrip("/")
             + reverse("mandate-verify", args=[mandate.verification_token]),
             "today": timezone.localdate(),

@@ -38,6 +38,7 @@ from mailparser_reply import EmailReplyParser
 
 from core import crypto
 from core.audit import Actor
+from requests_engine import letters
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, DataRightsRequest, InboundMessage
@@ -46,23 +47,16 @@ logger = logging.getLogger(__name__)
 
 crypto.register_encrypted_file_field("requests_engine.InboundMessage", "raw")
 
-REPLY_LOCAL_PART = "reply"
 EXCERPT_CHARS = 1000
 MAILBOX_ACTOR = Actor.system("mailbox")
 
 Status = InboundMessage.Status
 
-_REPLY_ADDRESS = re.compile(rf"^{REPLY_LOCAL_PART}\+([A-Za-z0-9_-]{{8,64}})@", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 # References are letters, digits and dashes (core.references, and "<batch>-<member>-<right>" for requests).
 _REFERENCE_CANDIDATE = re.compile(r"(?<![A-Za-z0-9-])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![A-Za-z0-9-])")
 _UID = re.compile(rb"\bUID (\d+)")
 _INTERNALDATE = re.compile(rb'INTERNALDATE "[^"]+"')
-
-
-def reply_address(reply_token: str, domain: str) -> str:
-    """The signed per-batch address a letter gives as its Reply-To (the mailbox must accept `+` tags)."""
-    return f"{REPLY_LOCAL_PART}+{reply_token}@{domain}"
 
 
 # -- reading the mailbox ---------------------------------------------------------------------------------
@@ -338,7 +332,7 @@ def _by_reference(subject: str, within_batch: int | None = None) -> tuple[int | 
 
 
 def message_match(message: EmailMessage) -> Match | None:
-    tokens = [m.group(1) for m in map(_REPLY_ADDRESS.match, _recipients(message)) if m]
+    tokens = [token for token in map(letters.reply_token_in, _recipients(message)) if token]
     if tokens:
         batch_id = Batch.objects.filter(reply_token__in=tokens).values_list("pk", flat=True).first()
         if batch_id:

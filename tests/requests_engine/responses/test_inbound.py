@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import crypto
-from requests_engine import tasks
+from requests_engine import letters, tasks
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, Campaign, InboundMessage, RequestEvent
 from requests_engine.responses import inbound
@@ -244,7 +244,9 @@ def events(kind: str) -> list[RequestEvent]:
 
 
 def test_reply_to_the_batch_address_is_matched_to_the_batch_and_recorded_once(deliver, batch, batch_requests):
-    deliver(reply(to=f"Acme replies <{inbound.reply_address(batch.reply_token, 'community.test')}>"))
+    deliver(
+        reply(to=f"Acme replies <{letters.reply_address_of(batch.reply_token, domain='community.test')}>")
+    )
 
     first = inbound.mailbox_poll()
     second = inbound.mailbox_poll()
@@ -271,7 +273,7 @@ def test_reply_address_with_a_request_reference_narrows_to_that_request(deliver,
     first, _second = batch_requests
     deliver(
         reply(
-            to=inbound.reply_address(batch.reply_token, "community.test"),
+            to=letters.reply_address_of(batch.reply_token, domain="community.test"),
             subject=f"Re: request {first.reference}: identity needed",
         )
     )
