@@ -57,7 +57,7 @@ bench: install
 	$(PY) benchmarks/portal.py
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info

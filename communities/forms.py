@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import cast
 
 from django import forms
 from django.core.validators import EmailValidator
@@ -89,7 +90,7 @@ class IdentifiersForm(forms.Form):
                 self.slots.append((name, controller.pk, kind, label))
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         for name, _controller_id, kind, _label in self.slots:
             value = data.get(name)
             if value:
@@ -150,10 +151,10 @@ class MandateChoicesForm(forms.Form):
     def __init__(self, *args, community: Community, **kwargs):
         super().__init__(*args, **kwargs)
         self.community = community
-        self.fields["rights"].choices = [
+        cast(forms.ChoiceField, self.fields["rights"]).choices = [
             c for c in Right.choices if c[0] in (community.rights or Right.values)
         ]
-        self.fields["controllers"].choices = [
+        cast(forms.ChoiceField, self.fields["controllers"]).choices = [
             (str(c.pk), c.name) for c in community.controllers.order_by("name")
         ]
 
@@ -167,7 +168,7 @@ class MandateChoicesForm(forms.Form):
         return value
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("scope") == "some" and not data.get("controllers"):
             self.add_error("controllers", "Select at least one organisation, or choose all of them")
         return data

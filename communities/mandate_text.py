@@ -64,10 +64,10 @@ def render_mandate_text(*, member: Member, choices: MandateChoices, version: str
         "all_controllers": choices.controller_ids is None,
         "controllers": _controller_names(community, choices.controller_ids),
         "purposes": " ".join(choices.purposes.split()),
-        "responses_to": {
-            Mandate.ResponsesTo.COMMUNITY: "to the community, which passes them on to me",
-            Mandate.ResponsesTo.MEMBER: "to me directly",
-            Mandate.ResponsesTo.BOTH: "to both me and the community",
+        "responses_to": {  # keyed by value: a choice read back from a form is a plain string
+            str(Mandate.ResponsesTo.COMMUNITY): "to the community, which passes them on to me",
+            str(Mandate.ResponsesTo.MEMBER): "to me directly",
+            str(Mandate.ResponsesTo.BOTH): "to both me and the community",
         }[choices.send_responses_to],
         "may_complain_to_controllers": choices.may_complain_to_controllers,
         "may_represent_before_ico": choices.may_represent_before_ico,

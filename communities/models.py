@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -222,7 +224,7 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     def __str__(self) -> str:
         return f"Mandate {self.reference} ({self.get_state_display()})"
 
-    def covers(self, *, right: str, controller_id: int, on: object = None) -> bool:
+    def covers(self, *, right: str, controller_id: int, on: datetime.date | None = None) -> bool:
         on = on or timezone.localdate()
         if self.state != self.State.ACTIVE or not (self.valid_from <= on <= self.valid_until):
             return False

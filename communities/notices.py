@@ -11,9 +11,10 @@ runs never send a notice twice.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -22,7 +23,7 @@ from core import outbox
 
 from .models import Member, Notice
 
-MAX_SUBJECT = Notice._meta.get_field("subject").max_length
+MAX_SUBJECT = cast(int, cast(models.Field, Notice._meta.get_field("subject")).max_length)
 
 
 def _site(path: str) -> str:

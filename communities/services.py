@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 from datetime import date, timedelta
+from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.core.serializers.json import DjangoJSONEncoder
@@ -256,7 +257,7 @@ def account_export(*, user) -> bytes:
     """Everything the service holds on the member, as a ZIP: data.json plus their signed mandate PDFs."""
 
     members = list(Member.objects.filter(user=user).select_related("community"))
-    data = {
+    data: dict[str, Any] = {
         "exported_at": timezone.now(),
         "account": {"email": user.email, "date_joined": user.date_joined, "last_login": user.last_login},
         "memberships": [],
@@ -264,7 +265,7 @@ def account_export(*, user) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for member in members:
-            entry = {
+            entry: dict[str, Any] = {
                 "community": member.community.name,
                 "reference": member.reference,
                 "full_name": member.full_name,

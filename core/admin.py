@@ -24,11 +24,10 @@ class ReadOnlyMixin:
 class OutboundAttachmentInline(ReadOnlyMixin, admin.TabularInline):
     model = OutboundAttachment
     extra = 0
-    fields = ["filename", "content_type", "size", "sha256"]
-    readonly_fields = fields
+    readonly_fields = fields = ("filename", "content_type", "size", "sha256")
 
 
-MESSAGE_FIELDS = [
+MESSAGE_FIELDS: list[str | list[str] | tuple[str, ...]] = [
     "message_id",
     "from_email",
     "to",
@@ -39,7 +38,14 @@ MESSAGE_FIELDS = [
     "body_text",
     "body_html",
 ]
-DELIVERY_FIELDS = ["attempts", "last_error", "queued_at", "not_before", "claimed_at", "sent_at"]
+DELIVERY_FIELDS: list[str | list[str] | tuple[str, ...]] = [
+    "attempts",
+    "last_error",
+    "queued_at",
+    "not_before",
+    "claimed_at",
+    "sent_at",
+]
 
 
 @admin.register(OutboundMessage)

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.apps import apps
@@ -197,7 +198,7 @@ def _rotate_file(model: type[models.Model], field_name: str, pk: object, name: s
     """Re-encrypt one stored file under a new name, point the row at it, then delete the old file.
     Readers always find a complete file; a concurrent rotation of the same row leaves one winner.
     Returns False when the file already used the newest key."""
-    file_field = model._meta.get_field(field_name)
+    file_field = cast(models.FileField, model._meta.get_field(field_name))
     storage = file_field.storage
     with storage.open(name, "rb") as file:
         token = file.read()

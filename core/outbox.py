@@ -317,16 +317,16 @@ def send_messages(message_ids: Iterable[int]) -> list[int]:
     hooks: dict[str, list[int]] = {}
     accepted: OutboundMessage | None = None  # sent, not yet marked: marked in the statement claiming the next
 
-    def settle(marked: bool) -> None:
-        sent.append(accepted.pk)
-        if marked and accepted.on_sent_task:  # whoever marks it sent runs the hook, once
-            hooks.setdefault(accepted.on_sent_task, []).append(accepted.pk)
+    def settle(message: OutboundMessage, marked: bool) -> None:
+        sent.append(message.pk)
+        if marked and message.on_sent_task:  # whoever marks it sent runs the hook, once
+            hooks.setdefault(message.on_sent_task, []).append(message.pk)
 
     try:
         for message in rows:
-            marked, claimed = _mark_and_claim(sent_id=accepted and accepted.pk, claim_id=message.pk)
+            marked, claimed = _mark_and_claim(sent_id=accepted.pk if accepted else None, claim_id=message.pk)
             if accepted:
-                settle(marked)
+                settle(accepted, marked)
                 accepted = None
             if not claimed:
                 continue
@@ -344,7 +344,7 @@ def send_messages(message_ids: Iterable[int]) -> list[int]:
             accepted = message
         if accepted:
             marked, _ = _mark_and_claim(sent_id=accepted.pk, claim_id=None)
-            settle(marked)
+            settle(accepted, marked)
     finally:
         with contextlib.suppress(Exception):
             connection.close()

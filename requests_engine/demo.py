@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
@@ -84,7 +85,7 @@ class DemoSummary:
     complaints: list[str] = field(default_factory=list)
 
 
-def _user(email: str, password: str, **extra) -> object:
+def _user(email: str, password: str, **extra) -> Any:
 
     User = get_user_model()
     user, created = User.objects.get_or_create(username=email, defaults={"email": email, **extra})

@@ -7,15 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import models
 from django.utils import timezone
 
 from communities.models import Mandate
-from core.audit import Actor, event_digest, normalise_payload
+from core.audit import Actor, ChainedHistory, event_digest, normalise_payload
 from requests_engine.models import Batch, Campaign, Complaint, DataRightsRequest, RequestEvent
 
 # Which aggregates own a chain, and the RequestEvent foreign key that points at each.
-STREAM_LABELS: dict[type[models.Model], str] = {
+STREAM_LABELS: dict[type[ChainedHistory], str] = {
     DataRightsRequest: "request",
     Campaign: "campaign",
     Batch: "batch",
@@ -26,7 +25,7 @@ STREAM_LABELS: dict[type[models.Model], str] = {
 
 def record_event(
     *,
-    subject: models.Model,
+    subject: ChainedHistory,
     kind: str,
     actor: Actor,
     from_state: str = "",
@@ -67,7 +66,7 @@ def record_event(
         hash=digest,
         **{label: subject},
     )
-    type(subject).objects.filter(pk=subject.pk).update(history_seq=seq, history_head=digest)
+    type(subject)._default_manager.filter(pk=subject.pk).update(history_seq=seq, history_head=digest)
     subject.history_seq = seq
     subject.history_head = digest
     return event
@@ -211,7 +210,9 @@ def chain_breaks() -> list[ChainBreak]:
         heads[row_stream] = (seq, h)
         expected_seq, prev = seq + 1, h
     for model, label in STREAM_LABELS.items():
-        owners = model.objects.filter(history_seq__gt=0).values_list("pk", "history_seq", "history_head")
+        owners = model._default_manager.filter(history_seq__gt=0).values_list(
+            "pk", "history_seq", "history_head"
+        )
         for pk, seq, head in owners.iterator(chunk_size=5000):
             stream_key = f"{label}:{pk}"
             found = heads.pop(stream_key, None)

@@ -77,8 +77,11 @@ def letterhead(community: Community) -> dict[str, str]:
     }
 
 
-def long_date(day: date) -> str:
+def long_date(day: date | None) -> str:
     """'9 April 2026': how a date reads in letters, notices and the back office."""
+    if day is None:
+        # A letter must never print a blank where a deadline belongs.
+        raise ValueError("There is no date to write here.")
     return f"{day.day} {day:%B %Y}"
 
 
@@ -93,7 +96,7 @@ def needed_kinds(controller: Controller) -> set[str]:
         for element in controller.required_identifiers or []
         if isinstance(element, dict)
     }
-    return kinds or {Identifier.Kind.EMAIL}
+    return {str(kind) for kind in kinds} or {str(Identifier.Kind.EMAIL)}
 
 
 def disclosed_identifiers(

@@ -405,7 +405,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
             # The relevant time becomes receipt of the evidence: the month starts again (Art 12A).
             self.clock_start_on = max(received_on, self.clock_start_on or received_on)
             self.paused_days = 0
-        elif self.clock_paused:
+        elif self.clock_paused and self.info_requested_on is not None:
             # Stop-the-clock: the days from asking to answering, both included, do not count (Art 12A).
             self.paused_days += (received_on - self.info_requested_on).days + 1
         self.clock_paused = False
@@ -416,7 +416,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         field=state,
         source=[S.SENT, S.ACKNOWLEDGED],
         target=S.EXTENDED,
-        conditions=[extension_is_possible],
+        conditions=[extension_is_possible],  # type: ignore[list-item]  # the library types conditions over Model
         custom={"label": "Record an extension"},
     )
     def extend(self, *, months: int, reason: str, noticed_on: datetime.date) -> None:
@@ -455,7 +455,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         field=state,
         source=CLOCK_STATES,
         target=S.OVERDUE,
-        conditions=[deadline_has_passed],
+        conditions=[deadline_has_passed],  # type: ignore[list-item]  # the library types conditions over Model
         custom={"admin": False},
     )
     def mark_overdue(self) -> None:

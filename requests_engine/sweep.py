@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -73,7 +74,7 @@ def _sweep_postgresql(*, today: datetime.date, now: datetime.datetime, chunk: in
                jsonb_build_object('due_on', to_char(due_on, 'YYYY-MM-DD')), %(now)s, prev_hash, history_head
         FROM moved
     """
-    params = {
+    params: dict[str, Any] = {
         "states": [str(s) for s in CLOCK_STATES],
         "today": today,
         "now": now,

@@ -36,8 +36,9 @@ _WIDTHS = {"30", "20", "10", "5", "4", "3", "2"}
 _FLUID_WIDTHS = {"full", "three-quarters", "two-thirds", "one-half", "one-third", "one-quarter"}
 
 
-def _classes(*names: str | None) -> str:
-    return " ".join(name for name in names if name)
+def _classes(*names: str | bool | None) -> str:
+    # `error and "govuk-input--error"` is False without an error: falsy names are left out.
+    return " ".join(name for name in names if isinstance(name, str) and name)
 
 
 def _base_id(bound: BoundField) -> str:
@@ -199,13 +200,13 @@ def govuk_error_summary(*forms_with_errors: forms.BaseForm) -> SafeString | str:
         if not isinstance(form, forms.BaseForm) or not form.is_bound:
             continue
         for error in form.non_field_errors():
-            items.append({"text": error, "href": ""})
+            items.append({"text": str(error), "href": ""})
         for bound in form:
             for error in bound.errors:
                 if bound.is_hidden:
                     items.append({"text": f"{bound.label}: {error}", "href": ""})
                 else:
-                    items.append({"text": error, "href": f"#{anchor_id(bound)}"})
+                    items.append({"text": str(error), "href": f"#{anchor_id(bound)}"})
     if not items:
         return ""
     return render_to_string("includes/error_summary.html", {"items": items})

@@ -3,6 +3,8 @@ print packs and the "posted" step for letter controllers."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import Http404, HttpResponse
@@ -66,7 +68,7 @@ class CampaignAdmin(ServiceTransitionAdmin):
         return extra + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        campaign = self.get_object(request, object_id)
+        campaign = cast(Campaign | None, self.get_object(request, object_id))
         extra_context = extra_context or {}
         if campaign is not None:
             if campaign.state == Campaign.State.DRAFT:

@@ -13,11 +13,13 @@ DataRightsRequestAdmin.actions; `request_escalation_flags` can be a read-only fi
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
@@ -100,7 +102,7 @@ ST = Complaint.State
 
 
 def _campaign_of(complaint: Complaint) -> int | None:
-    return complaint.requests.exclude(campaign_id=None).values_list("campaign_id", flat=True).first()
+    return complaint.requests.exclude(campaign__isnull=True).values_list("campaign_id", flat=True).first()
 
 
 def _redraft(complaint: Complaint, actor: Actor, data: dict) -> str:
@@ -207,7 +209,7 @@ class ComplaintAdmin(admin.ModelAdmin):
     list_select_related = ["controller"]
     search_fields = ["reference", "controller__name", "ico_case_reference", "requests__reference"]
     inlines = [ComplaintEventInline]
-    fields = [
+    readonly_fields = fields = (
         "reference",
         "kind",
         "community",
@@ -224,8 +226,7 @@ class ComplaintAdmin(admin.ModelAdmin):
         "evidence_pack_sha256",
         "covered",
         "left_out",
-    ]
-    readonly_fields = fields
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(**selectors.complaint_flags())
@@ -238,7 +239,7 @@ class ComplaintAdmin(admin.ModelAdmin):
 
     @admin.display(description="requests", ordering="_requests")
     def request_count(self, obj: Complaint) -> int:
-        return obj._requests
+        return obj._requests  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.display(description="next step")
     def next_step(self, obj: Complaint) -> str:
@@ -253,7 +254,7 @@ class ComplaintAdmin(admin.ModelAdmin):
         if not obj.evidence_pack:
             return "-"
         url = reverse("admin:requests_engine_complaint_step", args=[obj.pk, "download"])
-        return format_html('<a href="{}">{}</a>', url, PurePosixPath(obj.evidence_pack.name).name)
+        return format_html('<a href="{}">{}</a>', url, PurePosixPath(str(obj.evidence_pack.name)).name)
 
     @admin.display(description="requests covered, and what went wrong")
     def covered(self, obj: Complaint):
@@ -314,7 +315,7 @@ class ComplaintAdmin(admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def step_view(self, request: HttpRequest, complaint_id: int, step: str) -> HttpResponse:
+    def step_view(self, request: HttpRequest, complaint_id: int, step: str) -> HttpResponseBase:
         complaint = get_object_or_404(
             Complaint.objects.select_related("controller", "community"), pk=complaint_id
         )
@@ -398,7 +399,7 @@ class ComplaintAdmin(admin.ModelAdmin):
         return self._render_step(request, complaint, title, form, {"is_ico_pack": True})
 
     def _download(self, complaint: Complaint) -> FileResponse:
-        name = PurePosixPath(complaint.evidence_pack.name).name
+        name = PurePosixPath(str(complaint.evidence_pack.name)).name
         if complaint.kind == K.ICO:
             name = f"ico-pack-{complaint.reference}.zip"
         return FileResponse(complaint.evidence_pack.open("rb"), as_attachment=True, filename=name)
@@ -441,7 +442,7 @@ def _draft_for_pairs(request: HttpRequest, modeladmin, pairs: set[tuple[int, int
 
 
 @admin.action(description="Draft complaints to controllers for escalated requests", permissions=["change"])
-def draft_complaints_action(modeladmin, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+def draft_complaints_action(modeladmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     """For CampaignAdmin.actions: one draft per controller of each selected campaign that has escalated
     requests (updating any draft already there)."""
     pairs = set(
@@ -453,12 +454,12 @@ def draft_complaints_action(modeladmin, request: HttpRequest, queryset: QuerySet
 
 
 @admin.action(description="Draft complaints to their controllers", permissions=["change"])
-def draft_complaints_for_requests_action(
-    modeladmin, request: HttpRequest, queryset: QuerySet[DataRightsRequest]
-) -> None:
+def draft_complaints_for_requests_action(modeladmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     """For DataRightsRequestAdmin.actions: drafts for the campaign × controller of the selected requests
     (each draft covers every escalated request of that pair, not only the selected ones)."""
-    pairs = set(queryset.exclude(campaign_id=None).values_list("campaign_id", "controller_id").distinct())
+    pairs = set(
+        queryset.exclude(campaign__isnull=True).values_list("campaign_id", "controller_id").distinct()
+    )
     if not pairs:
         modeladmin.message_user(
             request, "None of the selected requests belongs to a campaign.", messages.WARNING

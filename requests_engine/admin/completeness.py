@@ -82,7 +82,9 @@ def completeness_view(model_admin: admin.ModelAdmin, request: HttpRequest, reque
             else:
                 form = ChecklistForm(request.POST)
                 if not form.is_valid():
-                    raise RequestEngineError("Correct the checklist: " + "; ".join(form.errors["present"]))
+                    raise RequestEngineError(
+                        "Correct the checklist: " + "; ".join(str(e) for e in form.errors["present"])
+                    )
                 done = _save(data_request, form, actor)
         except RequestEngineError as refused:
             model_admin.message_user(request, str(refused), messages.ERROR)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -104,7 +105,7 @@ class Dashboard:
     complaints: list[Figure] = field(default_factory=list)
 
 
-def _changelist(model: type, **params: str) -> str:
+def _changelist(model: type[models.Model], **params: str) -> str:
     opts = model._meta
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist") + "?" + urlencode(params)
 

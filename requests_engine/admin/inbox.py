@@ -63,7 +63,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
     list_per_page = 100
     action_form = InboxActionForm
     actions = ["attach_by_reference", "dismiss"]
-    fields = [
+    readonly_fields = fields = (
         "received_at",
         "sent_at",
         "from_address",
@@ -81,8 +81,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
         "uid_validity",
         "uid",
         "raw_sha256",
-    ]
-    readonly_fields = fields
+    )
 
     def has_add_permission(self, request):
         return False
@@ -120,12 +119,14 @@ class InboundMessageAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def _message(self, obj: InboundMessage):
+        # Parsed once per row: several columns read the same message.
         if not hasattr(obj, "_parsed"):
             try:
-                obj._parsed = inbound.parsed_message(obj)
+                parsed: object = inbound.parsed_message(obj)
             except (crypto.CryptoError, OSError) as exc:
-                obj._parsed = exc
-        return obj._parsed
+                parsed = exc
+            obj._parsed = parsed  # type: ignore[attr-defined]
+        return obj._parsed  # type: ignore[attr-defined]
 
     @admin.display(description="message text")
     def body(self, obj: InboundMessage):

@@ -3,6 +3,8 @@ read-only event history shown on each record (one inline, for requests, campaign
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django_fsm.admin import FSMAdminMixin
 
@@ -18,7 +20,7 @@ class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
     """Routes django-fsm admin buttons to services.<action>(…, actor=coordinator)."""
 
     fsm_fields = ["state"]
-    service_actions: dict[str, object] = {}
+    service_actions: dict[str, Callable[..., object]] = {}
 
     def get_help_text(self, transition) -> str:
         return transition.custom.get("help_text") or ""
@@ -46,8 +48,16 @@ class EventInline(admin.TabularInline):
     model = RequestEvent
     extra = 0
     can_delete = False
-    fields = ["created_at", "sentence", "actor_kind", "actor_id", "from_state", "to_state", "payload", "seq"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "created_at",
+        "sentence",
+        "actor_kind",
+        "actor_id",
+        "from_state",
+        "to_state",
+        "payload",
+        "seq",
+    )
     ordering = ["seq"]
 
     @admin.display(description="what happened")

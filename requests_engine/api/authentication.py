@@ -85,7 +85,8 @@ class ControllerRateThrottle(throttling.SimpleRateThrottle):
     scope = "controller"
 
     def get_rate(self) -> str | None:
-        return (api_settings.DEFAULT_THROTTLE_RATES or {}).get(self.scope, DEFAULT_RATE)
+        rate = (api_settings.DEFAULT_THROTTLE_RATES or {}).get(self.scope, DEFAULT_RATE)
+        return None if rate is None else str(rate)
 
     def get_cache_key(self, request, view) -> str | None:
         user = request.user

@@ -7,7 +7,8 @@ ground, a refused upload), so a service error after validation can only be about
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -42,8 +43,10 @@ def action_url_name(step: str) -> str:
     return f"api-request-{step}"
 
 
-def _detail_url(context: dict[str, Any], obj: DataRightsRequest) -> str:
-    urls = context.setdefault("detail_urls", {})  # `url` and `actions` both need it: reverse once per row
+def _detail_url(context: Mapping[str, Any], obj: DataRightsRequest) -> str:
+    urls = cast(dict[str, Any], context).setdefault(
+        "detail_urls", {}
+    )  # `url` and `actions` both need it: reverse once per row
     if obj.pk not in urls:
         urls[obj.pk] = context["request"].build_absolute_uri(
             reverse("api-request-detail", args=[obj.reference])
@@ -92,7 +95,9 @@ class RequestFilterSerializer(serializers.Serializer):
 class IdentifierSerializer(serializers.Serializer):
     kind = serializers.CharField(help_text=f"One of: {', '.join(Identifier.Kind.values)}.")
     kind_label = serializers.SerializerMethodField()
-    label = serializers.CharField(help_text="The controller's own name for it, if the member gave one.")
+    label = serializers.CharField(  # type: ignore[assignment]  # a field named "label", not Field.label
+        help_text="The controller's own name for it, if the member gave one."
+    )
     value = serializers.CharField()
     for_this_controller = serializers.SerializerMethodField(
         help_text="False for an identifier the member gave for every controller."

@@ -276,7 +276,7 @@ class RequestListView(ControllerAPIView, generics.ListAPIView):
         # Two steps: the page's ids from the narrow table alone, then those rows with their campaign,
         # member, mandate and identifiers. Joining first would join every one of the controller's
         # requests before the sort could keep fifty.
-        ids = self.paginate_queryset(self.get_queryset().values_list("pk", flat=True))
+        ids = self.paginate_queryset(self.get_queryset().values_list("pk", flat=True)) or []
         page = DataRightsRequest.objects.filter(pk__in=ids).order_by()
         rows = _with_related(page, self.principal.controller_id).only(*LIST_COLUMNS)
         by_id = {row.pk: row for row in rows}

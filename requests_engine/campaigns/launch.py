@@ -4,6 +4,7 @@ controller × right, in one set-based insert, then the dispatch of every batch."
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -63,8 +64,8 @@ def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, no
         -- a plain bulk load, instead of splitting pages all over them.
         ORDER BY m.id, b.id
     """
-    params = [
-        RIGHT_CODES[right],
+    params: list[Any] = [
+        RIGHT_CODES[Right(right)],
         right,
         RequestState.QUEUED,
         now,

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator, validate_slug
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from requests_engine.exceptions import ControllerImportError
@@ -142,7 +142,7 @@ def controller_records(path: str | Path) -> list[Any]:
 
 
 def _max_length(field_name: str) -> int | None:
-    return Controller._meta.get_field(field_name).max_length
+    return cast(models.Field, Controller._meta.get_field(field_name)).max_length
 
 
 def _text(record: dict, key: str, field_name: str, *, required: bool = False, strip: bool = True) -> str:

@@ -363,7 +363,7 @@ def delivery_accepted_record(*, message_ids: Iterable[int]) -> int:
                 requests.filter(state__in=[S.QUEUED, S.FAILED_DELIVERY]),
                 transition="dispatch",
                 event="request.dispatched",
-                per_row=lambda request, m=message: _dispatched(m),
+                per_row=partial(_dispatched_for, message),
             )
             for batch_id, controller_id in moved.batches:
                 _settle(batch_id, controller_id, message=message)
@@ -381,6 +381,12 @@ def delivery_accepted_record(*, message_ids: Iterable[int]) -> int:
             _settle(batch_id, controller_id)
         count += moved.count
     return count
+
+
+def _dispatched_for(
+    message: OutboundMessage, _request: DataRightsRequest
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _dispatched(message)
 
 
 def _dispatched(message: OutboundMessage) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -413,7 +419,7 @@ def _one_delivery_failed(message_id: int) -> int:
         OutboundMessage.objects.filter(pk=message_id, status=Status.FAILED).only(*_OUTCOME_FIELDS).first()
     )
     requests = _carried(message) if message else None
-    if requests is None or _superseded(message):
+    if message is None or requests is None or _superseded(message):
         return 0
     error = f"The email to {', '.join(message.to)} could not be delivered: {message.last_error}"
     moved = _move_requests(
@@ -655,7 +661,7 @@ def _move_requests(
     payload = normalise_payload(payload)
     # The controller comes along (its nation's bank holidays set due_on) but only the requests are locked.
     locking = requests.select_for_update(of=("self",)).select_related("controller").order_by("pk")
-    count, batches = 0, set()
+    count, batches = 0, set[tuple[int, int]]()
     while True:
         with transaction.atomic():
             rows = list(locking[:chunk])

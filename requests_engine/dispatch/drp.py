@@ -511,7 +511,7 @@ class Drp10Client:
 
     def token_is_valid(self) -> bool:
         """The "agent information" endpoint (spec 2.06): whether the server still takes our token."""
-        token = cache.get(self._token_key()) or self.credentials.get("token")
+        token: str = cache.get(self._token_key()) or self.credentials.get("token") or ""
         if not token:
             return False
         agent = urllib.parse.quote(self.agent_id, safe="")
@@ -551,7 +551,7 @@ class Drp10Client:
         return DrpStatus.from_answer(answer, what=what)
 
     def _call(self, method: str, path: str, *, what: str, body: Callable[[], bytes] | None = None) -> Any:
-        token = cache.get(self._token_key()) or self.credentials.get("token")
+        token: str = cache.get(self._token_key()) or self.credentials.get("token") or ""
         fresh = not token
         if fresh:
             token = self.register()
@@ -845,4 +845,4 @@ def drp_requests_queue(*, campaign_id: int) -> int:
 
 def _queue_send(request_id: int, countdown: float) -> None:
 
-    send_drp_request.apply_async(args=[request_id], countdown=countdown)
+    send_drp_request.apply_async(args=(request_id,), countdown=countdown)

@@ -107,6 +107,8 @@ def batch_mark_posted(
 def webform_text(request: DataRightsRequest) -> str:
     """What to paste into the controller's web form for one member."""
     batch = request.batch
+    if batch is None:
+        raise RequestEngineError(f"Request {request.reference} has not been put in a batch yet.")
     identifiers = letters.disclosed_identifiers(batch.controller, [request.member_id]).get(
         request.member_id, []
     )

@@ -13,6 +13,7 @@ Each request gets an event saying how its controller was told.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -32,7 +33,7 @@ NARROWED = "The member narrowed their mandate."
 def _how(request: DataRightsRequest) -> str:
     if request.drp_request_id:
         return Transport.DRP
-    transport = request.batch.transport if request.batch_id else request.controller.transport
+    transport = request.batch.transport if request.batch is not None else request.controller.transport
     if transport == Transport.LETTER:
         return Transport.LETTER
     if not request.controller.email:
@@ -63,7 +64,7 @@ def withdrawal_notices_queue(*, request_ids: list[int], reason: str = "") -> dic
                 message_id = ""
                 for request in group:
                     transaction.on_commit(
-                        lambda pk=request.pk: tasks.revoke_drp_request.delay(pk, reason), robust=True
+                        partial(tasks.revoke_drp_request.delay, request.pk, reason), robust=True
                     )
             else:
                 message_id = _queue_notice(group, how=how, reason=reason).message_id

@@ -108,6 +108,7 @@ def _today() -> datetime.date:
 
 def _notice_deadline(request: DataRightsRequest) -> datetime.date:
     """The last day of the first month, when an extension notice was still possible (Art 12A)."""
+    assert request.clock_start_on is not None  # asked only of requests the controller received
     return deadlines.extension_notice_due(
         request.clock_start_on, jurisdiction=request.jurisdiction, paused_days=request.paused_days
     )

@@ -213,8 +213,9 @@ def timeline(controller_complaint: Complaint, requests: list[DataRightsRequest])
         _phrase, date_field, _order = _REQUEST_PHRASES[event.kind]
         day = _day(event.payload.get(date_field) if date_field else None, event.created_at)
         refs = grouped[(day, event.kind)]
-        if references[event.request_id] not in refs:
-            refs.append(references[event.request_id])
+        reference = references[event.request_id or 0]  # the filter above admits request events only
+        if reference not in refs:
+            refs.append(reference)
     entries = []
     for (day, kind), refs in grouped.items():
         phrase, _date_field, order = _REQUEST_PHRASES[kind]
@@ -284,7 +285,7 @@ def _what_happened(complaint: Complaint, represented: list[Represented]) -> str:
     for item in items:
         for reason in item.reasons:
             counts[reason] += 1
-    campaigns = sorted({i.request.campaign.name for i in items if i.request.campaign_id})
+    campaigns = sorted({i.request.campaign.name for i in items if i.request.campaign is not None})
     text = render_to_string(
         f"{TEMPLATES}/ico_what_happened.txt",
         {
@@ -463,7 +464,7 @@ def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing
     for number, inbound in enumerate(rows.order_by("received_at", "pk"), start=1):
         folder = f"messages/received/{number:03d}-{timezone.localdate(inbound.received_at):%Y-%m-%d}"
         try:
-            raw = crypto.read_encrypted(inbound.raw.name, storage=inbound.raw.storage)
+            raw = crypto.read_encrypted(str(inbound.raw.name), storage=inbound.raw.storage)
         except (crypto.CryptoError, OSError) as exc:
             listing.append(
                 [
@@ -504,7 +505,7 @@ def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing
 
 
 def _request_files(pack: _Zip, represented: list[Represented]) -> None:
-    rows = [
+    rows: list[list[Any]] = [
         [
             "reference",
             "member_reference",

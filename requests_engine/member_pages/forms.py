@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.template.defaultfilters import filesizeformat
 
-from requests_engine.models import Controller
+from requests_engine.models import Controller, ReceivedFile
 
 
 class AnswerForm(forms.Form):
@@ -21,7 +23,7 @@ class ForwardForm(forms.Form):
     """Which returned file goes to which controller (Art 20(2)); the service checks the rest."""
 
     file = forms.ModelChoiceField(
-        queryset=None,
+        queryset=ReceivedFile.objects.none(),
         widget=forms.RadioSelect,
         empty_label=None,
         label="Which file should we send?",
@@ -31,7 +33,7 @@ class ForwardForm(forms.Form):
         },
     )
     to_controller = forms.ModelChoiceField(
-        queryset=None,
+        queryset=Controller.objects.none(),
         empty_label="Choose an organisation",
         label="Which organisation should receive it?",
         help_text="Organisations in our directory that we can email.",
@@ -44,11 +46,11 @@ class ForwardForm(forms.Form):
     def __init__(self, *args, data_request, **kwargs):
 
         super().__init__(*args, **kwargs)
-        files = self.fields["file"]
+        files = cast(forms.ModelChoiceField, self.fields["file"])
         files.queryset = data_request.files.filter(deleted_at__isnull=True).order_by("received_at", "pk")
-        files.label_from_instance = lambda f: f"{f.original_name} ({filesizeformat(f.size)})"
+        files.label_from_instance = lambda f: f"{f.original_name} ({filesizeformat(f.size)})"  # type: ignore[method-assign,assignment]
         if len(files.queryset) == 1:
             files.initial = files.queryset[0].pk
-        self.fields["to_controller"].queryset = (
+        cast(forms.ModelChoiceField, self.fields["to_controller"]).queryset = (
             Controller.objects.exclude(email="").exclude(pk=data_request.controller_id).order_by("name")
         )

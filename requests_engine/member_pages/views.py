@@ -49,7 +49,7 @@ def request_detail(request, reference: str):
         if not can_answer:
             messages.error(request, "There is no question waiting for your answer on this request.")
             return redirect("request-detail", reference=reference)
-        if form.is_valid():
+        if form is not None and form.is_valid():
             try:
                 services.request_answer_from_member(
                     request_id=data_request.pk,

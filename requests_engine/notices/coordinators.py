@@ -98,6 +98,8 @@ def _summaries(day: datetime.date) -> dict[int, Summary]:
     summaries: dict[int, Summary] = {}
     for event in events.iterator(chunk_size=2000):
         request = event.request
+        if request is None:  # excluded by the query; this narrows the type
+            continue
         community = request.member.community
         summary = summaries.setdefault(community.pk, Summary(community))
         item = Item(

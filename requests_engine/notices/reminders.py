@@ -105,6 +105,8 @@ def overdue_notices_send(*, since: datetime.datetime | None = None) -> int:
     sent = 0
     for event in events.iterator(chunk_size=2000):
         request = event.request
+        if request is None:  # "request.overdue" events always name their request
+            continue
         by_community[request.member.community_id].append(request)
         # A notice written since the event is this event's: a second run writes none.
         told = notify_member(

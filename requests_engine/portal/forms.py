@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from communities.models import Right
@@ -32,7 +34,7 @@ class FilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
 
         super().__init__(*args, **kwargs)
-        self.fields["right"].choices = [("", "Any")] + list(Right.choices)
+        cast(forms.ChoiceField, self.fields["right"]).choices = [("", "Any")] + list(Right.choices)
 
 
 class AnswerForm(forms.Form):
@@ -111,7 +113,10 @@ def _art15_items_field(html_id: str) -> forms.MultipleChoiceField:
 
 class FulfilForm(AnswerForm):
     id_prefix = "fulfil"
-    files = MultipleFileField(required=False, label="The data (you can choose several files, or one ZIP)")
+    # The form metaclass moves fields into base_fields, so this does not shadow BaseForm.files at run time.
+    files = MultipleFileField(  # type: ignore[assignment]
+        required=False, label="The data (you can choose several files, or one ZIP)"
+    )
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
@@ -138,7 +143,7 @@ class RefuseForm(AnswerForm):
 
 class PartialForm(RefuseForm):
     id_prefix = "partial"
-    files = MultipleFileField(required=False, label="The data you are providing")
+    files = MultipleFileField(required=False, label="The data you are providing")  # type: ignore[assignment]
     art15_items = _art15_items_field("partial-art15-items")
 
 
@@ -161,7 +166,7 @@ class BulkForm(forms.Form):
 
     def __init__(self, *args, references=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["references"].choices = [(r, r) for r in references]
+        cast(forms.ChoiceField, self.fields["references"]).choices = [(r, r) for r in references]
 
 
 class CsvForm(forms.Form):
@@ -179,7 +184,7 @@ class CsvForm(forms.Form):
     )
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if not cleaned.get("csv_file") and not cleaned.get("answers_zip") and not self.errors:
             self.add_error("csv_file", "Choose a CSV file, a ZIP file of answers, or both")
         return cleaned

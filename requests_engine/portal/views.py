@@ -271,7 +271,7 @@ def bulk(request):
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect("portal-requests")
     rows = dict(
         _requests_for(request.contact)
@@ -315,7 +315,7 @@ def csv_upload(request):
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect("portal-requests")
     zipped = form.cleaned_data["answers_zip"]
     if not form.cleaned_data["csv_file"]:

@@ -23,7 +23,7 @@ Definitions:
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
@@ -86,11 +86,14 @@ def _request_counts(controller_ids: list[int] | None = None) -> dict[int, dict[s
     answered = Q(answered_on__isnull=False)
     # The event look-ups run only for the few rows whose state says they may have been there (PostgreSQL
     # evaluates the cheap conditions first), not for every request.
-    unanswered_late = Q(answered_on__isnull=True, state__in=MAY_HAVE_BEEN_OVERDUE) & Exists(
-        reached.filter(to_state=RequestState.OVERDUE)
+    unanswered_late = cast(
+        Q,
+        Q(answered_on__isnull=True, state__in=MAY_HAVE_BEEN_OVERDUE)
+        & Exists(reached.filter(to_state=RequestState.OVERDUE)),
     )
-    escalated = Q(state__in=MAY_HAVE_BEEN_ESCALATED) & Exists(
-        reached.filter(to_state=RequestState.ESCALATED_TO_ICO)
+    escalated = cast(
+        Q,
+        Q(state__in=MAY_HAVE_BEEN_ESCALATED) & Exists(reached.filter(to_state=RequestState.ESCALATED_TO_ICO)),
     )
     requests = _received_requests()
     if controller_ids is not None:
@@ -104,7 +107,11 @@ def _request_counts(controller_ids: list[int] | None = None) -> dict[int, dict[s
         extended=Count("pk", filter=Q(extension_months__gt=0)),
         escalated_to_ico=Count("pk", filter=escalated),
     )
-    return {row.pop("controller_id"): row for row in rows}
+    counts: dict[int, dict[str, int]] = {}
+    for row in rows:
+        figures: dict[str, Any] = dict(row)
+        counts[int(figures.pop("controller_id"))] = figures
+    return counts
 
 
 def _medians(controller_ids: list[int]) -> dict[int, float]:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 import magic
 from django.conf import settings
@@ -220,7 +221,7 @@ def received_files_record(*, request_id: int, uploads: list[Upload], actor: Acto
 
 
 def received_file_data(received: ReceivedFile) -> bytes:
-    data = crypto.read_encrypted(received.stored.name)
+    data = crypto.read_encrypted(cast(str, received.stored.name))
     if hashlib.sha256(data).hexdigest() != received.sha256:
         raise crypto.CryptoError(f"File {received.pk} does not match its checksum.")
     return data
@@ -267,7 +268,7 @@ def received_files_expire(*, today: datetime.date | None = None) -> int:
     today = today or timezone.localdate()
     deleted = 0
     for received in ReceivedFile.objects.filter(delete_after__lt=today, keep=False, deleted_at__isnull=True):
-        default_storage.delete(received.stored.name)
+        default_storage.delete(cast(str, received.stored.name))
         ReceivedFile.objects.filter(pk=received.pk).update(deleted_at=timezone.now())
         deleted += 1
     return deleted

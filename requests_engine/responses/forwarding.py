@@ -196,5 +196,5 @@ def forwards_of(request: DataRightsRequest) -> list[ForwardStatus]:
     result = []
     for forward in forwards:
         status = forward.message.status if forward.message else OutboundMessage.Status.FAILED
-        result.append(ForwardStatus(forward, status, _WORDS.get(status, status)))
+        result.append(ForwardStatus(forward, status, _WORDS.get(OutboundMessage.Status(status), str(status))))
     return result

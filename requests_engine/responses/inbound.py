@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import getaddresses
+from typing import cast
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -37,7 +38,7 @@ from django.utils.html import strip_tags
 from mailparser_reply import EmailReplyParser
 
 from core import crypto
-from core.audit import Actor
+from core.audit import Actor, ChainedHistory
 from requests_engine import letters
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
@@ -161,7 +162,7 @@ def mailbox_poll(*, limit: int | None = None) -> PollReport:
         validity = _uid_validity(conn, folder)
         known = InboundMessage.objects.filter(mailbox=label, uid_validity=validity)
         highest = known.aggregate(top=Max("uid"))["top"] or 0
-        _typ, data = conn.uid("SEARCH", None, f"UID {highest + 1}:*")
+        _typ, data = conn.uid("SEARCH", f"UID {highest + 1}:*")
         # "n:*" always includes the last message, even below n: keep only the really new UIDs.
         uids = sorted(uid for uid in (int(x) for x in (data[0] or b"").split()) if uid > highest)
         for uid in uids[:limit]:
@@ -204,7 +205,7 @@ def _header(message: EmailMessage, name: str) -> str:
 
 
 def _recipients(message: EmailMessage) -> list[str]:
-    values = []
+    values: list[str] = []
     for name in ("To", "Cc", "Delivered-To", "X-Original-To"):
         try:
             values.extend(str(value) for value in message.get_all(name, []))
@@ -264,8 +265,8 @@ def reply_excerpt(text: str) -> str:
 
 
 def parsed_message(inbound: InboundMessage) -> EmailMessage:
-    raw = crypto.read_encrypted(inbound.raw.name, storage=inbound.raw.storage)
-    return email.message_from_bytes(raw, policy=default_policy)  # type: ignore[return-value]
+    raw = crypto.read_encrypted(cast(str, inbound.raw.name), storage=inbound.raw.storage)
+    return cast(EmailMessage, email.message_from_bytes(raw, policy=default_policy))
 
 
 # -- matching --------------------------------------------------------------------------------------------
@@ -358,7 +359,7 @@ def _record_reply(inbound: InboundMessage, *, actor: Actor, excerpt: str) -> Non
     """Append the reply to the request's history (one member's request) or the batch's. The caller is inside
     the transaction that stores `inbound`."""
     if inbound.request_id:
-        subject: models.Model = DataRightsRequest.objects.select_for_update().get(pk=inbound.request_id)
+        subject: ChainedHistory = DataRightsRequest.objects.select_for_update().get(pk=inbound.request_id)
         kind = "request.reply_received"
     else:
         subject = Batch.objects.select_for_update().get(pk=inbound.batch_id)
@@ -379,11 +380,13 @@ def _record_reply(inbound: InboundMessage, *, actor: Actor, excerpt: str) -> Non
 def inbound_receive(*, mailbox: str, uid_validity: int, uid: int, raw: bytes, received_at: datetime) -> str:
     """Store one message read from `mailbox` and record it: returns "matched", "unmatched", or "duplicate"
     when this (mailbox, UIDVALIDITY, UID) was already stored (by us earlier, or by a poller racing us)."""
-    message: EmailMessage = email.message_from_bytes(raw, policy=default_policy)  # type: ignore[assignment]
+    message = cast(EmailMessage, email.message_from_bytes(raw, policy=default_policy))
     match = message_match(message)
-    raw_field = InboundMessage._meta.get_field("raw")
+    raw_field = cast(models.FileField, InboundMessage._meta.get_field("raw"))
     stored_name = crypto.save_encrypted(
-        raw_field.generate_filename(None, "message.eml"), raw, storage=raw_field.storage
+        raw_field.generate_filename(None, "message.eml"),  # type: ignore[arg-type]  # upload_to is a path, not a callable
+        raw,
+        storage=raw_field.storage,
     )
     inbound = InboundMessage(
         mailbox=mailbox,
