@@ -70,11 +70,11 @@ def setup() -> tuple[str, str]:
                      SELECT id, %s, 'M' || id, 'Member ' || id, now(), 'each' FROM auth_user""",
             [community.pk],
         )
-        c.execute("""INSERT INTO communities_mandate (member_id, reference, rights, all_controllers, purposes,
+        c.execute("""INSERT INTO communities_mandate (member_id, reference, rights, all_controllers,
                      valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
                      template_version, text, text_sha256, signed_name, signed_at, signed_user_agent, pdf,
                      pdf_sha256, verification_token, state, created_at, history_seq, history_head, send_responses_to)
-                     SELECT id, 'A' || id, '["access"]', true, 'x', current_date - 1, current_date + 365, true,
+                     SELECT id, 'A' || id, '["access"]', true, current_date - 1, current_date + 365, true,
                      false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
                      'community' FROM communities_member""")
         c.execute(f"""INSERT INTO requests_engine_datarightsrequest (reference, member_id, mandate_id, controller_id,

@@ -69,7 +69,7 @@ def main() -> int:
     from django.db import connection
     from django.utils import timezone
 
-    from communities.models import Community
+    from communities.models import Community, Purpose
     from core.audit import Actor
     from requests_engine import sweep as deadline_sweep
     from requests_engine.campaigns import launch
@@ -102,12 +102,12 @@ def main() -> int:
             [community_id],
         )
         c.execute(
-            """INSERT INTO communities_mandate (member_id, reference, rights, all_controllers, purposes,
+            """INSERT INTO communities_mandate (member_id, reference, rights, all_controllers,
                      valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
                      template_version, text, text_sha256, signed_name, signed_at, signed_user_agent, pdf,
                      pdf_sha256, verification_token, state, created_at, history_seq, history_head,
                      send_responses_to)
-                     SELECT id, 'A' || id, '["access", "erasure"]', true, 'x', %s::date - 1, %s::date + 365, true,
+                     SELECT id, 'A' || id, '["access", "erasure"]', true, %s::date - 1, %s::date + 365, true,
                      false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
                      'community'
                      FROM communities_member WHERE community_id = %s""",
@@ -124,11 +124,28 @@ def main() -> int:
                      FROM generate_series(1, %s) g""",
             [CONTROLLERS],
         )
+        # Every member chose all the community's organisations and its one purpose: the launch checks each
+        # request against these rows (Mandate.objects.covering).
+        purpose_id = Purpose.objects.create(community_id=community_id, name="Bench", text="x").pk
+        c.execute(
+            """INSERT INTO communities_community_controllers (community_id, controller_id)
+                     SELECT %s, id FROM requests_engine_controller""",
+            [community_id],
+        )
+        c.execute(
+            """INSERT INTO communities_mandate_controllers (mandate_id, controller_id)
+                     SELECT md.id, ct.id FROM communities_mandate md CROSS JOIN requests_engine_controller ct"""
+        )
+        c.execute(
+            """INSERT INTO communities_mandate_purposes (mandate_id, purpose_id)
+                     SELECT id, %s FROM communities_mandate""",
+            [purpose_id],
+        )
         c.execute("ANALYZE")
 
     def draft_campaign(name: str) -> Campaign:
         campaign = Campaign.objects.create(
-            community_id=community_id, name=name, rights=["access"], purpose="x"
+            community_id=community_id, name=name, rights=["access"], purpose_id=purpose_id
         )
         campaign.controllers.set(list(range(1, CONTROLLERS + 1)))
         return campaign

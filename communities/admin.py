@@ -1,11 +1,36 @@
 from datetime import timedelta
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import Community, Identifier, Invite, Mandate, Member
+from .models import Community, Identifier, Invite, Mandate, Member, Purpose
+
+
+class PurposeForm(forms.ModelForm):
+    class Meta:
+        model = Purpose
+        fields = ["name", "text"]
+
+    def clean(self):
+        data = super().clean() or {}
+        # Members signed this wording and letters quote it: changing it would make them say what no member
+        # signed. A new wording is a new purpose, which members authorise by signing again.
+        if self.instance.pk and self.has_changed() and self.instance.mandates.exists():
+            raise forms.ValidationError(
+                "Members have signed mandates naming this purpose, so its wording cannot change. Add a new "
+                "purpose instead; members who want it sign a new mandate."
+            )
+        return data
+
+
+class PurposeInline(admin.TabularInline):
+    model = Purpose
+    form = PurposeForm
+    extra = 1
+    can_delete = False  # mandates and campaigns name it
 
 
 @admin.register(Community)
@@ -14,6 +39,7 @@ class CommunityAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["controllers"]
     search_fields = ["name"]
+    inlines = [PurposeInline]
 
 
 class IdentifierInline(admin.TabularInline):

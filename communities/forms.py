@@ -104,28 +104,59 @@ class IdentifiersForm(forms.Form):
         return [(cid, kind, label, self.cleaned_data.get(name, "")) for name, cid, kind, label in self.slots]
 
 
+# One plain sentence per right: what ticking it lets the community do (Art 12(1): clear and plain language).
+RIGHT_SENTENCES = {
+    Right.ACCESS: "Ask each organisation for a copy of the personal data it holds about me and what it does "
+    "with it (right of access)",
+    Right.PORTABILITY: "Ask for the data I gave an organisation in a file a computer can read, and have it "
+    "sent on where I say (data portability)",
+    Right.ERASURE: "Ask an organisation to delete my personal data (erasure). Deleted data cannot be "
+    "brought back",
+    Right.OBJECTION: "Tell an organisation to stop using my data for a purpose I object to, such as training "
+    "AI (right to object)",
+    Right.RECTIFICATION: "Ask an organisation to correct data about me that is wrong (rectification)",
+    Right.RESTRICTION: "Ask an organisation to stop using my data, except to keep it, while a question is "
+    "settled (restriction)",
+}
+
+
 class MandateChoicesForm(forms.Form):
+    """Nothing is chosen for the member: consent is an unambiguous act (Art 4(11) and Art 7 UK GDPR;
+    Planet49, C-673/17), so every box starts empty and every radio unselected."""
+
     rights = forms.MultipleChoiceField(
-        choices=Right.choices,
+        choices=(),
         widget=forms.CheckboxSelectMultiple,
-        label="Which rights may the community use for you?",
-        error_messages={"required": "Select at least one right"},
+        label="What may the community ask for you?",
+        help_text="Tick each one you agree to.",
+        error_messages={"required": "Select at least one thing the community may ask for you"},
     )
     scope = forms.ChoiceField(
-        choices=[("all", "All the community's controllers"), ("some", "Only the ones I choose below")],
+        choices=[
+            ("all", "All the organisations listed below, as the list stands today"),
+            ("some", "Only the organisations I tick below"),
+        ],
         widget=forms.RadioSelect,
-        initial="all",
-        label="Against which organisations?",
+        label="Which organisations may it write to for you?",
+        help_text="Organisations added to the list later are not included unless you sign again.",
+        error_messages={"required": "Choose which organisations the community may write to for you"},
     )
     controllers = forms.MultipleChoiceField(
-        choices=(), widget=forms.CheckboxSelectMultiple, required=False, label="Organisations"
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Organisations",
+        error_messages={"invalid_choice": "Select organisations from the list"},
     )
-    purposes = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
-        label="What for?",
-        error_messages={"required": "Say what the community may act for"},
-        help_text="The purpose is quoted in the mandate and in every letter.",
+    purposes = forms.MultipleChoiceField(
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        label="What may it act for?",
+        help_text="Each purpose you tick is written into your mandate and into every letter sent for it.",
+        error_messages={
+            "required": "Select at least one purpose the community may act for",
+            "invalid_choice": "Select purposes from the list",
+        },
     )
     valid_until = forms.DateField(
         error_messages={"required": "Enter the end date", "invalid": "Enter a real date, like 31 12 2027"},
@@ -145,17 +176,24 @@ class MandateChoicesForm(forms.Form):
     )
     may_represent_before_ico = forms.BooleanField(
         required=False,
-        label="The community may complain to the ICO for me (Article 80(1) UK GDPR)",
+        label="The community may complain to the Information Commissioner's Office (the UK regulator) for me "
+        "and speak for me in that complaint",
     )
 
     def __init__(self, *args, community: Community, **kwargs):
         super().__init__(*args, **kwargs)
         self.community = community
         cast(forms.ChoiceField, self.fields["rights"]).choices = [
-            c for c in Right.choices if c[0] in (community.rights or Right.values)
+            (value, RIGHT_SENTENCES[Right(value)])
+            for value in Right.values
+            if value in (community.rights or Right.values)
         ]
+        self.listed = list(community.controllers.order_by("name").values_list("pk", "name"))
         cast(forms.ChoiceField, self.fields["controllers"]).choices = [
-            (str(c.pk), c.name) for c in community.controllers.order_by("name")
+            (str(pk), name) for pk, name in self.listed
+        ]
+        cast(forms.ChoiceField, self.fields["purposes"]).choices = [
+            (str(p.pk), f"{p.name}: {p.text}") for p in community.purposes.order_by("name")
         ]
 
     def clean_valid_until(self):
@@ -175,12 +213,14 @@ class MandateChoicesForm(forms.Form):
 
     def choices(self) -> MandateChoices:
         data = self.cleaned_data
+        everything = data["scope"] == "all"
+        # "All of them" is stored and printed as the list of today (DESIGN §2).
+        chosen = [pk for pk, _ in self.listed] if everything else [int(c) for c in data["controllers"]]
         return MandateChoices(
             rights=tuple(r for r in Right.values if r in data["rights"]),
-            controller_ids=None
-            if data["scope"] == "all"
-            else tuple(sorted(int(c) for c in data["controllers"])),
-            purposes=" ".join(data["purposes"].split()),
+            controller_ids=tuple(sorted(chosen)),
+            all_controllers=everything,
+            purpose_ids=tuple(sorted(int(p) for p in data["purposes"])),
             valid_from=timezone.localdate(),
             valid_until=data["valid_until"],
             send_responses_to=data["send_responses_to"],

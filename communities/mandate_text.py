@@ -13,29 +13,34 @@ from datetime import date
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from .models import Community, Mandate, Member, Right
+from .models import Community, Mandate, Member, Purpose, Right
 
-TEMPLATE_VERSION = "v1"
-TEMPLATES = {"v1": "communities/mandate/v1.txt"}
+TEMPLATE_VERSION = "v2"
+# v1 said "every controller in the community's directory"; v2 names each controller and purpose, the only
+# scope there is. Signed v1 texts stay as they were signed.
+TEMPLATES = {"v1": "communities/mandate/v1.txt", "v2": "communities/mandate/v2.txt"}
 
 
 @dataclass(frozen=True)
 class MandateChoices:
     rights: tuple[str, ...]
-    controller_ids: tuple[int, ...] | None  # None = all the community's controllers
-    purposes: str
+    controller_ids: tuple[int, ...]  # the explicit list, even when the member chose "all of them"
+    purpose_ids: tuple[int, ...]
     valid_from: date
     valid_until: date
     send_responses_to: str
     may_complain_to_controllers: bool
     may_represent_before_ico: bool
+    all_controllers: bool = False  # the member chose "all of them": the list of that day
 
 
-def _controller_names(community: Community, controller_ids: tuple[int, ...] | None) -> list[str]:
-    controllers = community.controllers.all()
-    if controller_ids is not None:
-        controllers = controllers.filter(pk__in=controller_ids)
+def _controller_names(community: Community, controller_ids: tuple[int, ...]) -> list[str]:
+    controllers = community.controllers.filter(pk__in=controller_ids)
     return [c.name for c in controllers.order_by("name")]
+
+
+def _purposes(community: Community, purpose_ids: tuple[int, ...]) -> list[Purpose]:
+    return list(community.purposes.filter(pk__in=purpose_ids).order_by("name"))
 
 
 def _identifier_lines(member: Member) -> list[str]:
@@ -61,9 +66,9 @@ def render_mandate_text(*, member: Member, choices: MandateChoices, version: str
         "postal_address": " ".join(community.postal_address.split()),
         "agent_name": community.agent_name,
         "rights": [labels[r] for r in Right.values if r in choices.rights],
-        "all_controllers": choices.controller_ids is None,
+        "all_controllers": choices.all_controllers,
         "controllers": _controller_names(community, choices.controller_ids),
-        "purposes": " ".join(choices.purposes.split()),
+        "purposes": _purposes(community, choices.purpose_ids),
         "responses_to": {  # keyed by value: a choice read back from a form is a plain string
             str(Mandate.ResponsesTo.COMMUNITY): "to the community, which passes them on to me",
             str(Mandate.ResponsesTo.MEMBER): "to me directly",

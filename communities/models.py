@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import datetime
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
@@ -47,7 +48,8 @@ class Community(models.Model):
         "requests_engine.Controller",
         blank=True,
         related_name="communities",
-        help_text="Controllers in scope.",
+        verbose_name="the organisations we act towards",
+        help_text="Members choose among these when they sign; a campaign can only write to these.",
     )
     brand_colour = models.CharField(max_length=7, default="#1d4f91")
     # How long returned files are kept after the member is told (RULES.md: data minimisation).
@@ -60,6 +62,50 @@ class Community(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Purpose(models.Model):
+    """One of the community's named purposes: a member authorises some of them, a campaign serves one, and
+    its text is what the mandate and the letters say the community acts for."""
+
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="purposes")
+    name = models.CharField(
+        max_length=120,
+        help_text="Short, in plain words: “Find out whether AI developers used members' work”.",
+    )
+    text = models.TextField(help_text="The sentence that goes into mandates and letters.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["community", "name"], name="purpose_name_per_community")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_Q = TypeVar("_Q", bound=models.QuerySet)
+
+
+class MandateQuerySet(models.QuerySet):
+    def covering(
+        self, *, controller_id: int, right: str, purpose_id: int, on: datetime.date
+    ) -> MandateQuerySet:
+        """THE rule of authority (DESIGN §2): mandates in force on `on` that name this controller, this
+        right and this purpose. Nothing else counts: not "all controllers" (stored as the list of the
+        day it was signed), not a controller or purpose the community added later (RULES.md (e)-(f))."""
+        in_force = self.filter(state=Mandate.State.ACTIVE, valid_from__lte=on, valid_until__gte=on)
+        return with_right(in_force.filter(controllers=controller_id).filter(purposes=purpose_id), right)
+
+
+def with_right(mandates: _Q, right: str) -> _Q:
+    """Mandates whose rights list holds `right`. JSON containment is PostgreSQL's; SQLite (the embedded
+    default) matches the quoted code in the JSON text, which is exact for our plain-word codes."""
+    if connection.vendor == "postgresql":
+        return mandates.filter(rights__contains=[right])
+    return mandates.filter(rights__icontains=f'"{right}"')
 
 
 def new_invite_token() -> str:
@@ -169,9 +215,11 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="mandates")
     reference = models.CharField(max_length=16, unique=True, default=new_mandate_reference, editable=False)
     rights = models.JSONField(default=list)
-    all_controllers = models.BooleanField(default=True)
+    # The member chose "all of them"; `controllers` still holds the explicit list of that day, and only
+    # that list is covered.
+    all_controllers = models.BooleanField(default=False)
     controllers = models.ManyToManyField("requests_engine.Controller", blank=True, related_name="mandates")
-    purposes = models.TextField()
+    purposes = models.ManyToManyField(Purpose, related_name="mandates")
     valid_from = models.DateField()
     valid_until = models.DateField()
 
@@ -209,6 +257,8 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
+    objects = MandateQuerySet.as_manager()
+
     class Meta:
         ordering = ["-signed_at"]
         # Serves campaign previews: active mandates of a community's members.
@@ -224,13 +274,16 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     def __str__(self) -> str:
         return f"Mandate {self.reference} ({self.get_state_display()})"
 
-    def covers(self, *, right: str, controller_id: int, on: datetime.date | None = None) -> bool:
-        on = on or timezone.localdate()
-        if self.state != self.State.ACTIVE or not (self.valid_from <= on <= self.valid_until):
-            return False
-        if right not in self.rights:
-            return False
-        return self.all_controllers or self.controllers.filter(pk=controller_id).exists()
+    def covers(
+        self, *, right: str, controller_id: int, purpose_id: int, on: datetime.date | None = None
+    ) -> bool:
+        return (
+            Mandate.objects.filter(pk=self.pk)
+            .covering(
+                controller_id=controller_id, right=right, purpose_id=purpose_id, on=on or timezone.localdate()
+            )
+            .exists()
+        )
 
     @transition(field=state, source=State.ACTIVE, target=State.REVOKED, custom={"label": "Revoke"})
     def revoke(self) -> None:

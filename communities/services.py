@@ -19,6 +19,7 @@ from communities.notices import notify_member
 from core.audit import Actor
 from requests_engine import services as engine
 from requests_engine import tasks as engine_tasks
+from requests_engine.campaigns.eligibility import request_covered
 from requests_engine.events import describe, record_event
 from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestEvent, RequestState
 
@@ -94,8 +95,17 @@ def mandate_sign(
 
     if not choices.rights or any(r not in Right.values for r in choices.rights):
         raise CommunityError("Choose at least one right.")
-    if choices.controller_ids is not None and not choices.controller_ids:
-        raise CommunityError("Choose at least one controller, or all of them.")
+    community = member.community
+    if not choices.controller_ids:
+        raise CommunityError("Choose at least one organisation, or all of them.")
+    if community.controllers.filter(pk__in=choices.controller_ids).count() != len(
+        set(choices.controller_ids)
+    ):
+        raise CommunityError(f"Choose organisations from those {community.name} acts towards.")
+    if not choices.purpose_ids:
+        raise CommunityError("Choose at least one purpose.")
+    if community.purposes.filter(pk__in=choices.purpose_ids).count() != len(set(choices.purpose_ids)):
+        raise CommunityError(f"Choose purposes from {community.name}'s list.")
     if choices.valid_until <= choices.valid_from:
         raise CommunityError("The end date must be after today.")
     if not _same_name(signed_name, member.full_name):
@@ -115,8 +125,7 @@ def mandate_sign(
         mandate = Mandate.objects.create(
             member=member,
             rights=list(choices.rights),
-            all_controllers=choices.controller_ids is None,
-            purposes=choices.purposes,
+            all_controllers=choices.all_controllers,
             valid_from=choices.valid_from,
             valid_until=choices.valid_until,
             send_responses_to=choices.send_responses_to,
@@ -130,8 +139,8 @@ def mandate_sign(
             signed_ip=ip,
             signed_user_agent=user_agent[:1000],
         )
-        if choices.controller_ids is not None:
-            mandate.controllers.set(choices.controller_ids)
+        mandate.controllers.set(choices.controller_ids)
+        mandate.purposes.set(choices.purpose_ids)
         record_event(
             subject=mandate,
             kind="mandate.signed",
@@ -158,7 +167,7 @@ def mandate_sign(
                 replaced,
                 actor=actor,
                 reason="The member narrowed their mandate.",
-                still_covered=lambda right, controller: mandate.covers(right=right, controller_id=controller),
+                still_covered=request_covered,
             )
 
         transaction.on_commit(lambda: tasks.render_signed_mandate.delay(mandate.pk))
@@ -209,23 +218,27 @@ def requests_no_longer_covered(*, member: Member, choices: MandateChoices) -> li
     return [
         request
         for request in DataRightsRequest.objects.filter(mandate=active, state__in=OPEN_STATES)
-        .select_related("controller")
+        .select_related("controller", "campaign")
         .order_by("controller__name", "right")
-        if not _choices_cover(choices, right=request.right, controller_id=request.controller_id)
+        if not _choices_cover(choices, request)
     ]
 
 
-def _choices_cover(choices: MandateChoices, *, right: str, controller_id: int) -> bool:
+def _choices_cover(choices: MandateChoices, request) -> bool:
+    """Whether a mandate signed with `choices` would cover this request: the same terms as
+    Mandate.objects.covering, read from choices not yet signed."""
     today = timezone.localdate()
     return (
-        right in choices.rights
-        and (choices.controller_ids is None or controller_id in choices.controller_ids)
+        request.right in choices.rights
+        and request.controller_id in choices.controller_ids
+        and request.campaign is not None
+        and request.campaign.purpose_id in choices.purpose_ids
         and choices.valid_from <= today <= choices.valid_until
     )
 
 
 def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, still_covered=None) -> int:
-    """Withdraw the mandate's open requests (all, or those `still_covered(right, controller_id)` rejects),
+    """Withdraw the mandate's open requests (all, or those `still_covered(request)` rejects),
     and, after commit, tell each controller that already has one. Call inside the caller's transaction."""
 
     told_states = {
@@ -237,15 +250,14 @@ def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, stil
     }
     told: list[int] = []
     withdrawn = 0
-    for request_id, state, right, controller_id in DataRightsRequest.objects.filter(
-        mandate=mandate, state__in=OPEN_STATES
-    ).values_list("pk", "state", "right", "controller_id"):
-        if still_covered is not None and still_covered(right, controller_id):
+    open_requests = DataRightsRequest.objects.filter(mandate=mandate, state__in=OPEN_STATES)
+    for request in open_requests.select_related("campaign", "controller"):
+        if still_covered is not None and still_covered(request):
             continue
-        engine.request_withdraw(request_id=request_id, actor=actor, reason=reason)
+        engine.request_withdraw(request_id=request.pk, actor=actor, reason=reason)
         withdrawn += 1
-        if state in told_states:
-            told.append(request_id)
+        if request.state in told_states:
+            told.append(request.pk)
     if told:
         transaction.on_commit(
             lambda: engine_tasks.tell_controllers_of_withdrawal.delay(told, reason), robust=True
@@ -357,10 +369,9 @@ def choices_of(mandate: Mandate, *, today: date | None = None) -> MandateChoices
     today = today or timezone.localdate()
     return MandateChoices(
         rights=tuple(mandate.rights),
-        controller_ids=None
-        if mandate.all_controllers
-        else tuple(mandate.controllers.values_list("pk", flat=True)),
-        purposes=mandate.purposes,
+        controller_ids=tuple(sorted(mandate.controllers.values_list("pk", flat=True))),
+        all_controllers=mandate.all_controllers,
+        purpose_ids=tuple(sorted(mandate.purposes.values_list("pk", flat=True))),
         valid_from=today,
         valid_until=max(mandate.valid_until, today + timedelta(days=1)),
         send_responses_to=mandate.send_responses_to,
@@ -370,18 +381,19 @@ def choices_of(mandate: Mandate, *, today: date | None = None) -> MandateChoices
 
 
 def default_choices(member: Member, *, today: date | None = None) -> MandateChoices:
+    """A newcomer's starting point: nothing chosen (Art 4(11), Art 7 UK GDPR), a year's term to edit."""
     today = today or timezone.localdate()
     return MandateChoices(
-        rights=tuple(member.community.rights or [Right.ACCESS]),
-        controller_ids=None,
-        purposes=member.community.purpose,
+        rights=(),
+        controller_ids=(),
+        purpose_ids=(),
         valid_from=today,
         valid_until=today.replace(year=today.year + 1)
         if not (today.month == 2 and today.day == 29)
         else date(today.year + 1, 2, 28),
-        send_responses_to=Mandate.ResponsesTo.COMMUNITY,
-        may_complain_to_controllers=True,
-        may_represent_before_ico=True,
+        send_responses_to="",
+        may_complain_to_controllers=False,
+        may_represent_before_ico=False,
     )
 
 

@@ -201,8 +201,9 @@ def identifiers(request, reference: str):
 def _choices_to_session(choices: MandateChoices) -> dict:
     return {
         "rights": list(choices.rights),
-        "controller_ids": list(choices.controller_ids) if choices.controller_ids is not None else None,
-        "purposes": choices.purposes,
+        "controller_ids": list(choices.controller_ids),
+        "all_controllers": choices.all_controllers,
+        "purpose_ids": list(choices.purpose_ids),
         "valid_from": choices.valid_from.isoformat(),
         "valid_until": choices.valid_until.isoformat(),
         "send_responses_to": choices.send_responses_to,
@@ -214,8 +215,9 @@ def _choices_to_session(choices: MandateChoices) -> dict:
 def _choices_from_session(data: dict) -> MandateChoices:
     return MandateChoices(
         rights=tuple(data["rights"]),
-        controller_ids=tuple(data["controller_ids"]) if data["controller_ids"] is not None else None,
-        purposes=data["purposes"],
+        controller_ids=tuple(data.get("controller_ids") or ()),
+        all_controllers=bool(data.get("all_controllers")),
+        purpose_ids=tuple(data.get("purpose_ids") or ()),
         valid_from=date.fromisoformat(data["valid_from"]),
         valid_until=date.fromisoformat(data["valid_until"]),
         send_responses_to=data["send_responses_to"],
@@ -235,9 +237,10 @@ def mandate_new(request, reference: str):
     start = _choices_from_session(saved) if saved else defaults
     initial = {
         "rights": list(start.rights),
-        "scope": "all" if start.controller_ids is None else "some",
-        "controllers": [str(c) for c in start.controller_ids or ()],
-        "purposes": start.purposes,
+        # Nothing is chosen for a newcomer; a change starts from what the member signed before.
+        "scope": ("all" if start.all_controllers else "some") if start.controller_ids else None,
+        "controllers": [] if start.all_controllers else [str(c) for c in start.controller_ids],
+        "purposes": [str(p) for p in start.purpose_ids],
         "valid_until": start.valid_until,
         "send_responses_to": start.send_responses_to,
         "may_complain_to_controllers": start.may_complain_to_controllers,
@@ -317,9 +320,8 @@ def mandate_detail(request, reference: str):
             "member": mandate.member,
             "community": mandate.member.community,
             "requests": requests,
-            "controllers": mandate.controllers.order_by("name")
-            if not mandate.all_controllers
-            else mandate.member.community.controllers.order_by("name"),
+            "controllers": mandate.controllers.order_by("name"),
+            "purposes": mandate.purposes.order_by("name"),
         },
     )
 
@@ -438,7 +440,7 @@ def mandate_check(request):
 def mandate_verify(request, token: str):
     """Public: lets a controller check a mandate's authority without asking us, and see a revocation at once."""
     mandate = get_object_or_404(Mandate.objects.select_related("member__community"), verification_token=token)
-    controllers = mandate.member.community.controllers if mandate.all_controllers else mandate.controllers
+    controllers = mandate.controllers
     today = timezone.localdate()
     in_force = mandate.state == Mandate.State.ACTIVE and mandate.valid_from <= today <= mandate.valid_until
     response = render(

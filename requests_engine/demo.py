@@ -9,7 +9,6 @@ resolved, its requests closed. Everything goes through the services, with past d
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +19,14 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from communities.models import Community, Identifier, Mandate, Member, Right
+from communities.mandate_text import MandateChoices, render_mandate_text, text_sha256
+from communities.models import Community, Identifier, Mandate, Member, Purpose, Right
+from communities.services import mandate_sign
 from core.audit import Actor
 from requests_engine import services, sweep
 from requests_engine.campaigns import launch
 from requests_engine.directory.controller_import import controller_records, controllers_import
 from requests_engine.escalation import complaints, ico_pack
-from requests_engine.events import record_event
 from requests_engine.models import (
     Campaign,
     Complaint,
@@ -68,12 +68,25 @@ MEMBERS = [
 ]
 # Not every member lets the community represent them before the ICO (Art 80(1)): ICO packs leave these out.
 NO_ICO_AUTHORITY = {"samuel@community.test", "agatha@community.test"}
-DEMO_MANDATE_TEXT = (
-    "I, {name}, authorise {community} to exercise on my behalf my rights of access (Art 15), portability "
-    "(Art 20), erasure (Art 17) and objection (Art 21) under the UK GDPR against the controllers named in "
-    "its campaigns, for the purpose of finding out whether my writing was used to train AI models, until "
-    "{until}. I may revoke this authority at any time."
-)
+# The community's purposes: (name, the text that goes into mandates and letters).
+PURPOSES = [
+    (
+        "Find out whether AI developers used members' work",
+        "To learn whether you used members' published work, or other personal data about them, to train or "
+        "improve AI models, and what you hold about them.",
+    ),
+    (
+        "Object to AI training on members' data",
+        "To stop the use of members' personal data, including their published work, to train AI models.",
+    ),
+    (
+        "Learn what is recorded about members' reading and listening",
+        "To learn what you record about members' reading and listening, and who you share it with.",
+    ),
+]
+# One member leaves out objecting to AI training: the preview of such a campaign counts them as not
+# authorised.
+NOT_OBJECTING = {"agatha@community.test"}
 
 
 @dataclass
@@ -129,6 +142,10 @@ def seed_demo() -> DemoSummary:
             ControllerContact.objects.get_or_create(
                 controller=controller, email=f"dpo@{controller.slug}.test", defaults={"name": "Demo contact"}
             )
+        purposes = [
+            Purpose.objects.get_or_create(community=community, name=name, defaults={"text": text})[0]
+            for name, text in PURPOSES
+        ]
         today = timezone.localdate()
         for name, email in MEMBERS:
             member, _ = Member.objects.get_or_create(
@@ -141,33 +158,14 @@ def seed_demo() -> DemoSummary:
                 member=member, kind=Identifier.Kind.EMAIL, defaults={"value": email}
             )
             if not member.mandates.exists():
-                until = today + timedelta(days=365)
-                text = DEMO_MANDATE_TEXT.format(
-                    name=name, community=community.name, until=f"{until:%d %B %Y}"
-                )
-                mandate = Mandate.objects.create(
-                    member=member,
-                    rights=[Right.ACCESS, Right.OBJECTION, Right.ERASURE, Right.PORTABILITY],
-                    purposes="Finding out whether my writing was used to train AI models.",
-                    valid_from=today - timedelta(days=60),
-                    valid_until=until,
-                    may_represent_before_ico=email not in NO_ICO_AUTHORITY,
-                    template_version="demo-1",
-                    text=text,
-                    text_sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    signed_name=name,
-                    signed_at=timezone.now() - timedelta(days=60),
-                )
-                record_event(
-                    subject=mandate, kind="mandate.signed", actor=Actor(Actor.MEMBER, str(member.pk))
-                )
+                _sign_demo_mandate(member, community, purposes, today=today)
         coordinator = get_user_model().objects.get(username=COORDINATOR_EMAIL)
         campaign, created = Campaign.objects.get_or_create(
             community=community,
             name=CAMPAIGN_NAME,
             defaults={
                 "rights": [Right.ACCESS],
-                "purpose": "To learn whether our members' published work was used to train your models.",
+                "purpose": purposes[0],
                 "created_by": coordinator,
             },
         )
@@ -180,8 +178,7 @@ def seed_demo() -> DemoSummary:
             name=LADDER_CAMPAIGN_NAME,
             defaults={
                 "rights": [Right.ACCESS],
-                "purpose": "To learn what you record about our members' reading and listening, and who you "
-                "share it with.",
+                "purpose": purposes[2],
                 "created_by": coordinator,
             },
         )
@@ -202,6 +199,34 @@ def seed_demo() -> DemoSummary:
     return summary
 
 
+def _sign_demo_mandate(member: Member, community: Community, purposes: list[Purpose], *, today) -> Mandate:
+    """A member's mandate made as a member makes one: the same choices, template and signing service. It
+    started 60 days ago, so the demo's requests can have been received weeks ago."""
+    email = member.user.email
+    choices = MandateChoices(
+        rights=(Right.ACCESS, Right.PORTABILITY, Right.ERASURE, Right.OBJECTION),
+        controller_ids=tuple(sorted(community.controllers.values_list("pk", flat=True))),
+        all_controllers=True,
+        purpose_ids=tuple(p.pk for p in purposes if email not in NOT_OBJECTING or p is not purposes[1]),
+        valid_from=today - timedelta(days=60),
+        valid_until=today + timedelta(days=305),
+        send_responses_to=Mandate.ResponsesTo.COMMUNITY,
+        may_complain_to_controllers=True,
+        may_represent_before_ico=email not in NO_ICO_AUTHORITY,
+    )
+    text = render_mandate_text(member=member, choices=choices)
+    mandate = mandate_sign(
+        member=member,
+        choices=choices,
+        shown_text_sha256=text_sha256(text),
+        signed_name=member.full_name,
+        ip=None,
+        user_agent="Demo data",
+    )
+    Mandate.objects.filter(pk=mandate.pk).update(signed_at=timezone.now() - timedelta(days=60))
+    return mandate
+
+
 def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
     """Move the demo requests through the lifecycle as a coordinator recording controllers' replies would."""
     today = timezone.localdate()
@@ -218,7 +243,8 @@ def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
         (28, []),  # silent so far: due within the week (the dashboard's first figure)
         (26, ["acknowledge", "partly_fulfil"]),
     ]
-    requests = list(campaign.requests.order_by("pk"))
+    # Member by member, so each controller meets a mix of the script's replies.
+    requests = list(campaign.requests.order_by("member_id", "batch_id", "pk"))
     for index, request in enumerate(requests):
         days_ago, steps = script[index % len(script)]
         rid = request.pk

@@ -1,8 +1,10 @@
+from typing import cast
+
 from django import forms
 from django.utils import timezone
 
-from communities.models import Right
-from requests_engine.models import Art15Item, Campaign, InformationKind, RefusalGround
+from communities.models import Community, Right
+from requests_engine.models import Art15Item, Campaign, Controller, InformationKind, RefusalGround
 
 
 def _today():
@@ -52,13 +54,60 @@ class EscalateForm(forms.Form):
 
 
 class CampaignAdminForm(forms.ModelForm):
-    """Rights as checkboxes rather than raw JSON."""
+    """A campaign picks only from its community's own lists: the organisations it acts towards and its
+    purposes (DESIGN §2). Rights are checkboxes rather than raw JSON."""
 
     rights = forms.MultipleChoiceField(choices=Right.choices, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
         model = Campaign
         fields = ["community", "name", "rights", "controllers", "purpose", "member_note"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        community = self._community()
+        controllers = cast(forms.ModelMultipleChoiceField, self.fields["controllers"])
+        purpose = cast(forms.ModelChoiceField, self.fields["purpose"])
+        purpose.required = True
+        if community is not None:
+            controllers.queryset = community.controllers.order_by("name")
+            purpose.queryset = community.purposes.order_by("name")
+        else:
+            # Until the community is known, only what some community lists can be offered.
+            controllers.queryset = (
+                Controller.objects.filter(communities__isnull=False).distinct().order_by("name")
+            )
+            controllers.help_text = "Save with the community chosen to see only its organisations."
+
+    def _community(self) -> Community | None:
+        if self.instance.community_id:
+            return self.instance.community
+        chosen = self.data.get(self.add_prefix("community"))
+        if chosen and str(chosen).isdigit():
+            return Community.objects.filter(pk=str(chosen)).first()
+        communities = list(Community.objects.all()[:2])
+        return communities[0] if len(communities) == 1 else None
+
+    def clean(self):
+        data = super().clean() or {}
+        community = data.get("community")
+        if community is None:
+            return data
+        outside = [
+            c.name
+            for c in data.get("controllers") or []
+            if not community.controllers.filter(pk=c.pk).exists()
+        ]
+        if outside:
+            self.add_error(
+                "controllers",
+                f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not among the organisations "
+                f"{community} acts towards. Add them to the community's list first.",
+            )
+        purpose = data.get("purpose")
+        if purpose is not None and purpose.community_id != community.pk:
+            self.add_error("purpose", f"Choose one of {community}'s purposes.")
+        return data
 
 
 class ChecklistForm(forms.Form):

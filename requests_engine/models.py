@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from communities.models import Community, Mandate, Member, Right
+from communities.models import Community, Mandate, Member, Purpose, Right
 from core.audit import ChainedHistory
 from core.references import new_reference, new_token
 from requests_engine import deadlines
@@ -97,7 +97,14 @@ class Campaign(ConcurrentTransitionMixin, ChainedHistory):
     reference = models.CharField(max_length=16, unique=True, default=new_campaign_reference, editable=False)
     rights = models.JSONField(default=list)
     controllers = models.ManyToManyField(Controller, related_name="campaigns")
-    purpose = models.TextField(help_text="Why the community is asking; quoted in every letter.")
+    # One of the community's purposes: only members whose mandate names it are included (DESIGN §2).
+    purpose = models.ForeignKey(
+        Purpose,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="Why the community is asking; its text is quoted in every letter.",
+    )
     member_note = models.TextField(blank=True, help_text="Shown to members about this campaign.")
     state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
     created_by = models.ForeignKey(

@@ -17,6 +17,7 @@ from django_fsm import ConcurrentTransition, can_proceed
 
 from core import outbox
 from core.audit import Actor
+from requests_engine.campaigns.eligibility import require_covered
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
@@ -153,6 +154,9 @@ def request_fail_delivery(*, request_id: int, error: str, actor: Actor) -> DataR
 
 
 def request_requeue(*, request_id: int, actor: Actor) -> DataRightsRequest:
+    # Sent again only while the member's mandate still covers it (DESIGN §2).
+    request = DataRightsRequest.objects.select_related("campaign", "controller").get(pk=request_id)
+    require_covered(request, doing="send it again")
     return _perform(request_id=request_id, transition="requeue", event="request.requeued", actor=actor)
 
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from communities.models import Mandate, Member, Right
-from requests_engine.models import DataRightsRequest
+from communities.models import Mandate, Member, Purpose, Right
+from requests_engine.models import Campaign, DataRightsRequest
 
 
 def make_member(community, name="Ada Lovelace", email=None):
@@ -18,14 +18,23 @@ def make_member(community, name="Ada Lovelace", email=None):
     return Member.objects.create(user=user, community=community, full_name=name)
 
 
-def make_mandate(member, *, rights=(Right.ACCESS,), all_controllers=True, controllers=(), days=365):
+def make_purpose(community, text="Testing."):
+    name = text[:120]
+    return Purpose.objects.get_or_create(community=community, name=name, defaults={"text": text})[0]
+
+
+def make_mandate(
+    member, *, rights=(Right.ACCESS,), all_controllers=True, controllers=(), purposes=None, days=365
+):
+    """A signed mandate. "All controllers" names the community's list of today, as signing does;
+    `purposes` defaults to every purpose the community has today (a "Testing." one if it has none)."""
     today = timezone.localdate()
-    text = f"{member.full_name} authorises {member.community.name}."
+    community = member.community
+    text = f"{member.full_name} authorises {community.name}."
     mandate = Mandate.objects.create(
         member=member,
         rights=list(rights),
         all_controllers=all_controllers,
-        purposes="Testing.",
         valid_from=today - timedelta(days=1),
         valid_until=today + timedelta(days=days),
         template_version="t1",
@@ -34,19 +43,51 @@ def make_mandate(member, *, rights=(Right.ACCESS,), all_controllers=True, contro
         signed_name=member.full_name,
         signed_at=timezone.now(),
     )
-    if controllers:
-        mandate.controllers.set(controllers)
+    mandate.controllers.set(list(community.controllers.all()) if all_controllers else controllers)
+    if purposes is None:
+        purposes = list(community.purposes.all()) or [make_purpose(community)]
+    mandate.purposes.set(purposes)
     return mandate
 
 
-def make_request(member, controller, *, mandate=None, right=Right.ACCESS, reference=None):
+def make_campaign(community, *, purpose="Testing.", controllers=(), authorised=True, **fields):
+    """A draft campaign on the community's own lists: its controllers join the community's list and its
+    purpose is one of the community's. With `authorised`, every member's mandate in force is taken to name
+    them too (those who chose "all" organisations get the controllers; everyone gets the purpose), as if
+    they had signed after these were listed; eligibility tests pass authorised=False and say exactly what
+    each mandate names."""
+    purpose = purpose if isinstance(purpose, Purpose) else make_purpose(community, purpose)
+    campaign = Campaign.objects.create(community=community, purpose=purpose, **fields)
+    if controllers:
+        community.controllers.add(*controllers)
+        campaign.controllers.set(controllers)
+    if authorised:
+        for mandate in Mandate.objects.filter(member__community=community, state=Mandate.State.ACTIVE):
+            if mandate.all_controllers:
+                mandate.controllers.add(*controllers)
+            mandate.purposes.add(purpose)
+    return campaign
+
+
+def make_request(member, controller, *, mandate=None, right=Right.ACCESS, reference=None, campaign=None):
     mandate = mandate or member.mandates.first() or make_mandate(member)
     return DataRightsRequest.objects.create(
         reference=reference or f"R-{member.pk}-{controller.pk}-{right}",
+        campaign=campaign,
         member=member,
         mandate=mandate,
         controller=controller,
         right=right,
+    )
+
+
+def make_covered_request(member, controller, *, right=Right.ACCESS, reference=None):
+    """A request made by a campaign the member's mandate covers (controller, right and purpose), as launch
+    makes them: the one a re-send or a follow-up may act on."""
+    mandate = member.mandates.first() or make_mandate(member, rights=(right,))
+    campaign = make_campaign(member.community, name="Test campaign", rights=[right], controllers=[controller])
+    return make_request(
+        member, controller, mandate=mandate, right=right, reference=reference, campaign=campaign
     )
 
 
@@ -56,3 +97,25 @@ def verified_user(email: str, password: str = "pw-correct-horse-7"):
     user = get_user_model().objects.create_user(email, email, password)
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     return user
+
+
+def full_choices(member):
+    """What a member who ticks everything on the choices page signs: every right the community exercises,
+    all its organisations (the list of today) and all its purposes."""
+    from communities.mandate_text import MandateChoices
+
+    community = member.community
+    today = timezone.localdate()
+    if not community.purposes.exists():
+        make_purpose(community)
+    return MandateChoices(
+        rights=tuple(r for r in Right.values if r in (community.rights or Right.values)),
+        controller_ids=tuple(sorted(community.controllers.values_list("pk", flat=True))),
+        all_controllers=True,
+        purpose_ids=tuple(sorted(community.purposes.values_list("pk", flat=True))),
+        valid_from=today,
+        valid_until=today + timedelta(days=365),
+        send_responses_to=Mandate.ResponsesTo.COMMUNITY,
+        may_complain_to_controllers=True,
+        may_represent_before_ico=True,
+    )

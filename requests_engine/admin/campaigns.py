@@ -17,6 +17,7 @@ from requests_engine.admin.complaints import (
     draft_complaints_action,
 )
 from requests_engine.admin.shared import CampaignEventInline, ServiceTransitionAdmin
+from requests_engine.campaigns import authorise as campaign_authorise
 from requests_engine.campaigns import identifiers as campaign_identifiers
 from requests_engine.campaigns import launch
 from requests_engine.campaigns import selectors as campaign_selectors
@@ -64,6 +65,11 @@ class CampaignAdmin(ServiceTransitionAdmin):
                 self.admin_site.admin_view(self.ask_identifiers_view),
                 name="requests_engine_campaign_ask_identifiers",
             ),
+            path(
+                "<int:campaign_id>/ask-authority/",
+                self.admin_site.admin_view(self.ask_authority_view),
+                name="requests_engine_campaign_ask_authority",
+            ),
         ]
         return extra + super().get_urls()
 
@@ -94,6 +100,19 @@ class CampaignAdmin(ServiceTransitionAdmin):
             campaign_id=campaign_id, actor=Actor.user(request.user)
         )
         self.message_user(request, f"Asked {asked} member(s) to add their identifiers.")
+        return redirect("admin:requests_engine_campaign_change", campaign_id)
+
+    def ask_authority_view(self, request, campaign_id: int):
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise Http404
+        asked = campaign_authorise.campaign_ask_to_authorise(
+            campaign_id=campaign_id, actor=Actor.user(request.user)
+        )
+        self.message_user(
+            request,
+            f"Asked {asked} member(s) whether the community may act for them in this campaign. They are "
+            "included only once they sign a mandate that names it.",
+        )
         return redirect("admin:requests_engine_campaign_change", campaign_id)
 
     @admin.display(description="requests", ordering="_requests")

@@ -12,6 +12,7 @@ from django_fsm import can_proceed
 
 from communities.models import Mandate, Member, Right
 from core.audit import Actor
+from requests_engine.campaigns.eligibility import covered_mandates, scope_problem
 from requests_engine.dispatch import batches, drp
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
@@ -33,48 +34,42 @@ RIGHT_CODES = {
 }
 
 
-def _mandate_has_right_sql() -> str:
-    if connection.vendor == "postgresql":
-        return "md.rights @> jsonb_build_array(%s::text)"
-    return "EXISTS (SELECT 1 FROM json_each(md.rights) WHERE json_each.value = %s)"
-
-
-def _expand_requests(*, campaign: Campaign, right: str, today: datetime.date, now: datetime.datetime) -> int:
-    """INSERT … SELECT one queued request per eligible member × batch for one right: set-based, so a
-    campaign of 100k members × 10 controllers costs about what the bare insert costs. Eligible = an active,
-    unexpired mandate covering the right and the controller. A member has at most one active mandate and a
-    campaign launches once (under its row lock), so no row can conflict; the unique constraint still guards."""
+def _expand_requests(
+    *, campaign: Campaign, batch: Batch, right: str, today: datetime.date, now: datetime.datetime
+) -> int:
+    """INSERT … SELECT one queued request per covered mandate for one batch and right: set-based, so a
+    campaign of 100k members costs about what the bare insert costs. Who is covered is
+    eligibility.covered_mandates, the rule every path obeys; its query is embedded, not restated. A member
+    has at most one active mandate and a campaign launches once (under its row lock), so no row can
+    conflict; the unique constraint still guards."""
+    covered = covered_mandates(campaign=campaign, controller_id=batch.controller_id, right=right, on=today)
+    covered_sql, covered_params = covered.values("pk").query.sql_with_params()
     r = DataRightsRequest._meta.db_table
     sql = f"""
         INSERT INTO {r} (reference, campaign_id, batch_id, member_id, mandate_id, controller_id, "right",
             state, extension_months, extension_reason, paused_days, clock_paused, info_kind, info_question,
             message_id, delivery_error, drp_request_id, drp_status,
             refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
-        SELECT b.reference || '-' || m.reference || '-' || %s, b.campaign_id, b.id, m.id, md.id,
-            b.controller_id, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', 0, '', %s, %s
-        FROM {Batch._meta.db_table} b
-        JOIN {Mandate._meta.db_table} md ON md.state = 'active' AND md.valid_from <= %s AND md.valid_until >= %s
+        SELECT %s || '-' || m.reference || '-' || %s, %s, %s, m.id, md.id,
+            %s, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', 0, '', %s, %s
+        FROM {Mandate._meta.db_table} md
         JOIN {Member._meta.db_table} m ON m.id = md.member_id
-        WHERE b.campaign_id = %s AND m.community_id = %s AND m.left_at IS NULL
-          AND {_mandate_has_right_sql()}
-          AND (md.all_controllers OR EXISTS (
-                SELECT 1 FROM {Mandate.controllers.through._meta.db_table} mc
-                WHERE mc.mandate_id = md.id AND mc.controller_id = b.controller_id))
+        WHERE md.id IN ({covered_sql})
         -- Member order makes the member, mandate and campaign indexes grow at their right edge, as in
         -- a plain bulk load, instead of splitting pages all over them.
-        ORDER BY m.id, b.id
+        ORDER BY m.id
     """
     params: list[Any] = [
+        batch.reference,
         RIGHT_CODES[Right(right)],
+        campaign.pk,
+        batch.pk,
+        batch.controller_id,
         right,
         RequestState.QUEUED,
         now,
         now,
-        today,
-        today,
-        campaign.pk,
-        campaign.community_id,
-        right,
+        *covered_params,
     ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -104,6 +99,8 @@ def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) ->
         bad_rights = [r for r in campaign.rights if r not in Right.values]
         if not campaign.rights or bad_rights:
             raise RequestEngineError("Choose the rights the campaign exercises.")
+        if problem := scope_problem(campaign):
+            raise RequestEngineError(problem)
         Batch.objects.bulk_create(
             [
                 Batch(campaign=campaign, controller_id=cid, transport=transport)
@@ -112,7 +109,10 @@ def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) ->
             ignore_conflicts=True,
         )
         created = {
-            right: _expand_requests(campaign=campaign, right=right, today=today, now=now)
+            right: sum(
+                _expand_requests(campaign=campaign, batch=batch, right=right, today=today, now=now)
+                for batch in campaign.batches.order_by("pk")
+            )
             for right in campaign.rights
         }
         from_state = campaign.state

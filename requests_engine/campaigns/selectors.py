@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
-from django.utils import timezone
 
-from communities.models import Identifier, Mandate, Member, Right
+from communities.models import Identifier, Member, Right
+from requests_engine.campaigns.eligibility import eligible_members, not_authorised
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
 
 
@@ -19,37 +18,21 @@ class PreviewRow:
     eligible: int
     missing_identifiers: list[Member] = field(default_factory=list)
     missing_count: int = 0
+    not_authorised: int = 0  # members in force whose mandate does not name this controller/right/purpose
 
     @property
     def right_label(self) -> str:
         return Right(self.right).label
 
 
-def _eligible_members(campaign: Campaign, controller: Controller, right: str):
-    """Members with an active, unexpired mandate covering this right and controller (as launch uses)."""
-    today = timezone.localdate()
-    mandates = Mandate.objects.filter(
-        member=OuterRef("pk"), state=Mandate.State.ACTIVE, valid_from__lte=today, valid_until__gte=today
-    ).filter(Q(all_controllers=True) | Q(controllers=controller))
-    members = Member.objects.filter(community=campaign.community, left_at__isnull=True)
-    return members.filter(Exists(with_right(mandates, right)))
-
-
-def with_right(mandates, right: str):
-    """Mandates whose rights list holds `right`. JSON containment is PostgreSQL's; SQLite (the embedded
-    default) matches the quoted code in the JSON text, which is exact for our plain-word codes."""
-    if connection.vendor == "postgresql":
-        return mandates.filter(rights__contains=[right])
-    return mandates.filter(rights__icontains=f'"{right}"')
-
-
 def campaign_preview(campaign: Campaign, *, sample: int = 10) -> list[PreviewRow]:
-    """Per controller and right: how many members a launch would include, and who lacks an identifier
-    the controller needs (an identifier given for it, or a general email address when it asks for email)."""
+    """Per controller and right: how many members a launch would include, how many have not authorised
+    it (never included; they can be asked), and who lacks an identifier the controller needs (an
+    identifier given for it, or a general email address when it asks for email)."""
     rows = []
     for controller in campaign.controllers.order_by("name"):
         for right in campaign.rights:
-            eligible = _eligible_members(campaign, controller, right)
+            eligible = eligible_members(campaign, controller, right)
             has_identifier = Identifier.objects.filter(member=OuterRef("pk")).filter(
                 Q(controller=controller) | Q(controller__isnull=True, kind=Identifier.Kind.EMAIL)
             )
@@ -61,6 +44,7 @@ def campaign_preview(campaign: Campaign, *, sample: int = 10) -> list[PreviewRow
                     eligible=eligible.count(),
                     missing_identifiers=list(missing.order_by("full_name")[:sample]),
                     missing_count=missing.count(),
+                    not_authorised=not_authorised(campaign, controller, right).count(),
                 )
             )
     return rows

@@ -46,6 +46,7 @@ from core.audit import Actor, event_digest, normalise_payload
 from core.models import OutboundMessage
 from core.pdf import sha256_hex
 from requests_engine import letters
+from requests_engine.campaigns.eligibility import covered_requests
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, DataRightsRequest, RequestEvent, RequestState, Transport
@@ -527,8 +528,10 @@ def batch_requeue(*, batch_id: int, actor: Actor) -> int:
         purpose = REQUEST_PURPOSE if batch.controller.individual_requests else LETTER_PURPOSE
         if purpose == LETTER_PURPOSE and _live_letters(batch).exists():
             raise RequestEngineError(f"Batch {batch.reference} is already being sent again.")
+        # Only what the members' mandates still cover is sent again (DESIGN §2).
+        undelivered = batch.requests.filter(state=S.FAILED_DELIVERY)
         requeued = _move_requests(
-            batch.requests.filter(state=S.FAILED_DELIVERY),
+            covered_requests(undelivered, campaign=batch.campaign, controller_id=batch.controller_id),
             transition="requeue",
             event="request.requeued",
             actor=actor,

@@ -31,6 +31,7 @@ from communities.models import Right
 from core import outbox
 from core.audit import Actor
 from requests_engine import deadlines
+from requests_engine.campaigns.eligibility import require_covered
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.letters import letterhead, long_date, reply_address
@@ -279,6 +280,8 @@ def followup_send(review: CompletenessReview, actor: Actor) -> CompletenessRevie
                 f"Nothing is missing from the answer to request {request.reference}: there is nothing to "
                 "follow up."
             )
+        # A follow-up acts for the member again: only while their mandate still covers it (DESIGN §2).
+        require_covered(request, doing="follow it up")
         controller, community = request.controller, request.member.community
         try:
             validate_email(controller.email)

@@ -22,6 +22,7 @@ from communities.models import Identifier, Mandate, Member, Right
 from core import crypto, outbox
 from core.audit import Actor
 from core.models import OutboundMessage
+from requests_engine.campaigns.eligibility import covered_mandates
 from requests_engine.events import record_event
 from requests_engine.exceptions import ForwardingError
 from requests_engine.letters import letterhead, mandate_filename
@@ -44,9 +45,19 @@ def why_not_forwardable(request: DataRightsRequest) -> str:
     return ""
 
 
-def _mandate_for(member: Member, to_controller: Controller) -> Mandate:
-    mandate = member.mandates.filter(state=Mandate.State.ACTIVE).first()
-    if mandate is None or not mandate.covers(right=Right.PORTABILITY, controller_id=to_controller.pk):
+def _mandate_for(member: Member, to_controller: Controller, source: DataRightsRequest) -> Mandate:
+    """The mandate in force that names the receiving controller, portability and the purpose the data was
+    asked for (DESIGN §2)."""
+    mandate = None
+    if source.campaign is not None:
+        mandate = (
+            covered_mandates(
+                campaign=source.campaign, controller_id=to_controller.pk, right=Right.PORTABILITY
+            )
+            .filter(member=member)
+            .first()
+        )
+    if mandate is None:
         raise ForwardingError(
             f"Your mandate does not let the community exercise your right to data portability with "
             f"{to_controller.name}. Sign a new mandate that includes it, then ask again."
@@ -93,7 +104,7 @@ def received_file_forward(
                 f"“{received.original_name}” was already sent to {to_controller.name} on "
                 f"{timezone.localtime(earlier.requested_at):%d %B %Y}."
             )
-        mandate = _mandate_for(member, to_controller)
+        mandate = _mandate_for(member, to_controller, request)
         try:
             data = returned_files.received_file_data(received)
         except crypto.CryptoError:

@@ -29,7 +29,7 @@ from requests_engine.models import (
     RequestEvent,
 )
 from tests.browser.conftest import Traffic, axe_check, record_traffic, screenshot
-from tests.factories import make_mandate, make_member
+from tests.factories import make_mandate, make_member, make_purpose
 
 ADMIN = "/admin/requests_engine"
 
@@ -44,6 +44,9 @@ def cast(transactional_db, settings, live_server, coordinator, community, contro
         slug="postbox", name="Postbox Ltd", transport="letter", postal_address="1 High Street, Leeds LS1 1AA"
     )
     elsewhere = Controller.objects.create(slug="elsewhere", name="Elsewhere plc", email="dpo@elsewhere.test")
+    # The community's own lists, as members signed against them.
+    community.controllers.add(controller, postbox, elsewhere)
+    make_purpose(community, "Find out whether our writing was used to train AI models.")
     ada = make_member(community, "Ada Lovelace")
     make_mandate(ada, rights=[Right.ACCESS, Right.ERASURE])
     Identifier.objects.create(member=ada, kind=Identifier.Kind.EMAIL, value="ada@mail.test")
@@ -120,7 +123,9 @@ def test_a_coordinator_creates_previews_launches_and_follows_a_campaign(
     page.locator("#id_controllers_add").click()
     page.locator("#id_controllers_from").select_option(label="Postbox Ltd")
     page.locator("#id_controllers_add").click()
-    page.get_by_label("Purpose").fill("Find out whether our writing was used to train AI models.")
+    page.get_by_label("Purpose").select_option(
+        label="Find out whether our writing was used to train AI models."
+    )
     page.get_by_role("button", name="Save and continue editing").last.click()
     campaign = Campaign.objects.get(name="Training data 2025")
     page.wait_for_url(f"**{ADMIN}/campaign/{campaign.pk}/change/")
@@ -136,11 +141,12 @@ def test_a_coordinator_creates_previews_launches_and_follows_a_campaign(
         for row in preview.locator("tbody tr").all()
     ]
     mary = cast["mary"]
+    # Sam named only Elsewhere, and only Ada chose erasure: the others are counted as not authorised.
     assert rows == [
-        ["Acme Ltd", "Access (Art 15)", "2", f"1: Mary Shelley ({mary.reference})"],
-        ["Acme Ltd", "Erasure (Art 17)", "1", "0"],
-        ["Postbox Ltd (Letter)", "Access (Art 15)", "2", f"1: Mary Shelley ({mary.reference})"],
-        ["Postbox Ltd (Letter)", "Erasure (Art 17)", "1", "0"],
+        ["Acme Ltd", "Access (Art 15)", "2", "1", f"1: Mary Shelley ({mary.reference})"],
+        ["Acme Ltd", "Erasure (Art 17)", "1", "2", "0"],
+        ["Postbox Ltd (Letter)", "Access (Art 15)", "2", "1", f"1: Mary Shelley ({mary.reference})"],
+        ["Postbox Ltd (Letter)", "Erasure (Art 17)", "1", "2", "0"],
     ]
     axe_check_admin(page, traffic)
     screenshot(page, "campaign-admin-01-preview")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
 from communities import documents
+from communities.forms import RIGHT_SENTENCES
 from communities.models import Community, Mandate, Member, Right
 from core.audit import Actor
 from requests_engine import services as engine
@@ -25,7 +26,7 @@ from requests_engine.models import Controller, DataRightsRequest, PortabilityFor
 from requests_engine.responses import answers, completeness
 from requests_engine.responses.files import Upload
 from tests.browser.conftest import Traffic, axe_check, record_traffic, screenshot
-from tests.factories import make_mandate, make_member, make_request
+from tests.factories import make_covered_request, make_mandate, make_member
 
 ROBOT = Actor.system("test")
 CONTROLLER = Actor(Actor.CONTROLLER, "1")
@@ -55,7 +56,7 @@ def cast(transactional_db, settings, live_server):
 
 
 def sent(member, controller, *, right=Right.ACCESS, reference=None) -> DataRightsRequest:
-    request = make_request(member, controller, right=right, reference=reference)
+    request = make_covered_request(member, controller, right=right, reference=reference)
     engine.request_approve(request_id=request.pk, actor=ROBOT)
     engine.request_dispatch(request_id=request.pk, received_on=timezone.localdate(), actor=ROBOT)
     return DataRightsRequest.objects.get(pk=request.pk)
@@ -137,11 +138,11 @@ def test_a_member_narrows_their_mandate_with_the_keyboard_and_the_erasure_reques
     expect(page.get_by_role("heading", level=1)).to_have_text("What may Writers' Data Collective do for you?")
     expect(page.locator(".govuk-inset-text")).to_contain_text(f"You are changing mandate {old.reference}")
     # The form starts from the mandate as it is.
-    expect(page.get_by_label("Access (Art 15)")).to_be_checked()
-    erasure_box = page.get_by_label("Erasure (Art 17)")
+    expect(page.get_by_label(RIGHT_SENTENCES[Right.ACCESS])).to_be_checked()
+    erasure_box = page.get_by_label(RIGHT_SENTENCES[Right.ERASURE])
     expect(erasure_box).to_be_checked()
-    expect(page.get_by_label("All the community's controllers")).to_be_checked()
-    expect(page.get_by_label("What for?")).to_have_value("Testing.")
+    expect(page.get_by_label("All the organisations listed below, as the list stands today")).to_be_checked()
+    expect(page.get_by_label(re.compile(r"^Testing\.:"))).to_be_checked()
     expect(page.get_by_role("link", name="Back")).to_have_attribute("href", f"/me/mandates/{old.reference}/")
     check_page(page, traffic, "02-change-choices")
     tab_to(page, erasure_box)

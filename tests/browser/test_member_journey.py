@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from communities.models import Community, Mandate, Member, Right
+from communities.forms import RIGHT_SENTENCES
+from communities.models import Community, Mandate, Member, Purpose, Right
 from core.audit import Actor
 from requests_engine import services as engine
 from requests_engine.models import Controller, DataRightsRequest
@@ -40,6 +41,11 @@ def writers(transactional_db):
             email="dpo@globex.test",
             required_identifiers=[{"desc": "Account number", "type": "input", "optional": False}],
         ),
+    )
+    Purpose.objects.create(
+        community=community,
+        name="Find out whether AI developers used our work",
+        text="To learn whether you used members' published work to train AI models.",
     )
     return community
 
@@ -89,8 +95,25 @@ def test_a_newcomer_joins_signs_answers_and_revokes_on_a_phone(
     page.get_by_role("button", name="Save and continue").click()
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("What may")
+    # Consent is an act of the member's (Art 4(11), Art 7 UK GDPR; Planet49, C-673/17): nothing is ticked.
+    choices = page.locator("form")
+    expect(choices.locator("input[type=checkbox]:checked, input[type=radio]:checked")).to_have_count(0)
     axe_check(page)
     screenshot(page, "04-mandate-choices")
+    page.get_by_role("button", name="Continue to read the mandate").click()
+    summary = page.locator(".govuk-error-summary")
+    for missing in (
+        "Select at least one thing the community may ask for you",
+        "Choose which organisations the community may write to for you",
+        "Select at least one purpose the community may act for",
+        "Choose where answers should go",
+    ):
+        expect(summary).to_contain_text(missing)
+    page.get_by_label(RIGHT_SENTENCES[Right.ACCESS]).check()
+    page.get_by_label("All the organisations listed below, as the list stands today").check()
+    page.get_by_label(re.compile("^Find out whether AI developers used our work")).check()
+    page.get_by_label("To me directly").check()
+    axe_check(page)
     page.get_by_role("button", name="Continue to read the mandate").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Read and sign your mandate")

@@ -22,9 +22,9 @@ from playwright.sync_api import Page, expect
 from communities.models import Community, Right
 from core.audit import Actor
 from requests_engine import services as engine
-from requests_engine.models import Campaign, Controller, ControllerContact, DataRightsRequest
+from requests_engine.models import Controller, ControllerContact, DataRightsRequest
 from tests.browser.conftest import axe_check, record_traffic, screenshot
-from tests.factories import make_mandate, make_member, make_request
+from tests.factories import make_campaign, make_mandate, make_member, make_request
 
 ROBOT = Actor.system("test")
 CONTACT_EMAIL = "dpo@acme-ai.test"
@@ -46,8 +46,8 @@ def acme(transactional_db, settings):
     acme = Controller.objects.create(slug="acme-ai", name="Acme AI Ltd", email="privacy@acme-ai.test")
     globex = Controller.objects.create(slug="globex", name="Globex", email="dpo@globex.test")
     ControllerContact.objects.create(controller=acme, email=CONTACT_EMAIL, name="Dee Pio")
-    training = Campaign.objects.create(community=community, name="Training data", purpose="Find out.")
-    moving = Campaign.objects.create(community=community, name="Take it with us", purpose="Move it.")
+    training = make_campaign(community, name="Training data", purpose="Find out.")
+    moving = make_campaign(community, name="Take it with us", purpose="Move it.")
     today = timezone.localdate()
     plan = [  # reference, right, campaign, received
         ("B1-M0-AC", Right.ACCESS, training, today),

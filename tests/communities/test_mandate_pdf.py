@@ -8,7 +8,7 @@ import pytest
 from communities import services
 from communities.mandate_text import render_mandate_text, text_sha256
 from core.pdf import verify_seal
-from tests.factories import verified_user
+from tests.factories import full_choices, verified_user
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ def signed(community, controller, django_capture_on_commit_callbacks):
     member, _ = services.member_join(
         user=verified_user("pdf@example.test"), community=community, full_name="Ada O'Lovelace"
     )
-    choices = services.default_choices(member)
+    choices = full_choices(member)
     with django_capture_on_commit_callbacks(execute=True):
         mandate = services.mandate_sign(
             member=member,

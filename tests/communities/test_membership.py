@@ -10,7 +10,7 @@ from communities.models import Community, Invite, Mandate, Member
 from core.audit import Actor
 from requests_engine import services as engine
 from requests_engine.models import DataRightsRequest, RequestEvent
-from tests.factories import make_request, verified_user
+from tests.factories import full_choices, make_request, verified_user
 
 pytestmark = pytest.mark.django_db
 
@@ -20,8 +20,14 @@ def person():
     return verified_user("new.person@example.test")
 
 
+@pytest.fixture(autouse=True)
+def _listed(community, controller):
+    """The community acts towards Acme: a mandate names at least one organisation from its list."""
+    community.controllers.add(controller)
+
+
 def choices_for(member, **changes):
-    base = services.default_choices(member)
+    base = full_choices(member)
     return base.__class__(**{**base.__dict__, **changes})
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from communities import services
 from communities.mandate_text import render_mandate_text, text_sha256
 from communities.models import Community, Invite, Mandate, Member
-from tests.factories import make_request, verified_user
+from tests.factories import full_choices, make_purpose, make_request, verified_user
 
 pytestmark = pytest.mark.django_db
 NASTY = 'Zoë <script>alert(1)</script> "Q" O\'Brien עברית 📚'
@@ -29,7 +29,7 @@ def joined(person, community, controller):
 
 
 def sign(member, capture):
-    choices = services.default_choices(member)
+    choices = full_choices(member)
     with capture(execute=True):
         return services.mandate_sign(
             member=member,
@@ -78,21 +78,21 @@ def test_identifiers_are_validated_per_type_and_values_kept(client, joined, cont
 
 
 def test_the_mandate_flow_shows_the_exact_text_and_signs_it(
-    client, joined, mailoutbox, django_capture_on_commit_callbacks
+    client, joined, controller, mailoutbox, django_capture_on_commit_callbacks
 ):
     url = f"/me/{joined.reference}/mandate/new/"
+    training = make_purpose(joined.community, "Find out about training.")
+    first = client.get(url).content.decode()
+    # Consent is an unambiguous act (Art 4(11), Art 7 UK GDPR): nothing is ticked or selected for a newcomer.
+    assert " checked" not in first
+    assert "Ask an organisation to delete my personal data (erasure)" in first and "(Art 17)" not in first
     bad = client.post(
         url,
-        {
-            "rights": [],
-            "scope": "some",
-            "purposes": "",
-            "valid_until": "2000-01-01",
-            "send_responses_to": "community",
-        },
+        {"rights": [], "scope": "some", "valid_until": "2000-01-01", "send_responses_to": "community"},
     )
     text = bad.content.decode()
-    assert "Select at least one right" in text and "Select at least one organisation" in text
+    assert "Select at least one thing the community may ask for you" in text
+    assert "Select at least one organisation" in text and "Select at least one purpose" in text
     assert "in the future" in text
     until = (timezone.localdate().replace(year=timezone.localdate().year + 1)).isoformat()
     ok = client.post(
@@ -100,7 +100,7 @@ def test_the_mandate_flow_shows_the_exact_text_and_signs_it(
         {
             "rights": ["access"],
             "scope": "all",
-            "purposes": "Find out about training",
+            "purposes": [training.pk],
             "valid_until": until,
             "send_responses_to": "community",
             "may_represent_before_ico": "on",
@@ -123,6 +123,10 @@ def test_the_mandate_flow_shows_the_exact_text_and_signs_it(
     mandate = Mandate.objects.get(member=joined)
     assert signed.status_code == 302 and signed["Location"] == f"/me/mandates/{mandate.reference}/"
     assert mandate.text_sha256 == digest
+    # "All of them" is the explicit list of the day, named in the text.
+    assert mandate.all_controllers and list(mandate.controllers.all()) == [controller]
+    assert list(mandate.purposes.all()) == [training]
+    assert f"  - {controller.name}\n" in mandate.text and "Find out about training." in mandate.text
     pdf = client.get(f"/me/mandates/{mandate.reference}/pdf/")
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
 

@@ -2,6 +2,7 @@
 worker and the periodic sweeps finish the job. Every request must reach the SMTP server exactly once, except
 at most the one message in flight at the moment of the kill, which arrives twice with the same Message-ID.
 
+from tests.factories import make_campaign
 Needs PostgreSQL (the workers share the test database) and Redis at 127.0.0.1:6379 (the broker, db 14).
 """
 
@@ -36,7 +37,8 @@ from core.audit import Actor
 from core.models import OutboundMessage
 from requests_engine.campaigns import launch
 from requests_engine.events import chain_breaks
-from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
+from requests_engine.models import Batch, Controller, DataRightsRequest
+from tests.factories import make_campaign
 from tests.smtp import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/14"  # a database of its own, flushed at the start
@@ -202,7 +204,7 @@ def make_batch(settings) -> Batch:
         Mandate(
             member=member,
             rights=[Right.ACCESS],
-            purposes="x",
+            all_controllers=True,  # make_campaign then names the campaign's controller and purpose
             valid_from=today,
             valid_until=today.replace(year=today.year + 1),
             template_version="t1",
@@ -217,8 +219,9 @@ def make_batch(settings) -> Batch:
     pdf = mandate_pdf_bytes(mandates[0])
     name = default_storage.save("mandates/shared.pdf", ContentFile(pdf))
     Mandate.objects.update(pdf=name, pdf_sha256=hashlib.sha256(pdf).hexdigest())
-    campaign = Campaign.objects.create(community=community, name="Crash", rights=[Right.ACCESS], purpose="x")
-    campaign.controllers.set([controller])
+    campaign = make_campaign(
+        community, name="Crash", rights=[Right.ACCESS], purpose="x", controllers=[controller]
+    )
     # Whatever the launch queues goes nowhere (the in-memory broker): the test sends the dispatch itself.
     celery_app.conf.task_always_eager = False
     try:

@@ -36,8 +36,8 @@ from requests_engine import deadlines, services, tasks
 from requests_engine.campaigns import launch as campaign_launching
 from requests_engine.escalation import complaints
 from requests_engine.events import chain_breaks
-from requests_engine.models import Campaign, Complaint, Controller, DataRightsRequest, RequestEvent
-from tests.factories import make_mandate, make_member
+from requests_engine.models import Complaint, Controller, DataRightsRequest, RequestEvent
+from tests.factories import make_campaign, make_mandate, make_member
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -109,14 +109,14 @@ def cast(community, coordinator):
             ),
             "globex": Controller.objects.create(slug="globex", name="Globex plc", email="dpo@globex.test"),
         }
-        campaign = Campaign.objects.create(
-            community=community,
+        campaign = make_campaign(
+            community,
             name="Training data",
             rights=["access"],
             created_by=coordinator,
             purpose="We want to know whether our writing was used to train AI models.",
+            controllers=list(controllers.values()),
         )
-        campaign.controllers.set(controllers.values())
     return {"members": members, "controllers": controllers, "campaign": campaign}
 
 

@@ -2,23 +2,24 @@
 
 import pytest
 
+from communities.models import Community
 from core.models import OutboundMessage
 from requests_engine.models import Campaign, Controller
-from tests.factories import make_mandate, make_member
+from tests.factories import make_campaign, make_mandate, make_member, make_purpose
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def campaign(community, controller, coordinator):
-    campaign = Campaign.objects.create(
-        community=community,
+    campaign = make_campaign(
+        community,
         name="Training data",
         rights=["access"],
         purpose="Find out.",
         created_by=coordinator,
+        controllers=[controller],
     )
-    campaign.controllers.set([controller])
     return campaign
 
 
@@ -32,6 +33,8 @@ def hidden_inputs(client, url):
 
 
 def test_a_coordinator_creates_a_campaign_in_the_admin(client, coordinator, community, controller):
+    community.controllers.add(controller)
+    purpose = make_purpose(community, "See what sets our pay.")
     client.force_login(coordinator)
     response = client.post(
         "/admin/requests_engine/campaign/add/",
@@ -41,13 +44,40 @@ def test_a_coordinator_creates_a_campaign_in_the_admin(client, coordinator, comm
             "name": "Pay data",
             "rights": ["access", "portability"],
             "controllers": [controller.pk],
-            "purpose": "See what sets our pay.",
+            "purpose": purpose.pk,
             "member_note": "",
         },
     )
     assert response.status_code == 302
     created = Campaign.objects.get(name="Pay data")
     assert created.state == "draft" and created.created_by == coordinator
+
+
+def test_a_campaign_offers_only_the_community_s_controllers_and_purposes(
+    client, coordinator, community, controller
+):
+    listed = Controller.objects.create(slug="listed", name="Listed Ltd", email="dpo@listed.test")
+    community.controllers.add(listed)
+    ours = make_purpose(community, "Ours.")
+    elsewhere = Community.objects.create(slug="other", name="Other", purpose="x", contact_email="o@o.test")
+    theirs = make_purpose(elsewhere, "Theirs.")
+    client.force_login(coordinator)
+    page = client.get("/admin/requests_engine/campaign/add/").content.decode()
+    assert "Listed Ltd" in page and "Acme" not in page
+    response = client.post(
+        "/admin/requests_engine/campaign/add/",
+        {
+            **hidden_inputs(client, "/admin/requests_engine/campaign/add/"),
+            "community": community.pk,
+            "name": "Reaching out",
+            "rights": ["erasure"],
+            "controllers": [controller.pk],  # in the directory, not on the community's list
+            "purpose": theirs.pk,
+            "member_note": "",
+        },
+    )
+    assert response.status_code == 200 and not Campaign.objects.filter(name="Reaching out").exists()
+    assert ours.pk != theirs.pk
 
 
 def test_the_preview_counts_eligible_members_and_names_those_missing_an_identifier(
@@ -103,7 +133,7 @@ def test_after_launch_the_page_shows_progress_that_refreshes_in_place(
             "name": campaign.name,
             "rights": ["access"],
             "controllers": [c.pk for c in campaign.controllers.all()],
-            "purpose": campaign.purpose,
+            "purpose": campaign.purpose_id,
             "_fsm_transition_to": "launch",
         },
     )

@@ -28,7 +28,6 @@ from requests_engine.directory import contacts
 from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
-    Campaign,
     Controller,
     ControllerContact,
     DataRightsRequest,
@@ -37,7 +36,7 @@ from requests_engine.models import (
     RequestEvent,
 )
 from requests_engine.responses.files import received_file_data
-from tests.factories import make_mandate, make_member, make_request
+from tests.factories import make_campaign, make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -261,7 +260,7 @@ def test_a_listed_request_carries_what_the_controller_needs(api, sent, member, c
 
 
 def test_the_list_filters_by_state_right_campaign_and_due_date(api, community, controller, coordinator):
-    campaign = Campaign.objects.create(community=community, name="AI", rights=["access"], purpose="Why.")
+    campaign = make_campaign(community, name="AI", rights=["access"], purpose="Why.")
     rows = []
     for index, name in enumerate(["Ada Lovelace", "Mary Shelley", "Sam Pepys"]):
         member = make_member(community, name)

@@ -6,21 +6,21 @@ import time_machine
 from core.audit import Actor
 from requests_engine.campaigns import launch
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
-from tests.factories import make_mandate, make_member
+from requests_engine.models import Batch, Controller, DataRightsRequest, RequestEvent
+from tests.factories import make_campaign, make_mandate, make_member
 
 
 @pytest.fixture
 def campaign(community, controller, coordinator):
     other = Controller.objects.create(slug="globex", name="Globex", email="dpo@globex.test")
-    campaign = Campaign.objects.create(
-        community=community,
+    campaign = make_campaign(
+        community,
         name="Training data",
         rights=["access", "erasure"],
         purpose="Find out.",
         created_by=coordinator,
+        controllers=[controller, other],
     )
-    campaign.controllers.set([controller, other])
     return campaign
 
 
@@ -72,7 +72,7 @@ def test_a_launched_campaign_cannot_be_launched_again(campaign, member, coordina
 
 
 def test_a_campaign_without_controllers_is_refused(community, coordinator_actor):
-    campaign = Campaign.objects.create(community=community, name="Empty", rights=["access"], purpose="x")
+    campaign = make_campaign(community, name="Empty", rights=["access"], purpose="x")
     with pytest.raises(RequestEngineError, match="at least one controller"):
         launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.system())
     campaign.refresh_from_db()

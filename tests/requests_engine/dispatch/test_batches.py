@@ -25,8 +25,8 @@ from requests_engine.campaigns import launch as campaign_launching
 from requests_engine.dispatch import batches
 from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
-from tests.factories import make_mandate, make_member
+from requests_engine.models import Batch, Controller, DataRightsRequest, RequestEvent
+from tests.factories import make_campaign, make_mandate, make_member
 from tests.smtp import Mailbox, free_port, use_smtp
 
 pytestmark = pytest.mark.django_db
@@ -85,14 +85,14 @@ def cast(community, acme, globex):
 
 @pytest.fixture
 def campaign(community, acme, globex, coordinator):
-    campaign = Campaign.objects.create(
-        community=community,
+    campaign = make_campaign(
+        community,
         name="Training data",
         rights=["access", "erasure"],
         created_by=coordinator,
         purpose="We want to know whether our writing was used to train AI models.",
+        controllers=[acme, globex],
     )
-    campaign.controllers.set([acme, globex])
     return campaign
 
 
@@ -270,10 +270,9 @@ def test_an_individual_controller_gets_one_email_per_request_spread_at_its_rate(
         Identifier.objects.create(
             member=member, controller=acme, kind="email", value=f"{member.pk}@acme.test"
         )
-    campaign = Campaign.objects.create(
-        community=community, name="Objections", rights=["access", "objection"], purpose="My novels."
+    campaign = make_campaign(
+        community, name="Objections", rights=["access", "objection"], purpose="My novels.", controllers=[acme]
     )
-    campaign.controllers.set([acme])
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
     rows = list(OutboundMessage.objects.filter(purpose="request.letter").order_by("not_before"))
@@ -320,10 +319,13 @@ def test_an_ai_developer_is_asked_about_training_sources_and_outputs(
     acme.save()
     member = make_member(community)
     make_mandate(member, rights=["access", "objection", "erasure"])
-    campaign = Campaign.objects.create(
-        community=community, name="AI", rights=["access", "objection", "erasure"], purpose="My poems."
+    campaign = make_campaign(
+        community,
+        name="AI",
+        rights=["access", "objection", "erasure"],
+        purpose="My poems.",
+        controllers=[acme],
     )
-    campaign.controllers.set([acme])
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
     [letter] = addressed_to(mailbox, "privacy@acme.test")
@@ -346,8 +348,7 @@ def test_every_right_has_its_own_section_citing_its_articles(
 ):
     rights = ["access", "portability", "erasure", "objection", "rectification", "restriction"]
     make_mandate(make_member(community), rights=rights)
-    campaign = Campaign.objects.create(community=community, name="All", rights=rights, purpose="Our reasons.")
-    campaign.controllers.set([acme])
+    campaign = make_campaign(community, name="All", rights=rights, purpose="Our reasons.", controllers=[acme])
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
     [letter] = addressed_to(mailbox, "privacy@acme.test")
@@ -424,8 +425,7 @@ def test_a_refused_address_fails_the_requests_and_after_fixing_it_the_batch_goes
     acme.save()
     for i in range(2):
         make_mandate(make_member(community, f"Writer{i} Person", f"w{i}@community.test"))
-    campaign = Campaign.objects.create(community=community, name="Bounce", rights=["access"], purpose="x")
-    campaign.controllers.set([acme])
+    campaign = make_campaign(community, name="Bounce", rights=["access"], purpose="x", controllers=[acme])
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
     batch = Batch.objects.get(campaign=campaign)
@@ -438,7 +438,7 @@ def test_a_refused_address_fails_the_requests_and_after_fixing_it_the_batch_goes
     assert not addressed_to(refusing_mailbox, "acme")
 
     pending = Batch.objects.create(
-        campaign=Campaign.objects.create(community=community, name="Other", rights=["access"], purpose="x"),
+        campaign=make_campaign(community, name="Other", rights=["access"], purpose="x"),
         controller=acme,
     )
     with pytest.raises(RequestEngineError, match="only a batch whose delivery failed"):
@@ -548,8 +548,7 @@ def test_an_individual_dispatch_interrupted_between_chunks_resumes_without_sendi
     acme.save()
     for i in range(4):
         make_mandate(make_member(community, f"Writer{i} Person", f"w{i}@community.test"))
-    campaign = Campaign.objects.create(community=community, name="Resume", rights=["access"], purpose="x")
-    campaign.controllers.set([acme])
+    campaign = make_campaign(community, name="Resume", rights=["access"], purpose="x", controllers=[acme])
     campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
     batch = Batch.objects.get(campaign=campaign)
     with django_capture_on_commit_callbacks(execute=False):  # the worker dies before anything is sent…

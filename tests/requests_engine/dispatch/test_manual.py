@@ -11,8 +11,8 @@ from core.audit import Actor
 from requests_engine.campaigns import launch
 from requests_engine.dispatch import manual
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
-from tests.factories import make_mandate, make_member
+from requests_engine.models import Batch, Controller, DataRightsRequest
+from tests.factories import make_campaign, make_mandate, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -20,10 +20,14 @@ pytestmark = pytest.mark.django_db
 def launched(community, controller, coordinator, names=("Ada Lovelace", "Mary Shelley")):
     for name in names:
         make_mandate(make_member(community, name))
-    campaign = Campaign.objects.create(
-        community=community, name="Post", rights=["access"], purpose="Find out.", created_by=coordinator
+    campaign = make_campaign(
+        community,
+        name="Post",
+        rights=["access"],
+        purpose="Find out.",
+        created_by=coordinator,
+        controllers=[controller],
     )
-    campaign.controllers.set([controller])
     launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
     return Batch.objects.get(campaign=campaign)
 

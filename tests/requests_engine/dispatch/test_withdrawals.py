@@ -17,8 +17,15 @@ from communities.mandate_text import render_mandate_text, text_sha256
 from communities.models import Mandate, Right
 from core.audit import Actor
 from requests_engine import services
-from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest, RequestEvent
-from tests.factories import make_mandate, make_member, make_request, verified_user
+from requests_engine.models import Batch, Controller, DataRightsRequest, RequestEvent
+from tests.factories import (
+    make_campaign,
+    make_covered_request,
+    make_mandate,
+    make_member,
+    make_request,
+    verified_user,
+)
 from tests.requests_engine.dispatch.test_drp import drp_settings, fides_like, fresh, sent_by_drp  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +37,7 @@ def emails(mailbox):
 
 
 def sent(member, controller, *, right=Right.ACCESS, batch=None) -> DataRightsRequest:
-    request = make_request(member, controller, right=right)
+    request = make_covered_request(member, controller, right=right)
     if batch is not None:
         DataRightsRequest.objects.filter(pk=request.pk).update(batch=batch)
     services.request_approve(request_id=request.pk, actor=SYSTEM)
@@ -87,7 +94,7 @@ def test_a_controller_reached_by_post_gets_a_letter_the_coordinators_print_and_p
     controller = Controller.objects.create(
         slug="postal", name="Postal Ltd", postal_address="1 High Street\nLeeds LS1 1AA", transport="letter"
     )
-    campaign = Campaign.objects.create(community=community, name="C", rights=[Right.ACCESS], purpose="x")
+    campaign = make_campaign(community, name="C", rights=[Right.ACCESS], purpose="x")
     batch = Batch.objects.create(campaign=campaign, controller=controller, transport="letter")
     request = sent(member, controller, batch=batch)
     revoke(member, django_capture_on_commit_callbacks)
@@ -185,7 +192,7 @@ def test_changing_a_mandate_in_the_browser_shows_what_will_be_withdrawn_first(
         {
             "rights": ["access"],
             "scope": "all",
-            "purposes": "Find out",
+            "purposes": [str(pk) for pk in community.purposes.values_list("pk", flat=True)],
             "valid_until": until,
             "send_responses_to": "community",
         },
@@ -208,6 +215,7 @@ def test_changing_a_mandate_in_the_browser_shows_what_will_be_withdrawn_first(
 def test_the_public_check_of_a_replaced_mandate_points_to_the_one_in_force(
     client, community, controller, django_capture_on_commit_callbacks
 ):
+    community.controllers.add(controller)
     member = make_member(community)
     old = make_mandate(member, rights=(Right.ACCESS, Right.ERASURE))
     choices = member_services.choices_of(old)

@@ -40,7 +40,7 @@ from requests_engine.models import (
     InboundMessage,
     RequestEvent,
 )
-from tests.factories import make_mandate, make_member
+from tests.factories import make_campaign, make_mandate, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -84,14 +84,14 @@ def ladder(community, controller, globex, coordinator):
             mandate = make_mandate(member, rights=["access"])
             Mandate.objects.filter(pk=mandate.pk).update(may_represent_before_ico=ico)
             members[name.split()[0].lower()] = member
-        campaign = Campaign.objects.create(
-            community=community,
+        campaign = make_campaign(
+            community,
             name="Training data",
             rights=["access"],
             created_by=coordinator,
             purpose="We want to know whether our writing was used to train AI models.",
+            controllers=[controller, globex],
         )
-        campaign.controllers.set([controller, globex])
         launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
     with at(dt.date(2026, 3, 3)):
         for request in DataRightsRequest.objects.filter(campaign=campaign):

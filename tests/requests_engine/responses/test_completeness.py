@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from communities.models import Right
+from communities.models import Mandate, Right
 from core.audit import Actor
 from core.models import OutboundMessage
 from requests_engine import services
@@ -21,7 +21,6 @@ from requests_engine.escalation import complaints
 from requests_engine.events import chain_breaks, describe
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
-    Campaign,
     CompletenessReview,
     Controller,
     ControllerContact,
@@ -30,7 +29,7 @@ from requests_engine.models import (
 )
 from requests_engine.portal import signin
 from requests_engine.responses import completeness
-from tests.factories import make_mandate, make_member, make_request
+from tests.factories import make_campaign, make_covered_request, make_mandate, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +53,9 @@ def fresh(request: DataRightsRequest) -> DataRightsRequest:
 
 
 def sent(member, controller, *, right=Right.ACCESS, reference=None) -> DataRightsRequest:
-    request = make_request(member, controller, right=right, reference=reference)
+    request = make_covered_request(member, controller, right=right, reference=reference)
+    # The mandate was signed before the request was sent, so it is in force on every day the tests visit.
+    Mandate.objects.filter(pk=request.mandate_id).update(valid_from=RECEIVED - dt.timedelta(days=30))
     with at(RECEIVED):
         services.request_approve(request_id=request.pk, actor=SYSTEM)
         services.request_dispatch(request_id=request.pk, received_on=RECEIVED, actor=SYSTEM)
@@ -527,8 +528,8 @@ def test_a_partial_answer_keeps_its_own_flags_and_gains_the_incompleteness_one(m
 
 
 def test_the_complaint_draft_names_what_the_answer_lacks(community, controller, coordinator):
-    campaign = Campaign.objects.create(
-        community=community, name="Training data", rights=["access"], purpose="Find out about AI training."
+    campaign = make_campaign(
+        community, name="Training data", rights=["access"], purpose="Find out about AI training."
     )
     with at(RECEIVED):  # a mandate in force on the day the complaint is drafted
         writer = make_member(community, "Mary Shelley")

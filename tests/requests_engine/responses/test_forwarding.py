@@ -16,7 +16,7 @@ from requests_engine.exceptions import ForwardingError
 from requests_engine.models import Controller, PortabilityForward, RequestEvent
 from requests_engine.responses import answers, forwarding
 from requests_engine.responses.files import Upload
-from tests.factories import make_mandate, make_member, make_request
+from tests.factories import make_covered_request, make_mandate, make_member, make_request
 
 pytestmark = pytest.mark.django_db
 CONTROLLER = Actor(Actor.CONTROLLER, "1")
@@ -32,6 +32,7 @@ def globex(db):
 def porter(community, globex, django_capture_on_commit_callbacks):
     """A member whose mandate covers portability (its PDF sealed), who told us how Globex knows them."""
     member = make_member(community, "Pat Porter")
+    community.controllers.add(globex)  # the mandate's "all organisations" names Globex at signing
     mandate = make_mandate(member, rights=(Right.ACCESS, Right.PORTABILITY))
     with django_capture_on_commit_callbacks(execute=True):
         documents.mandate_pdf_issue(mandate_id=mandate.pk)
@@ -42,7 +43,7 @@ def porter(community, globex, django_capture_on_commit_callbacks):
 
 
 def answered(member, controller, *, right=Right.PORTABILITY, reference="R-PORT"):
-    request = make_request(member, controller, right=right, reference=reference)
+    request = make_covered_request(member, controller, right=right, reference=reference)
     services.request_approve(request_id=request.pk, actor=Actor.system())
     services.request_dispatch(request_id=request.pk, received_on=dt.date.today(), actor=Actor.system())
     answers.request_answer(

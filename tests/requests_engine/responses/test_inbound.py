@@ -25,9 +25,9 @@ from django.utils import timezone
 from core import crypto
 from requests_engine import letters, tasks
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Batch, Campaign, InboundMessage, RequestEvent
+from requests_engine.models import Batch, InboundMessage, RequestEvent
 from requests_engine.responses import inbound
-from tests.factories import make_member, make_request
+from tests.factories import make_campaign, make_member, make_request
 from tests.smtp import free_port
 
 USER, PASSWORD = "replies@community.test", "replies-pw"
@@ -187,7 +187,7 @@ def deliver(db, dovecot, settings, tmp_path):
 
 @pytest.fixture
 def batch(community, controller, coordinator):
-    campaign = Campaign.objects.create(community=community, name="Training data", purpose="Find out.")
+    campaign = make_campaign(community, name="Training data", purpose="Find out.")
     return Batch.objects.create(
         campaign=campaign, controller=controller, message_id="<letter-1@community.test>"
     )
