@@ -9,7 +9,7 @@ from django.core.validators import EmailValidator
 from django.utils import timezone
 
 from .mandate_text import MandateChoices
-from .models import Community, Identifier, Mandate, Member, Right
+from .models import IRREVERSIBLE_RIGHTS, Community, Identifier, Mandate, Member, Right
 
 MAX_MANDATE_DAYS = 3 * 366  # a mandate is for a defined period; three years at most
 
@@ -180,6 +180,13 @@ class MandateChoicesForm(forms.Form):
         "and speak for me in that complaint",
     )
 
+    irreversible_without_asking = forms.BooleanField(
+        required=False,
+        label="Send erasure and objection requests for me without asking me each time",
+        help_text="Unless you tick this, we ask you before each campaign that would ask an organisation to "
+        "delete your data or stop using it, and send nothing of that kind unless you say yes.",
+    )
+
     def __init__(self, *args, community: Community, **kwargs):
         super().__init__(*args, **kwargs)
         self.community = community
@@ -188,6 +195,8 @@ class MandateChoicesForm(forms.Form):
             for value in Right.values
             if value in (community.rights or Right.values)
         ]
+        # The "without asking" choice only means something where the community may ask for either.
+        self.offers_irreversible = bool(IRREVERSIBLE_RIGHTS & set(community.rights or Right.values))
         self.listed = list(community.controllers.order_by("name").values_list("pk", "name"))
         cast(forms.ChoiceField, self.fields["controllers"]).choices = [
             (str(pk), name) for pk, name in self.listed
@@ -226,6 +235,8 @@ class MandateChoicesForm(forms.Form):
             send_responses_to=data["send_responses_to"],
             may_complain_to_controllers=data["may_complain_to_controllers"],
             may_represent_before_ico=data["may_represent_before_ico"],
+            irreversible_without_asking=data["irreversible_without_asking"]
+            and bool(IRREVERSIBLE_RIGHTS & set(data["rights"])),
         )
 
 

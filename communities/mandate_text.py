@@ -13,7 +13,7 @@ from datetime import date
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from .models import Community, Mandate, Member, Purpose, Right
+from .models import IRREVERSIBLE_RIGHTS, Community, Mandate, Member, Purpose, Right
 
 TEMPLATE_VERSION = "v2"
 # v1 said "every controller in the community's directory"; v2 names each controller and purpose, the only
@@ -32,6 +32,7 @@ class MandateChoices:
     may_complain_to_controllers: bool
     may_represent_before_ico: bool
     all_controllers: bool = False  # the member chose "all of them": the list of that day
+    irreversible_without_asking: bool = False  # erasure/objection sent without asking each time
 
 
 def _controller_names(community: Community, controller_ids: tuple[int, ...]) -> list[str]:
@@ -76,6 +77,8 @@ def render_mandate_text(*, member: Member, choices: MandateChoices, version: str
         }[choices.send_responses_to],
         "may_complain_to_controllers": choices.may_complain_to_controllers,
         "may_represent_before_ico": choices.may_represent_before_ico,
+        "irreversible": bool(IRREVERSIBLE_RIGHTS & set(choices.rights)),
+        "irreversible_without_asking": choices.irreversible_without_asking,
         "valid_from": f"{choices.valid_from:%d %B %Y}",
         "valid_until": f"{choices.valid_until:%d %B %Y}",
         "revoke_url": settings.SITE_URL.rstrip("/") + "/me/",

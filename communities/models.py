@@ -23,6 +23,11 @@ class Right(models.TextChoices):
     RESTRICTION = "restriction", "Restriction (Art 18)"
 
 
+# Erasure (Art 17) and objection (Art 21) cannot be undone once a controller acts on them: the member confirms
+# each campaign's, unless their mandate says not to ask.
+IRREVERSIBLE_RIGHTS = frozenset({Right.ERASURE.value, Right.OBJECTION.value})
+
+
 class Community(models.Model):
     class JoinPolicy(models.TextChoices):
         OPEN = "open", "Anyone may join"
@@ -234,6 +239,8 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     may_complain_to_controllers = models.BooleanField(default=True)
     # Art 80(1) UK GDPR / s.187 DPA 2018: representation before the ICO needs its own explicit choice.
     may_represent_before_ico = models.BooleanField(default=False)
+    # Off unless the member ticks it: erasure and objection requests are then sent without asking each time.
+    irreversible_without_asking = models.BooleanField(default=False)
 
     # Signature evidence: what exactly was shown and how the member signed it.
     template_version = models.CharField(max_length=20)

@@ -24,7 +24,7 @@ from requests_engine.events import describe, record_event
 from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestEvent, RequestState
 
 from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, text_sha256
-from .models import Community, Identifier, Invite, Mandate, Member, Notice, Right
+from .models import IRREVERSIBLE_RIGHTS, Community, Identifier, Invite, Mandate, Member, Notice, Right
 
 
 class CommunityError(Exception):
@@ -131,6 +131,8 @@ def mandate_sign(
             send_responses_to=choices.send_responses_to,
             may_complain_to_controllers=choices.may_complain_to_controllers,
             may_represent_before_ico=choices.may_represent_before_ico,
+            irreversible_without_asking=choices.irreversible_without_asking
+            and bool(IRREVERSIBLE_RIGHTS & set(choices.rights)),
             template_version=TEMPLATE_VERSION,
             text=text,
             text_sha256=text_sha256(text),
@@ -377,6 +379,7 @@ def choices_of(mandate: Mandate, *, today: date | None = None) -> MandateChoices
         send_responses_to=mandate.send_responses_to,
         may_complain_to_controllers=mandate.may_complain_to_controllers,
         may_represent_before_ico=mandate.may_represent_before_ico,
+        irreversible_without_asking=mandate.irreversible_without_asking,
     )
 
 

@@ -3,6 +3,7 @@ call one service, and redirect with a message."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from datetime import date
 
 from django.contrib import messages
@@ -14,7 +15,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from core.audit import Actor
-from requests_engine.models import OPEN_STATES, DataRightsRequest, InformationKind, RequestState
+from requests_engine.models import (
+    OPEN_STATES,
+    Campaign,
+    Confirmation,
+    DataRightsRequest,
+    InformationKind,
+    RequestState,
+)
 
 from . import notices, services
 from .forms import (
@@ -151,6 +159,20 @@ def me(request):
                     for r in requests
                     if r.state == RequestState.INFO_REQUESTED and r.info_kind != InformationKind.AUTHORITY
                 ],
+                "campaigns": list(
+                    Campaign.objects.filter(requests__member=member)
+                    .distinct()
+                    .select_related("purpose")
+                    .order_by("-launched_at")
+                ),
+                "to_confirm": list(
+                    Confirmation.objects.filter(
+                        member=member,
+                        state=Confirmation.State.PENDING,
+                        campaign__state="draft",
+                        campaign__confirm_by__gte=today,
+                    ).select_related("campaign")
+                ),
                 "has_identifiers": member.identifiers.exists(),
                 "notices": list(member.notices.all()[:RECENT_NOTICES]),
                 "notifications_form": NotificationsForm(
@@ -199,31 +221,25 @@ def identifiers(request, reference: str):
 
 
 def _choices_to_session(choices: MandateChoices) -> dict:
+    data = asdict(choices)
     return {
-        "rights": list(choices.rights),
-        "controller_ids": list(choices.controller_ids),
-        "all_controllers": choices.all_controllers,
-        "purpose_ids": list(choices.purpose_ids),
-        "valid_from": choices.valid_from.isoformat(),
-        "valid_until": choices.valid_until.isoformat(),
-        "send_responses_to": choices.send_responses_to,
-        "may_complain_to_controllers": choices.may_complain_to_controllers,
-        "may_represent_before_ico": choices.may_represent_before_ico,
+        k: v.isoformat() if isinstance(v, date) else list(v) if isinstance(v, tuple) else v
+        for k, v in data.items()
     }
 
 
 def _choices_from_session(data: dict) -> MandateChoices:
-    return MandateChoices(
-        rights=tuple(data["rights"]),
-        controller_ids=tuple(data.get("controller_ids") or ()),
-        all_controllers=bool(data.get("all_controllers")),
-        purpose_ids=tuple(data.get("purpose_ids") or ()),
-        valid_from=date.fromisoformat(data["valid_from"]),
-        valid_until=date.fromisoformat(data["valid_until"]),
-        send_responses_to=data["send_responses_to"],
-        may_complain_to_controllers=data["may_complain_to_controllers"],
-        may_represent_before_ico=data["may_represent_before_ico"],
-    )
+    names = {f.name for f in fields(MandateChoices)}
+    values = {}
+    for name, value in data.items():
+        if name not in names:
+            continue  # a field of an older release: ignore it rather than fail the member's session
+        if name in ("valid_from", "valid_until"):
+            value = date.fromisoformat(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    return MandateChoices(**values)
 
 
 @login_required
@@ -245,6 +261,7 @@ def mandate_new(request, reference: str):
         "send_responses_to": start.send_responses_to,
         "may_complain_to_controllers": start.may_complain_to_controllers,
         "may_represent_before_ico": start.may_represent_before_ico,
+        "irreversible_without_asking": start.irreversible_without_asking,
     }
     form = MandateChoicesForm(
         request.POST if request.method == "POST" else None, initial=initial, community=member.community

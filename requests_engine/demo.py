@@ -84,6 +84,9 @@ PURPOSES = [
         "To learn what you record about members' reading and listening, and who you share it with.",
     ),
 ]
+# One member ticked "send erasure and objection requests without asking me each time"; the others are asked
+# to confirm each campaign's.
+WITHOUT_ASKING = {"zadie@community.test"}
 # One member leaves out objecting to AI training: the preview of such a campaign counts them as not
 # authorised.
 NOT_OBJECTING = {"agatha@community.test"}
@@ -213,6 +216,7 @@ def _sign_demo_mandate(member: Member, community: Community, purposes: list[Purp
         send_responses_to=Mandate.ResponsesTo.COMMUNITY,
         may_complain_to_controllers=True,
         may_represent_before_ico=email not in NO_ICO_AUTHORITY,
+        irreversible_without_asking=email in WITHOUT_ASKING,
     )
     text = render_mandate_text(member=member, choices=choices)
     mandate = mandate_sign(

@@ -106,6 +106,8 @@ class Campaign(ConcurrentTransitionMixin, ChainedHistory):
         help_text="Why the community is asking; its text is quoted in every letter.",
     )
     member_note = models.TextField(blank=True, help_text="Shown to members about this campaign.")
+    # Members asked to confirm its erasure or objection requests answer by this day; silence is "no".
+    confirm_by = models.DateField(null=True, blank=True, editable=False)
     state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -131,6 +133,34 @@ class Campaign(ConcurrentTransitionMixin, ChainedHistory):
     @transition(field=state, source=State.LAUNCHED, target=State.CLOSED, custom={"label": "Close"})
     def close(self) -> None:
         """Only the state changes; the service records the event."""
+
+
+class Confirmation(models.Model):
+    """A member's answer, for one campaign, to the erasure or objection requests it would send in their name
+    (Art 17, Art 21 UK GDPR: they cannot be undone). Only a confirmed one lets the campaign include them."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for the member"
+        CONFIRMED = "confirmed", "Confirmed"
+        DECLINED = "declined", "Declined"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="confirmations")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="confirmations")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    asked_at = models.DateTimeField(default=timezone.now)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "member"], name="one_confirmation_per_campaign_member"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member} for {self.campaign}: {self.get_state_display()}"
 
 
 class Batch(ConcurrentTransitionMixin, ChainedHistory):

@@ -15,18 +15,28 @@ from django.db import InterfaceError, OperationalError
 _TRANSIENT = (OperationalError, InterfaceError)
 
 
+@shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=8)
+def campaign_launch_notices_send(campaign_id: int) -> int:
+    """Tell the members a launched campaign included (notices.member); safe to run twice."""
+    from requests_engine.notices import member
+
+    return member.campaign_launch_notices_send(campaign_id=campaign_id)
+
+
 @shared_task
 def sweep_deadlines() -> dict[str, int]:
     """The periodic deadline job (beat schedule in settings), as `manage.py sweep_deadlines`: mark what is
     overdue, tell the members, remind controllers. Each step is idempotent (a notice or reminder goes once
     a day), so overlapping or hourly runs are harmless."""
     from requests_engine import sweep
+    from requests_engine.campaigns import confirmation
     from requests_engine.notices import reminders
 
     return {
         "overdue": sweep.deadlines_sweep(),
         "notices": reminders.overdue_notices_send(),
         "reminders": reminders.deadline_reminders_send(),
+        "confirmation_reminders": confirmation.confirmations_remind(),
     }
 
 

@@ -24,10 +24,19 @@ def make_purpose(community, text="Testing."):
 
 
 def make_mandate(
-    member, *, rights=(Right.ACCESS,), all_controllers=True, controllers=(), purposes=None, days=365
+    member,
+    *,
+    rights=(Right.ACCESS,),
+    all_controllers=True,
+    controllers=(),
+    purposes=None,
+    days=365,
+    irreversible_without_asking=True,
 ):
     """A signed mandate. "All controllers" names the community's list of today, as signing does;
-    `purposes` defaults to every purpose the community has today (a "Testing." one if it has none)."""
+    `purposes` defaults to every purpose the community has today (a "Testing." one if it has none). It
+    pre-authorises erasure and objection (the member ticked "without asking me each time"), as the engine's
+    tests are not about confirming them; the confirmation tests pass False."""
     today = timezone.localdate()
     community = member.community
     text = f"{member.full_name} authorises {community.name}."
@@ -35,6 +44,7 @@ def make_mandate(
         member=member,
         rights=list(rights),
         all_controllers=all_controllers,
+        irreversible_without_asking=irreversible_without_asking,
         valid_from=today - timedelta(days=1),
         valid_until=today + timedelta(days=days),
         template_version="t1",

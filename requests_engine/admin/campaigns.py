@@ -3,6 +3,7 @@ print packs and the "posted" step for letter controllers."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import cast
 
 from django.contrib import admin, messages
@@ -10,6 +11,7 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.utils import timezone
 
 from core.audit import Actor
 from requests_engine import forms
@@ -18,6 +20,7 @@ from requests_engine.admin.complaints import (
 )
 from requests_engine.admin.shared import CampaignEventInline, ServiceTransitionAdmin
 from requests_engine.campaigns import authorise as campaign_authorise
+from requests_engine.campaigns import confirmation as campaign_confirmation
 from requests_engine.campaigns import identifiers as campaign_identifiers
 from requests_engine.campaigns import launch
 from requests_engine.campaigns import selectors as campaign_selectors
@@ -66,6 +69,11 @@ class CampaignAdmin(ServiceTransitionAdmin):
                 name="requests_engine_campaign_ask_identifiers",
             ),
             path(
+                "<int:campaign_id>/ask-confirmation/",
+                self.admin_site.admin_view(self.ask_confirmation_view),
+                name="requests_engine_campaign_ask_confirmation",
+            ),
+            path(
                 "<int:campaign_id>/ask-authority/",
                 self.admin_site.admin_view(self.ask_authority_view),
                 name="requests_engine_campaign_ask_authority",
@@ -79,6 +87,12 @@ class CampaignAdmin(ServiceTransitionAdmin):
         if campaign is not None:
             if campaign.state == Campaign.State.DRAFT:
                 extra_context["preview"] = campaign_selectors.campaign_preview(campaign)
+                extra_context["needs_confirmation"] = bool(
+                    campaign_confirmation.irreversible_rights(campaign)
+                )
+                extra_context["confirm_by_default"] = campaign.confirm_by or (
+                    timezone.localdate() + timedelta(days=campaign_confirmation.DEFAULT_DAYS_TO_CONFIRM)
+                )
             else:
                 extra_context["progress"] = campaign_selectors.campaign_progress(campaign)
         return super().change_view(request, object_id, form_url, extra_context)
@@ -100,6 +114,30 @@ class CampaignAdmin(ServiceTransitionAdmin):
             campaign_id=campaign_id, actor=Actor.user(request.user)
         )
         self.message_user(request, f"Asked {asked} member(s) to add their identifiers.")
+        return redirect("admin:requests_engine_campaign_change", campaign_id)
+
+    def ask_confirmation_view(self, request, campaign_id: int):
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise Http404
+        try:
+            confirm_by = date.fromisoformat(request.POST.get("confirm_by", ""))
+        except ValueError:
+            self.message_user(
+                request, "Enter the date members must answer by, like 2027-01-31.", messages.ERROR
+            )
+            return redirect("admin:requests_engine_campaign_change", campaign_id)
+        try:
+            asked = campaign_confirmation.campaign_ask_to_confirm(
+                campaign_id=campaign_id, confirm_by=confirm_by, actor=Actor.user(request.user)
+            )
+        except RequestEngineError as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Asked {asked} member(s) to confirm the erasure or objection requests by "
+                f"{confirm_by:%-d %B %Y}. Only those who say yes are included; silence is no.",
+            )
         return redirect("admin:requests_engine_campaign_change", campaign_id)
 
     def ask_authority_view(self, request, campaign_id: int):

@@ -11,9 +11,9 @@ import datetime
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from communities.models import Mandate, Member
+from communities.models import IRREVERSIBLE_RIGHTS, Mandate, Member
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Campaign, Controller, DataRightsRequest
+from requests_engine.models import Campaign, Confirmation, Controller, DataRightsRequest
 
 
 def _today() -> datetime.date:
@@ -37,10 +37,10 @@ def scope_problem(campaign: Campaign) -> str:
     return ""
 
 
-def covered_mandates(
+def authorised_mandates(
     *, campaign: Campaign, controller_id: int, right: str, on: datetime.date | None = None
 ) -> QuerySet[Mandate]:
-    """The mandates under which this campaign may make a request to this controller for this right: the
+    """The mandates that authorise this campaign to make a request to this controller for this right: the
     member is still in the community, and the mandate in force names the controller, the right and the
     campaign's purpose (Mandate.objects.covering). Nothing when the campaign reaches outside the
     community's lists."""
@@ -50,6 +50,21 @@ def covered_mandates(
     return Mandate.objects.covering(
         controller_id=controller_id, right=right, purpose_id=campaign.purpose_id, on=on or _today()
     ).filter(member__community_id=campaign.community_id, member__left_at__isnull=True)
+
+
+def covered_mandates(
+    *, campaign: Campaign, controller_id: int, right: str, on: datetime.date | None = None
+) -> QuerySet[Mandate]:
+    """The mandates under which the campaign may make the request: authorised and, for erasure or objection
+    (which cannot be undone, Art 17 and Art 21 UK GDPR), confirmed by the member for this campaign or
+    pre-authorised on the mandate ("send them without asking me each time")."""
+    mandates = authorised_mandates(campaign=campaign, controller_id=controller_id, right=right, on=on)
+    if right not in IRREVERSIBLE_RIGHTS:
+        return mandates
+    confirmed = Confirmation.objects.filter(
+        campaign=campaign, member=OuterRef("member_id"), state=Confirmation.State.CONFIRMED
+    )
+    return mandates.filter(Q(irreversible_without_asking=True) | Exists(confirmed))
 
 
 def eligible_members(campaign: Campaign, controller: Controller, right: str) -> QuerySet[Member]:
@@ -64,10 +79,22 @@ def not_authorised(campaign: Campaign, controller: Controller, right: str) -> Qu
     in_force = Mandate.objects.filter(
         member=OuterRef("pk"), state=Mandate.State.ACTIVE, valid_from__lte=today, valid_until__gte=today
     )
+    authorised = authorised_mandates(campaign=campaign, controller_id=controller.pk, right=right)
     return (
         Member.objects.filter(community_id=campaign.community_id, left_at__isnull=True)
         .filter(Exists(in_force))
-        .exclude(pk__in=eligible_members(campaign, controller, right).values("pk"))
+        .exclude(Exists(authorised.filter(member=OuterRef("pk"))))
+    )
+
+
+def awaiting_confirmation(campaign: Campaign, controller: Controller, right: str) -> QuerySet[Member]:
+    """Members who authorised this erasure or objection but have not confirmed it for this campaign (yet)."""
+    if right not in IRREVERSIBLE_RIGHTS:
+        return Member.objects.none()
+    authorised = authorised_mandates(campaign=campaign, controller_id=controller.pk, right=right)
+    covered = covered_mandates(campaign=campaign, controller_id=controller.pk, right=right)
+    return Member.objects.filter(Exists(authorised.filter(member=OuterRef("pk")))).exclude(
+        Exists(covered.filter(member=OuterRef("pk")))
     )
 
 

@@ -4,6 +4,7 @@ controller × right, in one set-based insert, then the dispatch of every batch."
 from __future__ import annotations
 
 import datetime
+from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
@@ -12,6 +13,8 @@ from django_fsm import can_proceed
 
 from communities.models import Mandate, Member, Right
 from core.audit import Actor
+from requests_engine import tasks
+from requests_engine.campaigns import confirmation
 from requests_engine.campaigns.eligibility import covered_mandates, scope_problem
 from requests_engine.dispatch import batches, drp
 from requests_engine.events import record_event
@@ -99,7 +102,7 @@ def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) ->
         bad_rights = [r for r in campaign.rights if r not in Right.values]
         if not campaign.rights or bad_rights:
             raise RequestEngineError("Choose the rights the campaign exercises.")
-        if problem := scope_problem(campaign):
+        if problem := scope_problem(campaign) or confirmation.launch_problem(campaign):
             raise RequestEngineError(problem)
         Batch.objects.bulk_create(
             [
@@ -130,4 +133,6 @@ def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) ->
         if dispatch:
             batches.campaign_dispatch_queue(campaign_id=campaign.pk)
             drp.drp_requests_queue(campaign_id=campaign.pk)
+            # Each member included is told the community now acts in their name (DESIGN §2).
+            transaction.on_commit(partial(tasks.campaign_launch_notices_send.delay, campaign.pk), robust=True)
     return created

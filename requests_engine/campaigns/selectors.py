@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Exists, OuterRef, Q
 
 from communities.models import Identifier, Member, Right
-from requests_engine.campaigns.eligibility import eligible_members, not_authorised
+from requests_engine.campaigns.eligibility import awaiting_confirmation, eligible_members, not_authorised
 from requests_engine.models import Batch, Campaign, Controller, DataRightsRequest
 
 
@@ -19,6 +19,7 @@ class PreviewRow:
     missing_identifiers: list[Member] = field(default_factory=list)
     missing_count: int = 0
     not_authorised: int = 0  # members in force whose mandate does not name this controller/right/purpose
+    to_confirm: int = 0  # erasure or objection authorised but not (yet) confirmed for this campaign
 
     @property
     def right_label(self) -> str:
@@ -45,6 +46,7 @@ def campaign_preview(campaign: Campaign, *, sample: int = 10) -> list[PreviewRow
                     missing_identifiers=list(missing.order_by("full_name")[:sample]),
                     missing_count=missing.count(),
                     not_authorised=not_authorised(campaign, controller, right).count(),
+                    to_confirm=awaiting_confirmation(campaign, controller, right).count(),
                 )
             )
     return rows

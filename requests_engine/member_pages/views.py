@@ -8,11 +8,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from communities.models import Right
 from core.audit import Actor
 from requests_engine import services
+from requests_engine.campaigns import confirmation as campaign_confirmation
 from requests_engine.events import describe
 from requests_engine.exceptions import ForwardingError, RequestEngineError
 from requests_engine.forms import ChecklistForm
@@ -20,6 +22,7 @@ from requests_engine.letters import long_date
 from requests_engine.member_pages.forms import AnswerForm, ForwardForm
 from requests_engine.models import (
     OPEN_STATES,
+    Confirmation,
     DataRightsRequest,
     InformationKind,
     ReceivedFile,
@@ -228,3 +231,50 @@ def received_file_keep(request, file_id: int):
             else f"“{name}” will be deleted at the end of the retention period.",
         )
     return redirect("request-detail", reference=received.request.reference)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def confirmation(request, token: str):
+    """Confirm or decline a campaign's erasure or objection requests (Art 17, Art 21: they cannot be
+    undone). Someone else's link is a 404."""
+    found = get_object_or_404(
+        Confirmation.objects.select_related("campaign__community", "campaign__purpose", "member"),
+        token=token,
+        member__user=request.user,
+    )
+    if request.method == "POST":
+        choice = request.POST.get("answer")
+        if choice not in ("confirm", "decline"):
+            messages.error(request, "Choose “Yes, send them” or “No, do not send them”.")
+            return redirect("confirmation", token=token)
+        try:
+            found = campaign_confirmation.confirmation_answer(
+                token=token,
+                member=found.member,
+                confirm=choice == "confirm",
+                actor=Actor(Actor.MEMBER, str(found.member_id)),
+            )
+        except RequestEngineError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(
+                request,
+                "Thank you: we will send these requests for you."
+                if choice == "confirm"
+                else "Thank you: we will not send these requests for you.",
+            )
+        return redirect("confirmation", token=token)
+    campaign = found.campaign
+    return render(
+        request,
+        "communities/confirmation.html",
+        {
+            "confirmation": found,
+            "campaign": campaign,
+            "ask": campaign_confirmation.ask_for(found),
+            "open": campaign.state == campaign.State.DRAFT
+            and campaign.confirm_by is not None
+            and timezone.localdate() <= campaign.confirm_by,
+        },
+    )

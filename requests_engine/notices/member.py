@@ -5,13 +5,16 @@ in the member's daily digest. Called inside the step's transaction, so a step th
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from communities.models import Notice
+from communities.models import Notice, Right
 from communities.notices import notify_member
-from requests_engine.models import DataRightsRequest, InformationKind, ReceivedFile
+from requests_engine.deadlines import statutory_due_date
+from requests_engine.models import Campaign, DataRightsRequest, InformationKind, ReceivedFile
 
 # Steps whose event tells the member something; the overdue notice is sent by the daily reminders instead.
 ANSWERS = {"request.fulfilled", "request.partially_fulfilled", "request.refused"}
@@ -91,3 +94,36 @@ def _mark_notified(files: list[ReceivedFile]) -> None:
         ReceivedFile.objects.filter(pk__in=[f.pk for f in files], member_notified_at__isnull=True).update(
             member_notified_at=timezone.now()
         )
+
+
+def campaign_launch_notices_send(*, campaign_id: int) -> int:
+    """Tell each member a launched campaign included that the community is now acting in their name: the
+    organisations and rights, the purpose, the campaign's note and when answers are due (about a month:
+    Art 12(3) UK GDPR). Their digest choice applies. Sending twice tells nobody twice. Returns how many."""
+    campaign = Campaign.objects.select_related("community", "purpose").get(pk=campaign_id)
+    if campaign.launched_at is None:
+        return 0
+    # A request received today is due then; one received in a day or two a little later: "by about".
+    expected = statutory_due_date(timezone.localdate())
+    rows = (
+        DataRightsRequest.objects.filter(campaign=campaign)
+        .order_by("member_id", "controller__name", "right")
+        .values_list("member_id", "controller__name", "right")
+    )
+    told = 0
+    for member_id, group in groupby(rows.iterator(), key=lambda row: row[0]):
+        lines = [f"{Right(right).label} with {name}" for _, name, right in group]
+        member = campaign.community.members.get(pk=member_id)
+        notice = notify_member(
+            member,
+            f"{campaign.community.name} is now acting for you: {campaign.name}",
+            render_to_string(
+                "requests_engine/email/campaign_launched.txt",
+                {"campaign": campaign, "member": member, "lines": lines, "expected": expected},
+            ),
+            reverse("me"),
+            purpose="campaign.launched",
+            once_since=campaign.launched_at,
+        )
+        told += notice is not None
+    return told

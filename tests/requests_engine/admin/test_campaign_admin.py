@@ -1,8 +1,11 @@
 """Coordinators create, preview, launch and follow a campaign in the back office."""
 
-import pytest
+from datetime import timedelta
 
-from communities.models import Community
+import pytest
+from django.utils import timezone
+
+from communities.models import Community, Notice
 from core.models import OutboundMessage
 from requests_engine.models import Campaign, Controller
 from tests.factories import make_campaign, make_mandate, make_member, make_purpose
@@ -144,3 +147,44 @@ def test_after_launch_the_page_shows_progress_that_refreshes_in_place(
     assert 'hx-trigger="every 3s"' in page and "batches sent" in page
     fragment = client.get(f"/admin/requests_engine/campaign/{campaign.pk}/progress/").content.decode()
     assert "of 1</strong> batches sent" in fragment and "All" in fragment
+
+
+def test_an_erasure_campaign_asks_members_to_confirm_from_its_page(
+    client, coordinator, community, controller
+):
+    ada = make_member(community, "Ada Lovelace")
+    make_mandate(ada, rights=["access", "erasure"], irreversible_without_asking=False)
+    campaign = make_campaign(
+        community, name="Delete", rights=["access", "erasure"], purpose="Stop it.", controllers=[controller]
+    )
+    client.force_login(coordinator)
+    change = f"/admin/requests_engine/campaign/{campaign.pk}/change/"
+    page = client.get(change).content.decode()
+    assert "Ask members to confirm the erasure or objection requests" in page
+    assert '<th scope="col">Not confirmed</th>' in page
+    url = f"/admin/requests_engine/campaign/{campaign.pk}/ask-confirmation/"
+    refused = client.post(url, {"confirm_by": "not a date"}, follow=True).content.decode()
+    assert "Enter the date members must answer by" in refused
+    today = timezone.localdate()
+    too_soon = client.post(url, {"confirm_by": (today + timedelta(days=1)).isoformat()}, follow=True)
+    assert "at least" in too_soon.content.decode()
+    done = client.post(url, {"confirm_by": (today + timedelta(days=14)).isoformat()}, follow=True)
+    assert "Asked 1 member(s) to confirm" in done.content.decode()
+    assert Notice.objects.filter(member=ada, link__startswith="/me/confirm/").count() == 1
+    # "Approve and launch" is refused while Ada may still answer: nothing is sent.
+    response = client.post(
+        change,
+        {
+            **hidden_inputs(client, change),
+            "community": community.pk,
+            "name": campaign.name,
+            "rights": ["access", "erasure"],
+            "controllers": [controller.pk],
+            "purpose": campaign.purpose_id,
+            "_fsm_transition_to": "launch",
+        },
+        follow=True,
+    )
+    assert "Members have until" in response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.state == "draft" and campaign.requests.count() == 0
