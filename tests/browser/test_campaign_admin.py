@@ -141,12 +141,13 @@ def test_a_coordinator_creates_previews_launches_and_follows_a_campaign(
         for row in preview.locator("tbody tr").all()
     ]
     mary = cast["mary"]
-    # Sam named only Elsewhere, and only Ada chose erasure: the others are counted as not authorised.
+    # Sam named only Elsewhere, and only Ada chose erasure (pre-authorised, so nothing to confirm): the
+    # others are counted as not authorised.
     assert rows == [
-        ["Acme Ltd", "Access (Art 15)", "2", "1", f"1: Mary Shelley ({mary.reference})"],
-        ["Acme Ltd", "Erasure (Art 17)", "1", "2", "0"],
-        ["Postbox Ltd (Letter)", "Access (Art 15)", "2", "1", f"1: Mary Shelley ({mary.reference})"],
-        ["Postbox Ltd (Letter)", "Erasure (Art 17)", "1", "2", "0"],
+        ["Acme Ltd", "Access (Art 15)", "2", "1", "0", f"1: Mary Shelley ({mary.reference})"],
+        ["Acme Ltd", "Erasure (Art 17)", "1", "2", "0", "0"],
+        ["Postbox Ltd (Letter)", "Access (Art 15)", "2", "1", "0", f"1: Mary Shelley ({mary.reference})"],
+        ["Postbox Ltd (Letter)", "Erasure (Art 17)", "1", "2", "0", "0"],
     ]
     axe_check_admin(page, traffic)
     screenshot(page, "campaign-admin-01-preview")
