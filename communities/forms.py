@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import cast
 
 from django import forms
-from django.core.validators import EmailValidator
+from django.core.validators import EmailValidator, MaxLengthValidator
 from django.utils import timezone
 
 from .mandate_text import MandateChoices
@@ -14,9 +14,16 @@ from .models import IRREVERSIBLE_RIGHTS, Community, Identifier, Mandate, Member,
 MAX_MANDATE_DAYS = 3 * 366  # a mandate is for a defined period; three years at most
 
 
+NAME_MAX = Member._meta.get_field("full_name").max_length or 200
+
+
 class JoinForm(forms.Form):
+    # A validator rather than max_length: max_length puts maxlength on the input, and the browser then cuts a
+    # long pasted name silently; the member must see why instead.
     full_name = forms.CharField(
-        max_length=200,
+        validators=[
+            MaxLengthValidator(NAME_MAX, message=f"Enter your full name in {NAME_MAX} characters or fewer")
+        ],
         label="Your full name",
         help_text="As the organisations we write to know you. It appears in your mandate.",
         widget=forms.TextInput(attrs={"autocomplete": "name", "spellcheck": "false"}),

@@ -41,6 +41,9 @@ def member_join(*, user, community: Community, full_name: str, invite_token: str
     full_name = " ".join(full_name.split())
     if not full_name:
         raise CommunityError("Enter your full name.")
+    limit = Member._meta.get_field("full_name").max_length or 200
+    if len(full_name) > limit:  # never cut a name short: it is what the controllers know the member by
+        raise CommunityError(f"Enter your full name in {limit} characters or fewer.")
     if not email_is_verified(user):
         raise CommunityError("Verify your email address before joining.")
     with transaction.atomic():

@@ -174,3 +174,15 @@ def test_export_holds_everything_and_delete_erases_the_login_but_keeps_evidence(
     assert not person.is_active and person.email == "" and not person.has_usable_password()
     assert not Member.objects.get(pk=member.pk).identifiers.exists()
     assert Mandate.objects.get(pk=mandate.pk).state == "revoked"  # kept, as evidence
+
+
+def test_a_name_too_long_is_refused_with_a_clear_error_not_cut_short(person, community, client):
+    from communities.forms import JoinForm
+
+    long_name = "Ada " + "Lovelace-" * 30
+    form = JoinForm({"full_name": long_name})
+    assert not form.is_valid()
+    assert form.errors["full_name"] == ["Enter your full name in 200 characters or fewer"]
+    assert "maxlength" not in str(JoinForm()["full_name"])  # the browser must not cut it silently
+    with pytest.raises(services.CommunityError, match="200 characters or fewer"):
+        services.member_join(user=person, community=community, full_name=long_name)
