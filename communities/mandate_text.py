@@ -47,8 +47,8 @@ def _purposes(community: Community, purpose_ids: tuple[int, ...]) -> list[Purpos
 def _identifier_lines(member: Member) -> list[str]:
     lines = []
     for identifier in member.identifiers.select_related("controller").order_by("controller__name", "kind"):
-        where = f" at {identifier.controller.name}" if identifier.controller else ""
-        lines.append(f"{identifier.label or identifier.get_kind_display()}{where}: {identifier.value}")
+        where = f" with {identifier.controller.name}" if identifier.controller else ""
+        lines.append(f"{identifier.plain_label}{where}: {identifier.value}")
     return lines
 
 

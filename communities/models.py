@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import TypeVar
 
 from django.conf import settings
@@ -198,6 +199,17 @@ class Identifier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
+
+    @property
+    def plain_label(self) -> str:
+        """The name of this identifier in plain words for legal text: the directory's "E-Mail" or a form's
+        "(optional)" marker are not words a mandate or letter should carry."""
+        label = re.sub(r"\s*\(optional\)", "", self.label, flags=re.IGNORECASE).strip(" :")
+        if not label:
+            return self.get_kind_display()
+        if re.fullmatch(r"e-?mail( address)?", label, flags=re.IGNORECASE):
+            return "Email address"
+        return label[0].upper() + label[1:]
 
 
 def new_mandate_token() -> str:

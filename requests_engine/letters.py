@@ -111,7 +111,7 @@ def disclosed_identifiers(
     )
     found: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for identifier in rows:
-        pair = (identifier.label or identifier.get_kind_display(), identifier.value)
+        pair = (identifier.plain_label, identifier.value)
         if pair not in found[identifier.member_id]:
             found[identifier.member_id].append(pair)
     return found

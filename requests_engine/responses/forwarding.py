@@ -163,7 +163,7 @@ def _covering_letter(
 ) -> str:
     community = request.member.community
     given = Identifier.objects.filter(member=member, controller=to_controller).order_by("kind", "pk")
-    identifiers = [(i.label or i.get_kind_display(), i.value) for i in given]
+    identifiers = [(i.plain_label, i.value) for i in given]
     return render_to_string(
         "requests_engine/letters/portability_forward.txt",
         {

@@ -56,3 +56,15 @@ def test_the_seal_validates_and_one_changed_byte_breaks_it(signed):
     position = pdf.index(b"stream") + 40  # inside the first content stream, within the signed range
     tampered = pdf[:position] + bytes([pdf[position] ^ 0x01]) + pdf[position + 1 :]
     assert not verify_seal(tampered).intact
+
+
+def test_identifier_labels_in_legal_text_are_plain_words():
+    from communities.models import Identifier
+
+    def label(kind, text):
+        return Identifier(kind=kind, label=text).plain_label
+
+    assert label("email", "E-Mail") == "Email address"
+    assert label("account_id", "Account or customer number (optional)") == "Account or customer number"
+    assert label("account_id", "") == Identifier.Kind.ACCOUNT_ID.label
+    assert label("other", "username on the forum") == "Username on the forum"
