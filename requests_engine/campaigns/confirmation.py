@@ -104,7 +104,9 @@ def campaign_ask_to_confirm(*, campaign_id: int, confirm_by: datetime.date, acto
     Asking again (a later date, new members) asks only those not asked yet. Returns how many were asked."""
     with transaction.atomic():
         campaign = (
-            Campaign.objects.select_for_update().select_related("community", "purpose").get(pk=campaign_id)
+            Campaign.objects.select_for_update(of=("self",))
+            .select_related("community", "purpose")
+            .get(pk=campaign_id)
         )
         if campaign.state != Campaign.State.DRAFT:
             raise RequestEngineError("Members can be asked to confirm only before the campaign is launched.")

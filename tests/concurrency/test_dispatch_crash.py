@@ -196,7 +196,14 @@ def make_batch(settings) -> Batch:
         for i in range(REQUESTS)
     )
     members = Member.objects.bulk_create(
-        Member(user=user, community=community, full_name=f"Writer {i}") for i, user in enumerate(users)
+        # On the daily digest, so the launch's notices to members wait and only the requests are emailed.
+        Member(
+            user=user,
+            community=community,
+            full_name=f"Writer {i}",
+            notifications=Member.Notifications.DAILY,
+        )
+        for i, user in enumerate(users)
     )
     today = timezone.localdate()
     text = "I authorise the community to act for me."
