@@ -88,7 +88,7 @@ def set_up(community_name: str = "Bench") -> int:
     from django.utils import timezone
 
     from communities.documents import mandate_pdf_bytes
-    from communities.models import Community, Identifier, Mandate, Member, Right
+    from communities.models import Authority, Community, Identifier, Mandate, Member, Purpose, Right
     from config.celery import app as celery_app
     from core.audit import Actor
     from requests_engine.campaigns import launch
@@ -121,7 +121,6 @@ def set_up(community_name: str = "Bench") -> int:
         Mandate(
             member=m,
             rights=[Right.ACCESS],
-            purposes="x",
             valid_from=today,
             valid_until=today.replace(year=today.year + 1),
             template_version="t1",
@@ -136,7 +135,23 @@ def set_up(community_name: str = "Bench") -> int:
     pdf = mandate_pdf_bytes(mandates[0])
     name = default_storage.save("mandates/bench.pdf", ContentFile(pdf))
     Mandate.objects.update(pdf=name, pdf_sha256=hashlib.sha256(pdf).hexdigest())
-    campaign = Campaign.objects.create(community=community, name="Bench", rights=[Right.ACCESS], purpose="x")
+    # Likewise each member's authority document for the controller, issued when first needed.
+    mandates_named = Mandate.controllers.through.objects.bulk_create(
+        Mandate.controllers.through(mandate_id=m.pk, controller_id=controller.pk) for m in mandates
+    )
+    assert len(mandates_named) == len(mandates)
+    community.controllers.add(controller)
+    Authority.objects.bulk_create(
+        Authority(mandate=m, controller=controller, pdf=name, pdf_sha256=hashlib.sha256(pdf).hexdigest())
+        for m in mandates
+    )
+    purpose = Purpose.objects.create(community=community, name="Bench", text="Benchmarking.")
+    Mandate.purposes.through.objects.bulk_create(
+        Mandate.purposes.through(mandate_id=m.pk, purpose_id=purpose.pk) for m in mandates
+    )
+    campaign = Campaign.objects.create(
+        community=community, name="Bench", rights=[Right.ACCESS], purpose=purpose
+    )
     campaign.controllers.set([controller])
     celery_app.conf.task_always_eager = False
     launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.system("bench"), dispatch=False)

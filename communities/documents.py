@@ -3,6 +3,8 @@ controller gets when a member withdraws. Everything sent goes through the outbox
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -12,11 +14,31 @@ from django.urls import reverse
 from core import outbox
 from core.pdf import qr_svg, render_pdf, seal_pdf, sha256_hex
 
-from .models import Mandate
+from .models import Authority, Mandate
 
 
 def verification_url(mandate: Mandate) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("mandate-verify", args=[mandate.verification_token])
+
+
+def authority_url(authority: Authority) -> str:
+    """The check page of one controller's authority document (requests_engine/authorities.py issues it)."""
+    return settings.SITE_URL.rstrip("/") + reverse("mandate-verify", args=[authority.token])
+
+
+def authority_filename(authority: Authority) -> str:
+    return f"authority-{authority.mandate.reference}.pdf"
+
+
+def authority_pdf(authority: Authority) -> bytes:
+    with authority.pdf.open("rb") as stored:
+        return stored.read()
+
+
+def authorities_for(*, controller, mandate_ids: Iterable[int]) -> dict[int, Authority]:
+    """Issued documents for this controller, by mandate id."""
+    rows = Authority.objects.filter(controller=controller, mandate_id__in=list(mandate_ids)).exclude(pdf="")
+    return {a.mandate_id: a for a in rows.select_related("mandate")}
 
 
 def mandate_pdf_bytes(mandate: Mandate) -> bytes:

@@ -190,6 +190,10 @@ class Identifier(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     label = models.CharField(max_length=200, blank=True, help_text="The controller's own name for it.")
     value = models.CharField(max_length=500)
+    # An email identifier is verified by a link sent to it; until then (and for every other kind) it is
+    # only "stated by the member", and documents say so.
+    verification_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -199,6 +203,14 @@ class Identifier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
+
+    @property
+    def checked(self) -> str:
+        """What we can truthfully say about this identifier, in the words documents use."""
+        if self.verified_at:
+            day = timezone.localdate(self.verified_at)
+            return f"verified by a link sent to it, opened on {day.day} {day:%B %Y}"
+        return "stated by the member"
 
     @property
     def plain_label(self) -> str:
@@ -316,6 +328,34 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     def replace(self, *, by: Mandate) -> None:
         self.ended_at = timezone.now()
         self.replaced_by = by
+
+
+class Authority(models.Model):
+    """What one controller is shown of a member's mandate (DESIGN §2): the member, the community, the
+    rights, purposes and dates as they apply to that controller, the identifiers it needs and how each was
+    checked, bound to the full signed text by its hash. A controller never sees another controller's name,
+    identifiers or the member's other choices (Art 5(1)(c) UK GDPR); the full mandate stays with the member,
+    the community and, for a complaint, the ICO."""
+
+    mandate = models.ForeignKey(Mandate, on_delete=models.PROTECT, related_name="authorities")
+    controller = models.ForeignKey("requests_engine.Controller", on_delete=models.PROTECT, related_name="+")
+    token = models.CharField(max_length=64, unique=True, default=new_mandate_token, editable=False)
+    # As issued: [{"label", "value", "checked"}], so the document and its check page say the same thing.
+    identifiers = models.JSONField(default=list, editable=False)
+    signer_email_verified = models.BooleanField(default=False, editable=False)
+    pdf = models.FileField(upload_to="authorities/", blank=True)
+    pdf_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "authorities"
+        ordering = ["mandate", "controller"]
+        constraints = [
+            models.UniqueConstraint(fields=["mandate", "controller"], name="one_authority_per_controller")
+        ]
+
+    def __str__(self) -> str:
+        return f"Authority of mandate {self.mandate.reference} for {self.controller}"
 
 
 class Notice(models.Model):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from core.audit import Actor
+from requests_engine.authorities import authority_context, authority_issue
 from requests_engine.models import (
     OPEN_STATES,
     Campaign,
@@ -35,7 +36,7 @@ from .forms import (
     SignForm,
 )
 from .mandate_text import MandateChoices, render_mandate_text, text_sha256
-from .models import Community, Invite, Mandate, Member, Right
+from .models import Authority, Community, Invite, Mandate, Member, Right
 
 SESSION_CHOICES = "mandate_choices"
 RECENT_NOTICES = 10  # shown on /me/ for each community
@@ -443,33 +444,54 @@ def privacy(request):
 
 
 def mandate_check(request):
-    """Where a controller pastes a mandate's check link or token (the QR code leads straight past it)."""
+    """Where a controller pastes a check link or token (the QR code leads straight past it)."""
     value = (request.GET.get("link") or "").strip()
     error = ""
     if value:
         token = value.rstrip("/").rsplit("/", 1)[-1]
-        if Mandate.objects.filter(verification_token=token).exists():
+        known = Authority.objects.filter(token=token).exists()
+        if known or Mandate.objects.filter(verification_token=token).exists():
             return redirect("mandate-verify", token=token)
         error = "No mandate has this check link. Copy the whole link from the letter or the PDF."
     return render(request, "communities/mandate_check.html", {"value": value, "error": error})
 
 
-def mandate_verify(request, token: str):
-    """Public: lets a controller check a mandate's authority without asking us, and see a revocation at once."""
-    mandate = get_object_or_404(Mandate.objects.select_related("member__community"), verification_token=token)
-    controllers = mandate.controllers
+def _in_force(mandate: Mandate) -> bool:
     today = timezone.localdate()
-    in_force = mandate.state == Mandate.State.ACTIVE and mandate.valid_from <= today <= mandate.valid_until
-    response = render(
-        request,
-        "communities/mandate_verify.html",
-        {
-            "mandate": mandate,
-            "community": mandate.member.community,
-            "in_force": in_force,
-            "rights": [label for value, label in Right.choices if value in mandate.rights],
-            "controllers": controllers.order_by("name"),
-        },
+    return mandate.state == Mandate.State.ACTIVE and mandate.valid_from <= today <= mandate.valid_until
+
+
+def mandate_verify(request, token: str):
+    """Public: lets a controller check its authority document without asking us, and see a revocation at
+    once. A controller's link shows only what concerns it; a mandate's own link (the member's) names no
+    organisation, since whoever holds it may be any of them."""
+    authority = (
+        Authority.objects.select_related("mandate__member__community", "controller")
+        .filter(token=token)
+        .first()
     )
+    if authority is not None:
+        mandate = authority.mandate
+        context = {**authority_context(authority), "in_force": _in_force(mandate)}
+        if mandate.state == Mandate.State.REPLACED and mandate.replaced_by:
+            successor = mandate.replaced_by
+            if successor.controllers.filter(pk=authority.controller_id).exists():
+                context["successor"] = authority_issue(mandate=successor, controller=authority.controller)
+        response = render(request, "communities/authority_verify.html", context)
+    else:
+        mandate = get_object_or_404(
+            Mandate.objects.select_related("member__community"), verification_token=token
+        )
+        response = render(
+            request,
+            "communities/mandate_verify.html",
+            {
+                "mandate": mandate,
+                "community": mandate.member.community,
+                "in_force": _in_force(mandate),
+                "rights": [label for value, label in Right.choices if value in mandate.rights],
+                "organisation_count": mandate.controllers.count(),
+            },
+        )
     response["X-Robots-Tag"] = "noindex"
     return response

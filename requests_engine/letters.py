@@ -4,9 +4,10 @@ All wording lives in templates/requests_engine/letters/ (one template per right,
 this module chooses the variants, gathers what each letter may disclose, and renders:
 
 * a collective letter (one per batch): the cover letter as a sealed PDF, the same text as the email body,
-  a member manifest (CSV, one row per request) and a ZIP of the members' sealed mandate PDFs;
+  a member manifest (CSV, one row per request) and a ZIP of the members' sealed authority documents for
+  this controller (see authorities.py);
 * an individual letter (controllers marked `individual_requests`): one member's request as the email body,
-  sent with that member's mandate PDF.
+  sent with that member's authority document.
 
 Disclosure (data minimisation, Art 5(1)(c) UK GDPR): a controller learns each member's full name, pseudonymous
 member reference, and only the identifiers meant for it: those the member gave for that controller, plus
@@ -37,8 +38,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from communities.documents import verification_url
-from communities.models import Community, Identifier, Mandate, Right
+from communities.documents import authorities_for, authority_filename, authority_pdf, authority_url
+from communities.models import Authority, Community, Identifier, Right
 from core.pdf import qr_svg, render_pdf, seal_pdf
 from requests_engine import deadlines
 from requests_engine.models import Batch, Controller, DataRightsRequest, RequestState
@@ -99,22 +100,34 @@ def needed_kinds(controller: Controller) -> set[str]:
     return {str(kind) for kind in kinds} or {str(Identifier.Kind.EMAIL)}
 
 
-def disclosed_identifiers(
+def disclosed_identifier_rows(
     controller: Controller, member_ids: Iterable[int] | QuerySet
-) -> dict[int, list[tuple[str, str]]]:
-    """Per member (ids, or a subquery of them): the (label, value) pairs this controller may see, in one
-    query."""
+) -> dict[int, list[Identifier]]:
+    """THE disclosure rule: per member (ids, or a subquery of them), the identifiers this controller may see,
+    one per label and value, in one query."""
     rows = (
         Identifier.objects.filter(member_id__in=member_ids)
         .filter(Q(controller=controller) | Q(controller__isnull=True, kind__in=needed_kinds(controller)))
         .order_by("member_id", "kind", "pk")
     )
-    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    found: dict[int, list[Identifier]] = defaultdict(list)
+    seen: set[tuple[int, str, str]] = set()
     for identifier in rows:
-        pair = (identifier.plain_label, identifier.value)
-        if pair not in found[identifier.member_id]:
-            found[identifier.member_id].append(pair)
+        key = (identifier.member_id, identifier.plain_label, identifier.value)
+        if key not in seen:
+            seen.add(key)
+            found[identifier.member_id].append(identifier)
     return found
+
+
+def disclosed_identifiers(
+    controller: Controller, member_ids: Iterable[int] | QuerySet
+) -> dict[int, list[tuple[str, str]]]:
+    """Per member: the (label, value) pairs this controller may see, the value saying how it was checked."""
+    return {
+        member_id: [(i.plain_label, f"{i.value} ({i.checked})") for i in identifiers]
+        for member_id, identifiers in disclosed_identifier_rows(controller, member_ids).items()
+    }
 
 
 # A batch's reply address is `reply+<the batch's reply token>@<REPLY_DOMAIN>`: built here for letters and
@@ -248,7 +261,7 @@ class CollectiveLetter:
     text: str
     pdf: bytes  # sealed
     manifest: bytes  # CSV
-    mandates_zip: bytes
+    authorities_zip: bytes
     filenames: dict[str, str]
     request_ids: list[int]
 
@@ -259,8 +272,8 @@ def _csv_cell(value: str) -> str:
 
 
 def collective_letter(batch: Batch, *, today: date | None = None) -> CollectiveLetter:
-    """Render the letter, manifest and mandates ZIP for the batch's queued requests. Every mandate needs
-    its PDF already (see dispatch)."""
+    """Render the letter, manifest and authorities ZIP for the batch's queued requests. Every mandate needs
+    its authority document for this controller already (see dispatch)."""
     today = today or timezone.localdate()
     controller = batch.controller
     requests = list(
@@ -268,9 +281,10 @@ def collective_letter(batch: Batch, *, today: date | None = None) -> CollectiveL
         .select_related("member", "mandate")
         .order_by("reference")
     )
-    identifiers = disclosed_identifiers(
-        controller, batch.requests.filter(state=RequestState.QUEUED).values("member_id")
-    )
+    authorities = authorities_for(controller=controller, mandate_ids={r.mandate_id for r in requests})
+    # A request is never sent without its authority document: one that joined after they were issued waits.
+    requests = [r for r in requests if r.mandate_id in authorities]
+    identifiers = disclosed_identifiers(controller, {r.member_id for r in requests})
     counts: dict[str, int] = defaultdict(int)
     for request in requests:
         counts[request.right] += 1
@@ -278,7 +292,7 @@ def collective_letter(batch: Batch, *, today: date | None = None) -> CollectiveL
     filenames = {
         "letter": f"letter-{batch.reference}.pdf",
         "manifest": f"manifest-{batch.reference}.csv",
-        "mandates": f"mandates-{batch.reference}.zip",
+        "authorities": f"authorities-{batch.reference}.zip",
     }
     context = {
         **letter_context(batch, today=today),
@@ -302,14 +316,18 @@ def collective_letter(batch: Batch, *, today: date | None = None) -> CollectiveL
         ),
         text=_plain(raw),
         pdf=pdf,
-        manifest=manifest_csv(requests, identifiers),
-        mandates_zip=mandates_zip(r.mandate for r in requests),
+        manifest=manifest_csv(requests, identifiers, authorities),
+        authorities_zip=authorities_zip(authorities[r.mandate_id] for r in requests),
         filenames=filenames,
         request_ids=[r.pk for r in requests],
     )
 
 
-def manifest_csv(requests: list[DataRightsRequest], identifiers: dict[int, list[tuple[str, str]]]) -> bytes:
+def manifest_csv(
+    requests: list[DataRightsRequest],
+    identifiers: dict[int, list[tuple[str, str]]],
+    authorities: dict[int, Authority],
+) -> bytes:
     """One row per request. UTF-8 with a byte-order mark, so that spreadsheets read names correctly."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -323,28 +341,23 @@ def manifest_csv(requests: list[DataRightsRequest], identifiers: dict[int, list[
             str(Right(request.right).label),
             disclosed,
             request.mandate.reference,
-            verification_url(request.mandate),
+            authority_url(authorities[request.mandate_id]),
         ]
         writer.writerow([_csv_cell(value) for value in row])
     return out.getvalue().encode("utf-8-sig")
 
 
-def mandate_filename(mandate: Mandate) -> str:
-    return f"mandate-{mandate.reference}.pdf"
-
-
-def mandates_zip(mandates: Iterable[Mandate]) -> bytes:
-    """One sealed PDF per mandate (a member with several rights in the batch has one mandate). Stored, not
-    deflated: PDFs are compressed already."""
+def authorities_zip(authorities: Iterable[Authority]) -> bytes:
+    """One sealed authority document per member (a member with several rights in the batch has one).
+    Stored, not deflated: PDFs are compressed already."""
     out = io.BytesIO()
     seen = set()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        for mandate in mandates:
-            if mandate.pk in seen:
+        for authority in authorities:
+            if authority.pk in seen:
                 continue
-            seen.add(mandate.pk)
-            with mandate.pdf.open("rb") as pdf:
-                archive.writestr(mandate_filename(mandate), pdf.read())
+            seen.add(authority.pk)
+            archive.writestr(authority_filename(authority), authority_pdf(authority))
     return out.getvalue()
 
 
@@ -356,10 +369,12 @@ def individual_letter(
     *,
     batch: Batch,
     identifiers: list[tuple[str, str]],
+    authority: Authority,
     base: dict | None = None,
 ) -> tuple[str, str]:
-    """Subject and body of one member's request, for controllers that take requests one by one. `base` is
-    `letter_context(batch)`, computed once when writing many letters."""
+    """Subject and body of one member's request, for controllers that take requests one by one, sent with
+    the member's authority document for this controller. `base` is `letter_context(batch)`, computed once
+    when writing many letters."""
     member, mandate = request.member, request.mandate
     context = {
         **(base or letter_context(batch)),
@@ -368,7 +383,7 @@ def individual_letter(
         "request": request,
         "member": member,
         "mandate": mandate,
-        "mandate_url": verification_url(mandate),
+        "authority_url": authority_url(authority),
         "identifiers": [("Full name", member.full_name), *identifiers],
         "sections": _sections(batch.controller, {request.right: 1}, member=member.full_name),
         "rights_exercised": _rights_exercised([request.right]),

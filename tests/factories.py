@@ -81,6 +81,9 @@ def make_campaign(community, *, purpose="Testing.", controllers=(), authorised=T
 
 def make_request(member, controller, *, mandate=None, right=Right.ACCESS, reference=None, campaign=None):
     mandate = mandate or member.mandates.first() or make_mandate(member)
+    if mandate.all_controllers:  # requests are made only under mandates that name their controller
+        member.community.controllers.add(controller)
+        mandate.controllers.add(controller)
     return DataRightsRequest.objects.create(
         reference=reference or f"R-{member.pk}-{controller.pk}-{right}",
         campaign=campaign,

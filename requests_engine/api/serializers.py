@@ -15,8 +15,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from communities.documents import verification_url
-from communities.models import Identifier, Right
+from communities.documents import authority_url
+from communities.models import Authority, Identifier, Right
+from requests_engine.authorities import authority_issue
 from requests_engine.events import describe
 from requests_engine.exceptions import UploadRefused
 from requests_engine.models import (
@@ -117,17 +118,29 @@ class MemberSerializer(serializers.Serializer):
 
 
 class MandateSerializer(serializers.Serializer):
-    reference = serializers.CharField()
-    state = serializers.CharField()
+    """The member's mandate as this controller may see it: its authority document, never the full mandate
+    (which names other organisations). Reads the request, whose controller the document is for."""
+
+    reference = serializers.CharField(source="mandate.reference")
+    state = serializers.CharField(source="mandate.state")
     verify_url = serializers.SerializerMethodField(
-        help_text="Public page where anyone can check the mandate."
+        help_text="Public page where anyone can check the authority document and whether it is in force."
     )
-    pdf_sha256 = serializers.CharField(
-        help_text="SHA-256 of the sealed PDF the member signed (empty until made)."
+    pdf_sha256 = serializers.SerializerMethodField(
+        help_text="SHA-256 of the sealed authority document (PDF) for this controller."
     )
 
-    def get_verify_url(self, mandate) -> str:
-        return verification_url(mandate)
+    def _authority(self, data_request) -> Authority:
+        issued = getattr(data_request.mandate, "api_authorities", None)
+        if issued:
+            return issued[0]
+        return authority_issue(mandate=data_request.mandate, controller=data_request.controller)
+
+    def get_verify_url(self, data_request) -> str:
+        return authority_url(self._authority(data_request))
+
+    def get_pdf_sha256(self, data_request) -> str:
+        return self._authority(data_request).pdf_sha256
 
 
 class InformationRequestSerializer(serializers.Serializer):
@@ -164,7 +177,7 @@ class RequestSerializer(serializers.Serializer):
     clock_paused = serializers.BooleanField()
     campaign = serializers.CharField(source="campaign.reference", allow_null=True)
     member = MemberSerializer()
-    mandate = MandateSerializer()
+    mandate = MandateSerializer(source="*")
     information_request = serializers.SerializerMethodField(
         help_text="While the request waits for information: what was asked, and when."
     )

@@ -26,7 +26,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from communities.models import Identifier
+from communities.models import Authority, Identifier
 from core.audit import Actor
 from requests_engine.api import idempotency
 from requests_engine.api.authentication import (
@@ -51,7 +51,8 @@ from requests_engine.api.serializers import (
     RequestSerializer,
 )
 from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError, UploadRefused
-from requests_engine.models import DataRightsRequest, ReceivedFile, RequestEvent
+from requests_engine.letters import needed_kinds
+from requests_engine.models import Controller, DataRightsRequest, ReceivedFile, RequestEvent
 from requests_engine.responses import answers
 from requests_engine.responses.files import files_removed_on_failure
 
@@ -67,13 +68,19 @@ def _with_related(requests: QuerySet[DataRightsRequest], controller_id: int) -> 
     # One query for the rows and their campaign, member and mandate, one for the identifiers of the page's
     # members: the identifiers given for this controller, or for every controller.
     # Ordered by its own columns: the model's default ordering would join member, community and controller.
+    # General identifiers only of the kinds this controller asks for: the letters' disclosure rule.
+    controller = Controller.objects.only("required_identifiers").get(pk=controller_id)
     identifiers = Identifier.objects.filter(
-        Q(controller_id=controller_id) | Q(controller__isnull=True)
+        Q(controller_id=controller_id) | Q(controller__isnull=True, kind__in=needed_kinds(controller))
     ).order_by("-controller_id", "kind", "pk")
+    authorities = Authority.objects.filter(controller_id=controller_id).exclude(pdf="")
     return (
-        requests.select_related("campaign", "member", "mandate")
+        requests.select_related("campaign", "member", "mandate", "controller")
         .defer("mandate__text", "mandate__signed_user_agent", "campaign__purpose", "campaign__member_note")
-        .prefetch_related(Prefetch("member__identifiers", queryset=identifiers, to_attr="api_identifiers"))
+        .prefetch_related(
+            Prefetch("member__identifiers", queryset=identifiers, to_attr="api_identifiers"),
+            Prefetch("mandate__authorities", queryset=authorities, to_attr="api_authorities"),
+        )
     )
 
 
@@ -128,8 +135,7 @@ LIST_COLUMNS = (
     "member__full_name",
     "mandate__reference",
     "mandate__state",
-    "mandate__verification_token",
-    "mandate__pdf_sha256",
+    "controller__name",
 )
 
 

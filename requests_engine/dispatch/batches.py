@@ -39,13 +39,13 @@ from django.db.models import CharField, Exists, Max, OuterRef, QuerySet, Subquer
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from communities.documents import mandate_pdf_issue
-from communities.models import Mandate
+from communities.documents import authorities_for, authority_filename, authority_pdf
 from core import outbox
 from core.audit import Actor, event_digest, normalise_payload
 from core.models import OutboundMessage
 from core.pdf import sha256_hex
 from requests_engine import letters
+from requests_engine.authorities import authorities_ensure
 from requests_engine.campaigns.eligibility import covered_requests
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
@@ -133,12 +133,6 @@ def _claim(batch: Batch, *, payload: dict[str, Any]) -> None:
     )
 
 
-def _ensure_mandate_pdfs(mandate_ids: Iterable[int] | QuerySet) -> None:
-    """Mandates are rendered at signing; render any that are missing first (outside any lock: it is slow)."""
-    for mandate_id in Mandate.objects.filter(pk__in=mandate_ids, pdf="").values_list("pk", flat=True):
-        mandate_pdf_issue(mandate_id=mandate_id)
-
-
 def _live_letters(batch: Batch) -> QuerySet[OutboundMessage]:
     return OutboundMessage.objects.filter(
         subject_type="batch", subject_id=str(batch.pk), purpose=LETTER_PURPOSE, status__in=LIVE
@@ -150,7 +144,7 @@ def _dispatch_collectively(batch: Batch) -> str:
         return "already being sent"
     if not _waiting(batch).exists():
         return "nothing to send"
-    _ensure_mandate_pdfs(_waiting(batch).values_list("mandate_id", flat=True))
+    authorities_ensure(controller=batch.controller, mandate_ids=_waiting(batch).values("mandate_id"))
     letter = letters.collective_letter(batch)
     with transaction.atomic():
         locked = _lock(batch.pk)
@@ -170,7 +164,7 @@ def _dispatch_collectively(batch: Batch) -> str:
             attachments=[
                 (names["letter"], letter.pdf, "application/pdf"),
                 (names["manifest"], letter.manifest, "text/csv"),
-                (names["mandates"], letter.mandates_zip, "application/zip"),
+                (names["authorities"], letter.authorities_zip, "application/zip"),
             ],
             subject_type="batch",
             subject_id=str(locked.pk),
@@ -251,7 +245,7 @@ def _dispatch_individually(batch: Batch) -> str:
         if not upcoming:
             break
         last_pk = upcoming[-1][0]
-        _ensure_mandate_pdfs([mandate_id for _, mandate_id in upcoming])
+        authorities_ensure(controller=controller, mandate_ids=[mandate_id for _, mandate_id in upcoming])
         with transaction.atomic():
             locked = _lock(batch.pk)
             if locked.state == Batch.State.SENT:
@@ -270,27 +264,30 @@ def _dispatch_individually(batch: Batch) -> str:
             base = letters.letter_context(locked)
             identifiers = letters.disclosed_identifiers(controller, {r.member_id for r in chunk})
             start = _next_slot(locked, interval)
+            authorities = authorities_for(controller=controller, mandate_ids={r.mandate_id for r in chunk})
             pdfs: dict[int, bytes] = {}
             drafts = []
             for position, request in enumerate(chunk):
+                authority = authorities.get(request.mandate_id)
+                if authority is None:  # never sent without its authority document; the next run issues it
+                    continue
                 subject, text = letters.individual_letter(
-                    request, batch=locked, identifiers=identifiers.get(request.member_id, []), base=base
+                    request,
+                    batch=locked,
+                    identifiers=identifiers.get(request.member_id, []),
+                    authority=authority,
+                    base=base,
                 )
-                if request.mandate_id not in pdfs:
-                    with request.mandate.pdf.open("rb") as pdf:
-                        pdfs[request.mandate_id] = pdf.read()
-                mandate = (
-                    letters.mandate_filename(request.mandate),
-                    pdfs[request.mandate_id],
-                    "application/pdf",
-                )
+                if authority.pk not in pdfs:
+                    pdfs[authority.pk] = authority_pdf(authority)
+                attachment = (authority_filename(authority), pdfs[authority.pk], "application/pdf")
                 drafts.append(
                     outbox.draft_email(
                         to=[controller.email],
                         reply_to=[letters.reply_address(locked)],
                         subject=subject,
                         body_text=text,
-                        attachments=[mandate],
+                        attachments=[attachment],
                         subject_type="request",
                         subject_id=str(request.pk),
                         purpose=REQUEST_PURPOSE,
@@ -300,7 +297,7 @@ def _dispatch_individually(batch: Batch) -> str:
                     )
                 )
             outbox.queue_drafts(drafts)  # one INSERT for the chunk's messages, one for their attachments
-            written += len(chunk)
+            written += len(drafts)
     return f"queued {written} message(s)"
 
 

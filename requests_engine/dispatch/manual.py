@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import zipfile
 from datetime import timedelta
 
 from django.db import transaction
@@ -13,8 +14,8 @@ from pypdf import PdfReader, PdfWriter
 
 from core.audit import Actor
 from requests_engine import letters, services
+from requests_engine.authorities import authorities_ensure, authority_issue
 from requests_engine.deadlines import next_working_day_on_or_after
-from requests_engine.dispatch.batches import _ensure_mandate_pdfs
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, DataRightsRequest, RequestState, Transport
@@ -32,29 +33,20 @@ def expected_delivery(posted_on: datetime.date, *, jurisdiction: str) -> datetim
 
 
 def letter_pack(*, batch_id: int) -> bytes:
-    """One print-ready PDF: the sealed cover letter, the member manifest as a table, then every member's
-    sealed mandate, for the batch's queued requests."""
+    """One print-ready PDF: the sealed cover letter, then every member's sealed authority document for this
+    controller, for the batch's queued requests."""
     batch = Batch.objects.select_related("controller", "campaign__community").get(pk=batch_id)
     queued = batch.requests.filter(state=RequestState.QUEUED)
-    _ensure_mandate_pdfs(queued.values_list("mandate_id", flat=True).distinct())
+    authorities_ensure(controller=batch.controller, mandate_ids=queued.values("mandate_id"))
     letter = letters.collective_letter(batch)
+    with zipfile.ZipFile(io.BytesIO(letter.authorities_zip)) as archive:
+        documents = [archive.read(name) for name in archive.namelist()]
     writer = PdfWriter()
-    for document in [letter.pdf, *_mandate_pdfs(batch)]:
+    for document in [letter.pdf, *documents]:
         writer.append(PdfReader(io.BytesIO(document)))
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
-
-
-def _mandate_pdfs(batch: Batch) -> list[bytes]:
-    seen, pdfs = set(), []
-    for request in batch.requests.filter(state=RequestState.QUEUED).select_related("mandate").order_by("pk"):
-        if request.mandate_id in seen or not request.mandate.pdf:
-            continue
-        seen.add(request.mandate_id)
-        with request.mandate.pdf.open("rb") as pdf:
-            pdfs.append(pdf.read())
-    return pdfs
 
 
 def batch_mark_posted(
@@ -112,7 +104,10 @@ def webform_text(request: DataRightsRequest) -> str:
     identifiers = letters.disclosed_identifiers(batch.controller, [request.member_id]).get(
         request.member_id, []
     )
-    _subject, text = letters.individual_letter(request, batch=batch, identifiers=identifiers)
+    authority = authority_issue(mandate=request.mandate, controller=batch.controller)
+    _subject, text = letters.individual_letter(
+        request, batch=batch, identifiers=identifiers, authority=authority
+    )
     return text
 
 

@@ -10,6 +10,6 @@ urlpatterns = [
     path("requests/bulk/", views.bulk, name="portal-bulk"),
     path("requests/csv/", views.csv_upload, name="portal-csv"),
     path("requests/<str:reference>/", views.request_detail, name="portal-request"),
-    path("requests/<str:reference>/mandate.pdf", views.mandate_pdf, name="portal-mandate-pdf"),
+    path("requests/<str:reference>/authority.pdf", views.authority_pdf, name="portal-authority-pdf"),
     path("requests/<str:reference>/<slug:action>/", views.act, name="portal-act"),
 ]

@@ -16,9 +16,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from communities.documents import authority_filename
 from core.audit import Actor
+from requests_engine.authorities import authority_issue
 from requests_engine.events import describe
 from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError
+from requests_engine.letters import disclosed_identifier_rows
 from requests_engine.models import DataRightsRequest, RequestEvent
 from requests_engine.portal import forms, signin
 from requests_engine.responses import answers
@@ -135,31 +138,36 @@ def request_list(request):
     )
 
 
-@contact_required
-def request_detail(request, reference: str):
-    data_request = _own_request(request, reference)
+def _detail_context(request, data_request) -> dict:
+    """What the request page shows: the same identifiers and authority document the letters carry, nothing
+    more (Art 5(1)(c) UK GDPR)."""
     events = [
         {"event": e, "sentence": describe(e)}
         for e in RequestEvent.objects.filter(request=data_request).order_by("seq")
     ]
-    identifiers = data_request.member.identifiers.filter(controller__in=[data_request.controller_id, None])
-    return render(
-        request,
-        "requests_engine/portal/detail.html",
-        {
-            "contact": request.contact,
-            "r": data_request,
-            "events": events,
-            "identifiers": identifiers,
-            "ask": forms.AskForm(),
-            "extend": forms.ExtendForm(),
-            "fulfil": forms.FulfilForm(),
-            "refuse": forms.RefuseForm(),
-            "partial": forms.PartialForm(),
-            "days_left": data_request.days_left(),
-            "allowed": _allowed_actions(data_request),
-        },
+    identifiers = disclosed_identifier_rows(data_request.controller, [data_request.member_id]).get(
+        data_request.member_id, []
     )
+    return {
+        "contact": request.contact,
+        "r": data_request,
+        "events": events,
+        "identifiers": identifiers,
+        "authority": authority_issue(mandate=data_request.mandate, controller=data_request.controller),
+        "ask": forms.AskForm(),
+        "extend": forms.ExtendForm(),
+        "fulfil": forms.FulfilForm(),
+        "refuse": forms.RefuseForm(),
+        "partial": forms.PartialForm(),
+        "days_left": data_request.days_left(),
+        "allowed": _allowed_actions(data_request),
+    }
+
+
+@contact_required
+def request_detail(request, reference: str):
+    data_request = _own_request(request, reference)
+    return render(request, "requests_engine/portal/detail.html", _detail_context(request, data_request))
 
 
 def _allowed_actions(data_request) -> set[str]:
@@ -168,14 +176,14 @@ def _allowed_actions(data_request) -> set[str]:
 
 
 @contact_required
-def mandate_pdf(request, reference: str):
+def authority_pdf(request, reference: str):
+    """The member's authority document for this controller: never the full mandate, which names others."""
     data_request = _own_request(request, reference)
-    if not data_request.mandate.pdf:
-        raise Http404("The mandate PDF is not ready.")
+    authority = authority_issue(mandate=data_request.mandate, controller=data_request.controller)
     return FileResponse(
-        data_request.mandate.pdf.open("rb"),
+        authority.pdf.open("rb"),
         as_attachment=True,
-        filename=f"mandate-{data_request.mandate.reference}.pdf",
+        filename=authority_filename(authority),
         content_type="application/pdf",
     )
 
@@ -240,26 +248,7 @@ def _detail_with_error(request, data_request, action, form):
         "refuse": "refuse",
         "partially-fulfil": "partial",
     }[action]
-    events = [
-        {"event": e, "sentence": describe(e)}
-        for e in RequestEvent.objects.filter(request=data_request).order_by("seq")
-    ]
-    identifiers = data_request.member.identifiers.filter(controller__in=[data_request.controller_id, None])
-    context = {
-        "contact": request.contact,
-        "r": data_request,
-        "events": events,
-        "identifiers": identifiers,
-        "ask": forms.AskForm(),
-        "extend": forms.ExtendForm(),
-        "fulfil": forms.FulfilForm(),
-        "refuse": forms.RefuseForm(),
-        "partial": forms.PartialForm(),
-        "days_left": data_request.days_left(),
-        key: form,
-        "open_action": action,
-        "allowed": _allowed_actions(data_request),
-    }
+    context = {**_detail_context(request, data_request), key: form, "open_action": action}
     return render(request, "requests_engine/portal/detail.html", context, status=400)
 
 

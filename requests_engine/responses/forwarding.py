@@ -2,7 +2,8 @@
 right to data portability to be sent on to another controller in the directory.
 
 `received_file_forward` checks the ask, decrypts the stored file and queues one email to the receiving controller
-through the outbox: the file, a covering letter and the member's sealed mandate. The forward row and the
+through the outbox: the file, a covering letter and the member's sealed authority document for the receiving
+controller (authorities.py), never the full mandate. The forward row and the
 request's event are written in the same transaction, so a refused or rolled-back ask sends nothing; the
 outbox row's status is the delivery status the member sees.
 """
@@ -12,20 +13,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
-from communities.models import Identifier, Mandate, Member, Right
+from communities.documents import authority_filename, authority_pdf, authority_url
+from communities.models import Authority, Mandate, Member, Right
 from core import crypto, outbox
 from core.audit import Actor
 from core.models import OutboundMessage
+from requests_engine.authorities import authority_issue
 from requests_engine.campaigns.eligibility import covered_mandates
 from requests_engine.events import record_event
 from requests_engine.exceptions import ForwardingError
-from requests_engine.letters import letterhead, mandate_filename
+from requests_engine.letters import disclosed_identifiers, letterhead
 from requests_engine.models import Controller, DataRightsRequest, PortabilityForward, ReceivedFile
 from requests_engine.responses import files as returned_files
 
@@ -62,8 +63,6 @@ def _mandate_for(member: Member, to_controller: Controller, source: DataRightsRe
             f"Your mandate does not let the community exercise your right to data portability with "
             f"{to_controller.name}. Sign a new mandate that includes it, then ask again."
         )
-    if not mandate.pdf:
-        raise ForwardingError("Your signed mandate is still being prepared. Try again in a few minutes.")
     return mandate
 
 
@@ -71,7 +70,7 @@ def received_file_forward(
     *, file: ReceivedFile, to_controller: Controller, member: Member, actor: Actor
 ) -> PortabilityForward:
     """Send a returned file on to another controller, with a covering letter citing Art 20(2) and the
-    member's sealed mandate. Raises ForwardingError, before anything is written, when the ask is refused."""
+    member's sealed authority document for that controller. Raises ForwardingError, before anything is written, when the ask is refused."""
     with transaction.atomic():
         # The request's row lock serialises two asks for the same file, so the duplicate check cannot race.
         request = (
@@ -113,8 +112,7 @@ def received_file_forward(
                 f"We could not read “{received.original_name}”, so it was not sent. Please tell the "
                 "coordinators."
             ) from None
-        with mandate.pdf.open("rb") as stored:
-            mandate_pdf = stored.read()
+        authority = authority_issue(mandate=mandate, controller=to_controller)
         message = outbox.queue_email(
             to=[to_controller.email],
             reply_to=[request.member.community.contact_email],
@@ -122,10 +120,10 @@ def received_file_forward(
                 f"Data portability (Article 20(2) UK GDPR): data of {member.full_name} "
                 f"from {request.controller.name}"
             ),
-            body_text=_covering_letter(request, received, to_controller, member, mandate),
+            body_text=_covering_letter(request, received, to_controller, member, authority),
             attachments=[
                 (received.original_name, data, received.content_type),
-                (mandate_filename(mandate), mandate_pdf, "application/pdf"),
+                (authority_filename(authority), authority_pdf(authority), "application/pdf"),
             ],
             subject_type="request",
             subject_id=str(request.pk),
@@ -159,11 +157,10 @@ def _covering_letter(
     received: ReceivedFile,
     to_controller: Controller,
     member: Member,
-    mandate: Mandate,
+    authority: Authority,
 ) -> str:
     community = request.member.community
-    given = Identifier.objects.filter(member=member, controller=to_controller).order_by("kind", "pk")
-    identifiers = [(i.plain_label, i.value) for i in given]
+    identifiers = disclosed_identifiers(to_controller, [member.pk]).get(member.pk, [])
     return render_to_string(
         "requests_engine/letters/portability_forward.txt",
         {
@@ -171,12 +168,11 @@ def _covering_letter(
             "file": received,
             "to_controller": to_controller,
             "member": member,
-            "mandate": mandate,
+            "mandate": authority.mandate,
             "identifiers": identifiers,
             "community": community,
             **letterhead(community),
-            "verify_url": settings.SITE_URL.rstrip("/")
-            + reverse("mandate-verify", args=[mandate.verification_token]),
+            "verify_url": authority_url(authority),
             "today": timezone.localdate(),
         },
     )

@@ -192,7 +192,7 @@ def test_a_coordinator_creates_previews_launches_and_follows_a_campaign(
     assert set(attachments) == {
         f"letter-{acme_batch.reference}.pdf",
         f"manifest-{acme_batch.reference}.csv",
-        f"mandates-{acme_batch.reference}.zip",
+        f"authorities-{acme_batch.reference}.zip",
     }
     pdf = attachments[f"letter-{acme_batch.reference}.pdf"]
     assert pdf.get_content_type() == "application/pdf" and pdf.get_content().startswith(b"%PDF")
@@ -202,7 +202,9 @@ def test_a_coordinator_creates_previews_launches_and_follows_a_campaign(
     acme_requests = DataRightsRequest.objects.filter(batch=acme_batch)
     assert {r.reference for r in acme_requests} <= {cell for row in listed for cell in row}
     assert "Mary Shelley" in manifest and "Ada Lovelace" in manifest and "Sam Elsewhere" not in manifest
-    with zipfile.ZipFile(io.BytesIO(attachments[f"mandates-{acme_batch.reference}.zip"].get_content())) as zf:
+    with zipfile.ZipFile(
+        io.BytesIO(attachments[f"authorities-{acme_batch.reference}.zip"].get_content())
+    ) as zf:
         mandates = [zf.read(name) for name in zf.namelist()]
     assert len(mandates) == 2 and all(pdf.startswith(b"%PDF") for pdf in mandates)
     assert not messages_to(mailbox, "dpo@elsewhere.test")

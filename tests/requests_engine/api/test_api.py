@@ -21,9 +21,10 @@ from django.urls import NoReverseMatch, include, path, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from communities.models import Identifier
+from communities.models import Authority, Identifier
 from core.audit import Actor
 from requests_engine import services
+from requests_engine.authorities import authority_issue
 from requests_engine.directory import contacts
 from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
@@ -72,6 +73,7 @@ def sent_request(member, controller, reference, right="access"):
     request = make_request(member, controller, reference=reference, right=right)
     services.request_approve(request_id=request.pk, actor=Actor.system())
     services.request_dispatch(request_id=request.pk, received_on=timezone.localdate(), actor=Actor.system())
+    authority_issue(mandate=request.mandate, controller=controller)  # as the letter's dispatch does
     return DataRightsRequest.objects.get(pk=request.pk)
 
 
@@ -236,7 +238,6 @@ def test_a_listed_request_carries_what_the_controller_needs(api, sent, member, c
     Identifier.objects.create(member=member, controller=controller, kind="account_id", value="ACME-42")
     Identifier.objects.create(member=member, controller=None, kind="email", value="ada@example.test")
     Identifier.objects.create(member=member, controller=other_controller, kind="account_id", value="GLOBEX-7")
-    sent.mandate.__class__.objects.filter(pk=sent.mandate_id).update(pdf_sha256="ab" * 32)
 
     row = api.get("/api/v1/requests/").json()["results"][0]
 
@@ -250,8 +251,10 @@ def test_a_listed_request_carries_what_the_controller_needs(api, sent, member, c
     assert row["member"]["reference"] == member.reference
     assert sorted(i["value"] for i in row["member"]["identifiers"]) == ["ACME-42", "ada@example.test"]
     assert row["mandate"]["reference"] == sent.mandate.reference
-    assert row["mandate"]["pdf_sha256"] == "ab" * 32
-    assert row["mandate"]["verify_url"].endswith(f"/verify/{sent.mandate.verification_token}/")
+    # The controller's own authority document, never the full mandate (which names other organisations).
+    authority = Authority.objects.get(mandate=sent.mandate, controller=sent.controller)
+    assert row["mandate"]["pdf_sha256"] == authority.pdf_sha256 != sent.mandate.pdf_sha256
+    assert row["mandate"]["verify_url"].endswith(f"/verify/{authority.token}/")
     assert row["information_request"] is None
     assert row["url"].endswith(url(sent.reference))
     steps = {link["action"] for link in row["actions"]}
@@ -315,11 +318,12 @@ def test_the_list_costs_the_same_queries_for_many_rows(api, community, controlle
 
     add(2, 0)
     api.get("/api/v1/requests/")  # last_seen_at is written once; measure afterwards
-    # token lookup, count, the page's ids, its rows (with campaign, member, mandate), their identifiers
-    with django_assert_num_queries(5):
+    # token lookup, count, the page's ids, the controller's needs, its rows (with campaign, member,
+    # mandate), their identifiers, their authority documents
+    with django_assert_num_queries(7):
         assert len(api.get("/api/v1/requests/").json()["results"]) == 2
     add(20, 2)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):
         assert len(api.get("/api/v1/requests/").json()["results"]) == 22
 
 

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from communities.models import Identifier
+from communities.models import Authority, Identifier
 from core import outbox
 from core.models import OutboundMessage
 from core.pdf import sha256_hex, verify_seal
@@ -142,7 +142,7 @@ def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_
     assert set(files) == {
         f"letter-{batch.reference}.pdf",
         f"manifest-{batch.reference}.csv",
-        f"mandates-{batch.reference}.zip",
+        f"authorities-{batch.reference}.zip",
     }
 
     pdf = files[f"letter-{batch.reference}.pdf"]
@@ -181,15 +181,16 @@ def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_
     )
     ada_rows = [r for r in rows if r["member_name"] == "Ada Lovelace"]
     assert {r["identifiers"] for r in ada_rows} == {
-        "Email address used there: ada.shop@mail.test; Email address used there: ada.general@mail.test"
+        "Email address used there: ada.shop@mail.test (stated by the member); "
+        "Email address used there: ada.general@mail.test (stated by the member)"
     }
     [mary_row] = [r for r in rows if r["member_name"] == "Mary Shelley"]
-    assert mary_row["identifiers"] == "Account or customer number: ACME-0042"
+    assert mary_row["identifiers"] == "Account or customer number: ACME-0042 (stated by the member)"
     assert mary_row["mandate_check_url"].startswith(f"{django_settings.SITE_URL}/verify/")
 
-    with zipfile.ZipFile(io.BytesIO(files[f"mandates-{batch.reference}.zip"])) as archive:
+    with zipfile.ZipFile(io.BytesIO(files[f"authorities-{batch.reference}.zip"])) as archive:
         mandates = {name: archive.read(name) for name in archive.namelist()}
-    assert set(mandates) == {f"mandate-{q.mandate.reference}.pdf" for q in requests}
+    assert set(mandates) == {f"authority-{q.mandate.reference}.pdf" for q in requests}
     assert len(mandates) == 2 and all(verify_seal(pdf).ok for pdf in mandates.values())
 
     # Globex sees Ada's Globex address and the phone number it asks for, nothing meant for Acme.
@@ -296,12 +297,13 @@ def test_an_individual_controller_gets_one_email_per_request_spread_at_its_rate(
         )
         assert request.reference in email["Subject"]
         assert email["Reply-To"] == f"reply+{batch.reply_token}@community.localhost"
-        assert list(attachments(email)) == [f"mandate-{request.mandate.reference}.pdf"]
+        assert list(attachments(email)) == [f"authority-{request.mandate.reference}.pdf"]
         body = email.get_body(("plain",)).get_content()
         assert request.member.full_name in body and f"{request.member.pk}@acme.test" in body
         others = [m for m in members if m != request.member]
         assert not any(m.full_name in body or f"{m.pk}@acme.test" in body for m in others)
-        assert f"{django_settings.SITE_URL}/verify/{request.mandate.verification_token}/" in body
+        authority = Authority.objects.get(mandate=request.mandate, controller=request.controller)
+        assert f"{django_settings.SITE_URL}/verify/{authority.token}/" in body
         assert "Article 12(3)" in body and f"{django_settings.SITE_URL}/respond/" in body
         assert request.state == "sent" and request.received_on == dt.date(2026, 3, 20)
     objection = DataRightsRequest.objects.filter(campaign=campaign, right="objection").first()

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from communities import documents
-from communities.models import Identifier, Right
+from communities.models import Authority, Identifier, Right
 from core.audit import Actor
 from core.models import OutboundMessage
 from requests_engine import services
@@ -100,7 +100,7 @@ def test_the_member_has_the_file_sent_to_another_controller_byte_for_byte(
     attached = {part.get_filename(): part.get_payload(decode=True) for part in email.iter_attachments()}
     assert attached["history.json"] == EXPORT
     mandate = portability.member.mandates.get()
-    assert attached[f"mandate-{mandate.reference}.pdf"].startswith(b"%PDF")
+    assert attached[f"authority-{mandate.reference}.pdf"].startswith(b"%PDF")
     letter = email.get_body(("plain",)).get_content()
     for expected in (
         "Article 20(2)",
@@ -109,7 +109,7 @@ def test_the_member_has_the_file_sent_to_another_controller_byte_for_byte(
         "Acme Ltd",
         portability.reference,
         mandate.reference,
-        f"/verify/{mandate.verification_token}/",
+        f"/verify/{Authority.objects.get(mandate=mandate, controller=globex).token}/",
         received.sha256,
     ):
         assert expected in letter

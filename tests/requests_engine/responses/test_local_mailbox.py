@@ -71,7 +71,7 @@ def test_a_dispatched_letter_lands_as_an_eml_file_and_an_uploaded_reply_threads_
     assert names == {
         f"letter-{batch.reference}.pdf",
         f"manifest-{batch.reference}.csv",
-        f"mandates-{batch.reference}.zip",
+        f"authorities-{batch.reference}.zip",
     }
 
     client.force_login(coordinator)
