@@ -60,7 +60,9 @@ class IdentifiersForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.member = member
         self.slots: list[tuple[str, int | None, str, str]] = []  # (field, controller id, kind, label)
-        existing = {(i.controller_id, i.kind, i.label): i.value for i in member.identifiers.all()}
+        known = list(member.identifiers.all())
+        existing = {(i.controller_id, i.kind, i.label): i.value for i in known}
+        checked = {i.value.casefold(): i for i in known if i.kind == Identifier.Kind.EMAIL}
         default_email = member.user.email
         for controller in member.community.controllers.order_by("name"):
             needed = [e for e in controller.required_identifiers if isinstance(e, dict)]
@@ -91,6 +93,8 @@ class IdentifiersForm(forms.Form):
                         }
                     ),
                 )
+                if kind == Identifier.Kind.EMAIL and str(initial).casefold() in checked:
+                    self.fields[name].help_text = _check_status(checked[str(initial).casefold()])
                 self.fields[name].error_messages["required"] = (
                     f"Enter {(label or kind).lower()} for {controller.name}"
                 )
@@ -109,6 +113,15 @@ class IdentifiersForm(forms.Form):
 
     def entries(self) -> list[tuple[int | None, str, str, str]]:
         return [(cid, kind, label, self.cleaned_data.get(name, "")) for name, cid, kind, label in self.slots]
+
+
+def _check_status(identifier: Identifier) -> str:
+    if identifier.verified_at:
+        day = timezone.localdate(identifier.verified_at)
+        return f"Checked on {day.day} {day:%B %Y}."
+    if identifier.verification_sent_at:
+        return "Not checked yet: we emailed a link to this address. You can skip it."
+    return "Not checked yet."
 
 
 # One plain sentence per right: what ticking it lets the community do (Art 12(1): clear and plain language).

@@ -183,6 +183,10 @@ class Identifier(models.Model):
         NAME = "name", "Name used there"
         OTHER = "other", "Other"
 
+    class VerifiedBy(models.TextChoices):
+        LINK = "link", "A link sent to it was opened"
+        LOGIN = "login", "It is the member's login address, confirmed when they joined"
+
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="identifiers")
     controller = models.ForeignKey(
         "requests_engine.Controller", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -194,6 +198,7 @@ class Identifier(models.Model):
     # only "stated by the member", and documents say so.
     verification_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verified_by = models.CharField(max_length=10, choices=VerifiedBy.choices, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -207,10 +212,12 @@ class Identifier(models.Model):
     @property
     def checked(self) -> str:
         """What we can truthfully say about this identifier, in the words documents use."""
-        if self.verified_at:
-            day = timezone.localdate(self.verified_at)
-            return f"verified by a link sent to it, opened on {day.day} {day:%B %Y}"
-        return "stated by the member"
+        if not self.verified_at:
+            return "stated by the member"
+        day = timezone.localdate(self.verified_at)
+        if self.verified_by == self.VerifiedBy.LOGIN:
+            return f"verified: it is the member's login address, confirmed by a link sent to it (as of {day.day} {day:%B %Y})"
+        return f"verified by a link sent to it, opened on {day.day} {day:%B %Y}"
 
     @property
     def plain_label(self) -> str:

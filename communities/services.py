@@ -64,7 +64,20 @@ def member_join(*, user, community: Community, full_name: str, invite_token: str
 
 
 def identifiers_save(*, member: Member, entries: list[tuple[int | None, str, str, str]]) -> int:
-    """Replace the member's identifiers with `entries` of (controller id or None, kind, label, value)."""
+    """Replace the member's identifiers with `entries` of (controller id or None, kind, label, value).
+
+    An email address already checked stays checked wherever the member gives it; the login address was
+    checked when they joined. Every other new address is sent a check link after commit."""
+    checked = {
+        i.value.casefold(): (i.verified_at, i.verified_by)
+        for i in member.identifiers.filter(kind=Identifier.Kind.EMAIL, verified_at__isnull=False)
+    }
+    sent = {
+        i.value.casefold(): i.verification_sent_at
+        for i in member.identifiers.filter(kind=Identifier.Kind.EMAIL, verification_sent_at__isnull=False)
+    }
+    login = member.user.email.casefold() if email_is_verified(member.user) else ""
+    now = timezone.now()
     cleaned = []
     for controller_id, kind, label, value in entries:
         value = value.strip()
@@ -72,12 +85,22 @@ def identifiers_save(*, member: Member, entries: list[tuple[int | None, str, str
             continue
         if kind not in Identifier.Kind.values:
             raise CommunityError(f"Unknown kind of identifier '{kind}'.")
-        cleaned.append(
-            Identifier(member=member, controller_id=controller_id, kind=kind, label=label, value=value)
+        identifier = Identifier(
+            member=member, controller_id=controller_id, kind=kind, label=label, value=value
         )
+        if kind == Identifier.Kind.EMAIL:
+            key = value.casefold()
+            if key in checked:
+                identifier.verified_at, identifier.verified_by = checked[key]
+            elif key == login:
+                identifier.verified_at, identifier.verified_by = now, Identifier.VerifiedBy.LOGIN
+            identifier.verification_sent_at = sent.get(key)
+        cleaned.append(identifier)
     with transaction.atomic():
         member.identifiers.all().delete()
         Identifier.objects.bulk_create(cleaned)
+        if any(i.kind == Identifier.Kind.EMAIL and not i.verified_at for i in cleaned):
+            transaction.on_commit(lambda: tasks.send_identifier_checks.delay(member.pk))
     return len(cleaned)
 
 

@@ -11,6 +11,14 @@ def render_signed_mandate(mandate_id: int) -> str:
     return documents.mandate_pdf_issue(mandate_id=mandate_id)
 
 
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_identifier_checks(member_id: int, force: bool = False) -> int:
+    """Email a check link to each of the member's email identifiers not yet verified."""
+    from communities import identifier_checks
+
+    return identifier_checks.check_links_send(member_id=member_id, force=force)
+
+
 @shared_task
 def expire_mandates() -> dict[str, int]:
     """Daily (beat schedule in settings): warn members whose mandate ends soon; expire those that ended."""

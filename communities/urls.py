@@ -9,6 +9,7 @@ urlpatterns = [
     path("me/export/", views.account_export, name="account-export"),
     path("me/delete/", views.account_delete, name="account-delete"),
     path("me/<str:reference>/identifiers/", views.identifiers, name="member-identifiers"),
+    path("identifiers/check/<str:token>/", views.identifier_check, name="identifier-check"),
     path("me/<str:reference>/notifications/", views.notification_settings, name="member-notifications"),
     path("me/<str:reference>/mandate/new/", views.mandate_new, name="mandate-new"),
     path("me/<str:reference>/mandate/review/", views.mandate_review, name="mandate-review"),

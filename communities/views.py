@@ -25,7 +25,7 @@ from requests_engine.models import (
     RequestState,
 )
 
-from . import notices, services
+from . import identifier_checks, notices, services, tasks
 from .forms import (
     DeleteAccountForm,
     IdentifiersForm,
@@ -207,6 +207,10 @@ def notification_settings(request, reference: str):
 @require_http_methods(["GET", "POST"])
 def identifiers(request, reference: str):
     member = _own_member(request, reference)
+    if request.method == "POST" and "send_checks" in request.POST:
+        tasks.send_identifier_checks.delay(member.pk, True)
+        messages.success(request, "We have sent a new link to each address not yet checked.")
+        return redirect("member-identifiers", reference=member.reference)
     form = IdentifiersForm(request.POST if request.method == "POST" else None, member=member)
     if request.method == "POST" and form.is_valid():
         services.identifiers_save(member=member, entries=form.entries())
@@ -214,10 +218,31 @@ def identifiers(request, reference: str):
         if member.mandates.filter(state=Mandate.State.ACTIVE).exists():
             return redirect("me")
         return redirect("mandate-new", reference=member.reference)
+    unchecked = member.identifiers.filter(kind="email", verified_at__isnull=True).exists()
     return render(
         request,
         "communities/identifiers.html",
-        {"member": member, "community": member.community, "form": form},
+        {"member": member, "community": member.community, "form": form, "unchecked": unchecked},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def identifier_check(request, token: str):
+    """The link emailed to an address a member gave: it works without signing in (it may be opened on
+    another device), and a GET only shows the question, so a mail scanner following links checks nothing."""
+    try:
+        member, address, identifiers = identifier_checks.check_link_read(token)
+    except identifier_checks.CheckLinkError as error:
+        return render(request, "communities/identifier_check.html", {"error": str(error)}, status=400)
+    done = next((i.verified_at for i in identifiers if i.verified_at), None)
+    if request.method == "POST" and not done:
+        identifier_checks.check_link_use(token)
+        messages.success(request, f"Thank you: {address} is checked.")
+        return redirect("identifier-check", token=token)
+    return render(
+        request,
+        "communities/identifier_check.html",
+        {"community": member.community, "address": address, "done": done},
     )
 
 

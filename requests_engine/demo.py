@@ -19,9 +19,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from communities import identifier_checks
 from communities.mandate_text import MandateChoices, render_mandate_text, text_sha256
 from communities.models import Community, Identifier, Mandate, Member, Purpose, Right
-from communities.services import mandate_sign
+from communities.services import identifiers_save, mandate_sign
 from core.audit import Actor
 from requests_engine import services, sweep
 from requests_engine.campaigns import launch
@@ -90,6 +91,9 @@ WITHOUT_ASKING = {"zadie@community.test"}
 # One member leaves out objecting to AI training: the preview of such a campaign counts them as not
 # authorised.
 NOT_OBJECTING = {"agatha@community.test"}
+# Two members gave another address for the first campaign organisation: one opened the check link sent to
+# it (letters say "verified by a link sent to it"), one did not ("stated by the member").
+OTHER_ADDRESS_CHECKED = {"zadie@community.test": True, "samuel@community.test": False}
 
 
 @dataclass
@@ -157,9 +161,8 @@ def seed_demo() -> DemoSummary:
                 defaults={"full_name": name},
             )
             summary.members.append(email)
-            Identifier.objects.get_or_create(
-                member=member, kind=Identifier.Kind.EMAIL, defaults={"value": email}
-            )
+            if not member.identifiers.exists():
+                _give_demo_identifiers(member, email, targets[0])
             if not member.mandates.exists():
                 _sign_demo_mandate(member, community, purposes, today=today)
         coordinator = get_user_model().objects.get(username=COORDINATOR_EMAIL)
@@ -200,6 +203,18 @@ def seed_demo() -> DemoSummary:
             f"{complaint.get_state_display().lower()}"
         )
     return summary
+
+
+def _give_demo_identifiers(member: Member, email: str, controller: Controller) -> None:
+    """As a member does on the identifiers page: the login address everywhere (checked when they joined),
+    and for some an address used at one organisation, checked by its link or not."""
+    entries: list[tuple[int | None, str, str, str]] = [(None, Identifier.Kind.EMAIL, "", email)]
+    other = email.replace("@", f"+{controller.slug}@")
+    if email in OTHER_ADDRESS_CHECKED:
+        entries.append((controller.pk, Identifier.Kind.EMAIL, "Email address you use there", other))
+    identifiers_save(member=member, entries=entries)
+    if OTHER_ADDRESS_CHECKED.get(email):
+        identifier_checks.check_link_use(identifier_checks.check_token(member=member, address=other))
 
 
 def _sign_demo_mandate(member: Member, community: Community, purposes: list[Purpose], *, today) -> Mandate:
