@@ -72,18 +72,20 @@ def setup() -> tuple[str, str]:
         )
         c.execute("""INSERT INTO communities_mandate (member_id, reference, rights, all_controllers,
                      valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
+                     may_represent_in_court, irreversible_without_asking,
                      template_version, text, text_sha256, signed_name, signed_at, signed_user_agent, pdf,
                      pdf_sha256, verification_token, state, created_at, history_seq, history_head, send_responses_to)
                      SELECT id, 'A' || id, '["access"]', true, current_date - 1, current_date + 365, true,
-                     false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
+                     false, false, false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
                      'community' FROM communities_member""")
         c.execute(f"""INSERT INTO requests_engine_datarightsrequest (reference, member_id, mandate_id, controller_id,
                      "right", state, received_on, clock_start_on, due_on, extension_months, extension_reason,
                      paused_days, clock_paused, info_kind, info_question, message_id, delivery_error, drp_request_id,
-                     drp_status, refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
+                     drp_status, refusal_ground, refusal_reasons, answer_directly_to, history_seq, history_head, created_at,
+                     updated_at)
                      SELECT 'R' || m.id, m.id, md.id, {controller.pk}, 'access', 'sent',
                      current_date - (m.id % 30)::int, current_date - (m.id % 30)::int,
-                     current_date - (m.id % 30)::int + 31, 0, '', 0, false, '', '', '', '', '', '', '', '', 0, '',
+                     current_date - (m.id % 30)::int + 31, 0, '', 0, false, '', '', '', '', '', '', '', '', '', 0, '',
                      now(), now()
                      FROM communities_member m JOIN communities_mandate md ON md.member_id = m.id""")
         c.execute("ANALYZE")

@@ -104,11 +104,12 @@ def main() -> int:
         c.execute(
             """INSERT INTO communities_mandate (member_id, reference, rights, all_controllers,
                      valid_from, valid_until, may_complain_to_controllers, may_represent_before_ico,
+                     may_represent_in_court, irreversible_without_asking,
                      template_version, text, text_sha256, signed_name, signed_at, signed_user_agent, pdf,
                      pdf_sha256, verification_token, state, created_at, history_seq, history_head,
                      send_responses_to)
                      SELECT id, 'A' || id, '["access", "erasure"]', true, %s::date - 1, %s::date + 365, true,
-                     false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
+                     false, false, true, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
                      'community'
                      FROM communities_member WHERE community_id = %s""",
             [today, today, community_id],
@@ -175,9 +176,10 @@ def main() -> int:
                 """INSERT INTO bench_bare (reference, campaign_id, batch_id, member_id, mandate_id,
                 controller_id, "right", state, extension_months, extension_reason, paused_days, clock_paused,
                 info_kind, info_question, message_id, delivery_error, drp_request_id, drp_status,
-                refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
+                refusal_ground, refusal_reasons, answer_directly_to, history_seq, history_head, created_at,
+                updated_at)
                 SELECT 'R' || m.id || '-' || b.id, b.campaign_id, b.id, m.member_id, m.id, b.controller_id,
-                'access', 'queued', 0, '', 0, false, '', '', '', '', '', '', '', '', 0, '', now(), now()
+                'access', 'queued', 0, '', 0, false, '', '', '', '', '', '', '', '', '', 0, '', now(), now()
                 FROM communities_mandate m CROSS JOIN requests_engine_batch b
                 WHERE b.campaign_id = %s""",
                 [floor_campaign.pk],

@@ -5,8 +5,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from . import representation
 from .models import Community, Identifier, Invite, Mandate, Member, Purpose
+from .services import CommunityError
 
 
 class PurposeForm(forms.ModelForm):
@@ -33,13 +36,108 @@ class PurposeInline(admin.TabularInline):
     can_delete = False  # mandates and campaigns name it
 
 
+class CommunityForm(forms.ModelForm):
+    # The constitution is checked (PDF, size) and stored encrypted by the service, never by the model form.
+    constitution_upload = forms.FileField(
+        required=False,
+        label="Constitution (PDF)",
+        help_text="The governing document that shows the points above. Uploading one replaces the last.",
+    )
+
+    class Meta:
+        model = Community
+        exclude: list[str] = []
+
+    def clean_constitution_upload(self):
+        upload = self.cleaned_data.get("constitution_upload")
+        if not upload:
+            return None
+        data = upload.read()
+        try:
+            representation.constitution_check(data)
+        except CommunityError as refused:
+            raise forms.ValidationError(str(refused)) from None
+        return data
+
+
 @admin.register(Community)
 class CommunityAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "join_policy", "contact_email"]
+    form = CommunityForm
+    list_display = ["name", "slug", "join_policy", "contact_email", "represents_before_ico"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["controllers"]
     search_fields = ["name"]
     inlines = [PurposeInline]
+    readonly_fields = ["constitution_on_file", "representation_status"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "purpose",
+                    "description",
+                    "contact_email",
+                    "postal_address",
+                    "legal_name",
+                    "registration_number",
+                    "agent_name",
+                    "join_policy",
+                    "rights",
+                    "controllers",
+                    "brand_colour",
+                    "retention_days",
+                ]
+            },
+        ),
+        (
+            "Representation (Article 80(1))",
+            {
+                "description": "A community may represent members before the ICO only when every part of "
+                "this record is filled in and its constitution is uploaded (Article 80(1) UK GDPR, section "
+                "187 Data Protection Act 2018). The record is shown on the public register. Without it, "
+                "members are given a kit to complain to the ICO themselves.",
+                "fields": [
+                    "representation_status",
+                    "legal_form",
+                    "not_for_profit",
+                    "statutory_objectives",
+                    "data_protection_activity",
+                    "constitution_on_file",
+                    "constitution_upload",
+                    "offers_court_representation",
+                ],
+            },
+        ),
+    ]
+
+    @admin.display(description="represents before the ICO", boolean=True)
+    def represents_before_ico(self, obj: Community) -> bool:
+        return obj.art80_eligible
+
+    @admin.display(description="status")
+    def representation_status(self, obj: Community) -> str:
+        if not obj.pk or not obj.art80_eligible:
+            return "Incomplete: the community does not represent members before the ICO."
+        if obj.offers_court:
+            return "Complete: members may authorise representation before the ICO and in court."
+        return "Complete: members may authorise representation before the ICO."
+
+    @admin.display(description="constitution on file")
+    def constitution_on_file(self, obj: Community):
+        if not obj.pk or not obj.constitution:
+            return "None uploaded."
+        if not obj.art80_eligible:
+            return f"Uploaded (SHA-256 {obj.constitution_sha256}); published once the record is complete."
+        url = reverse("register-constitution", args=[obj.slug])
+        return format_html('<a href="{}">On the register</a> (SHA-256 {})', url, obj.constitution_sha256)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        data = form.cleaned_data.get("constitution_upload")
+        if data:
+            representation.constitution_store(community_id=obj.pk, data=data)
 
 
 class IdentifierInline(admin.TabularInline):
@@ -76,6 +174,7 @@ class MandateAdmin(admin.ModelAdmin):
         "valid_until",
         "may_complain_to_controllers",
         "may_represent_before_ico",
+        "may_represent_in_court",
         "template_version",
         "text",
         "text_sha256",

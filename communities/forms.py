@@ -8,6 +8,8 @@ from django import forms
 from django.core.validators import EmailValidator, MaxLengthValidator
 from django.utils import timezone
 
+from requests_engine.models import HANDOVER_STATES
+
 from .mandate_text import MandateChoices
 from .models import IRREVERSIBLE_RIGHTS, Community, Identifier, Mandate, Member, Right
 
@@ -26,6 +28,18 @@ class JoinForm(forms.Form):
         ],
         label="Your full name",
         help_text="As the organisations we write to know you. It appears in your mandate.",
+        widget=forms.TextInput(attrs={"autocomplete": "name", "spellcheck": "false"}),
+        error_messages={"required": "Enter your full name"},
+    )
+
+
+class NameForm(forms.Form):
+    full_name = forms.CharField(
+        validators=[
+            MaxLengthValidator(NAME_MAX, message=f"Enter your full name in {NAME_MAX} characters or fewer")
+        ],
+        label="Your full name",
+        help_text="As the organisations we write to know you.",
         widget=forms.TextInput(attrs={"autocomplete": "name", "spellcheck": "false"}),
         error_messages={"required": "Enter your full name"},
     )
@@ -194,10 +208,18 @@ class MandateChoicesForm(forms.Form):
         required=False,
         label="The community may complain to an organisation for me if it does not answer properly",
     )
+    # Offered only by a community with its Art 80(1) record (Art 80(1) UK GDPR, DPA 2018 s.187); see
+    # __init__. Court is a separate opt-in again, offered only where the community enables it.
     may_represent_before_ico = forms.BooleanField(
         required=False,
         label="The community may complain to the Information Commissioner's Office (the UK regulator) for me "
         "and speak for me in that complaint",
+    )
+    may_represent_in_court = forms.BooleanField(
+        required=False,
+        label="The community may also take an organisation to court for me, including to claim compensation",
+        help_text="A claim in court under Articles 79 and 82 UK GDPR (section 187 Data Protection Act 2018). "
+        "Before any claim, the community explains to you what it could cost and what the risks are.",
     )
 
     irreversible_without_asking = forms.BooleanField(
@@ -215,6 +237,13 @@ class MandateChoicesForm(forms.Form):
             for value in Right.values
             if value in (community.rights or Right.values)
         ]
+        # Art 80(1) UK GDPR: only a community whose eligibility is recorded may represent members at all.
+        self.offers_ico = community.art80_eligible
+        self.offers_court = community.offers_court
+        if not self.offers_ico:
+            del self.fields["may_represent_before_ico"]
+        if not self.offers_court:
+            del self.fields["may_represent_in_court"]
         # The "without asking" choice only means something where the community may ask for either.
         self.offers_irreversible = bool(IRREVERSIBLE_RIGHTS & set(community.rights or Right.values))
         self.listed = list(community.controllers.order_by("name").values_list("pk", "name"))
@@ -254,7 +283,8 @@ class MandateChoicesForm(forms.Form):
             valid_until=data["valid_until"],
             send_responses_to=data["send_responses_to"],
             may_complain_to_controllers=data["may_complain_to_controllers"],
-            may_represent_before_ico=data["may_represent_before_ico"],
+            may_represent_before_ico=self.offers_ico and data.get("may_represent_before_ico", False),
+            may_represent_in_court=self.offers_court and data.get("may_represent_in_court", False),
             irreversible_without_asking=data["irreversible_without_asking"]
             and bool(IRREVERSIBLE_RIGHTS & set(data["rights"])),
         )
@@ -274,7 +304,51 @@ class SignForm(forms.Form):
     )
 
 
-class RevokeForm(forms.Form):
+class EndingForm(forms.Form):
+    """For each open request an organisation already has, the member's choice when the community stops
+    acting for them: it stays as their own request (answered to them directly) or is withdrawn. Nothing is
+    chosen for them."""
+
+    KEEP, WITHDRAW = "keep", "withdraw"
+
+    def __init__(self, *args, requests=(), answer_to: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requests = [r for r in requests if r.state in HANDOVER_STATES]
+        for request in self.requests:
+            name = request.controller.name
+            field = forms.ChoiceField(
+                label=f"{request.get_right_display()} request to {name} ({request.reference})",
+                choices=[
+                    (self.KEEP, f"Keep it as my own request: {name} answers me directly"),
+                    (self.WITHDRAW, f"Withdraw it: {name} stops working on it"),
+                ],
+                widget=forms.RadioSelect,
+                error_messages={"required": f"Choose what happens to your request to {name}"},
+            )
+            self.fields[f"r{request.pk}"] = field
+        if self.requests:
+            self.fields["answer_to"] = forms.CharField(
+                label="Where should organisations answer you?",
+                help_text="An email or postal address. Only the organisations you keep a request with see it.",
+                initial=answer_to,
+                required=False,
+                max_length=500,
+            )
+
+    def clean(self):
+        data = super().clean() or {}
+        if self.kept() and not (data.get("answer_to") or "").strip():
+            self.add_error(
+                "answer_to", "Enter the email or postal address where organisations should answer you"
+            )
+        return data
+
+    def kept(self) -> list[int]:
+        data = getattr(self, "cleaned_data", {})
+        return [r.pk for r in self.requests if data.get(f"r{r.pk}") == self.KEEP]
+
+
+class RevokeForm(EndingForm):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,

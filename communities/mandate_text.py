@@ -15,10 +15,15 @@ from django.template.loader import render_to_string
 
 from .models import IRREVERSIBLE_RIGHTS, Community, Mandate, Member, Purpose, Right
 
-TEMPLATE_VERSION = "v2"
+TEMPLATE_VERSION = "v3"
 # v1 said "every controller in the community's directory"; v2 names each controller and purpose, the only
-# scope there is. Signed v1 texts stay as they were signed.
-TEMPLATES = {"v1": "communities/mandate/v1.txt", "v2": "communities/mandate/v2.txt"}
+# scope there is; v3 gives representation before the ICO and in court a sentence each, as separate choices
+# (Art 80(1) UK GDPR, DPA 2018 s.187). Signed texts stay as they were signed.
+TEMPLATES = {
+    "v1": "communities/mandate/v1.txt",
+    "v2": "communities/mandate/v2.txt",
+    "v3": "communities/mandate/v3.txt",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class MandateChoices:
     may_represent_before_ico: bool
     all_controllers: bool = False  # the member chose "all of them": the list of that day
     irreversible_without_asking: bool = False  # erasure/objection sent without asking each time
+    may_represent_in_court: bool = False  # Art 79/82 UK GDPR via DPA 2018 s.187, its own opt-in
 
 
 def _controller_names(community: Community, controller_ids: tuple[int, ...]) -> list[str]:
@@ -77,6 +83,7 @@ def render_mandate_text(*, member: Member, choices: MandateChoices, version: str
         }[choices.send_responses_to],
         "may_complain_to_controllers": choices.may_complain_to_controllers,
         "may_represent_before_ico": choices.may_represent_before_ico,
+        "may_represent_in_court": choices.may_represent_in_court,
         "irreversible": bool(IRREVERSIBLE_RIGHTS & set(choices.rights)),
         "irreversible_without_asking": choices.irreversible_without_asking,
         "valid_from": f"{choices.valid_from:%d %B %Y}",

@@ -9,6 +9,7 @@ from django.db import connection, models
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from core import crypto
 from core.audit import ChainedHistory
 from core.references import new_reference, new_token
 
@@ -27,6 +28,8 @@ class Right(models.TextChoices):
 # Erasure (Art 17) and objection (Art 21) cannot be undone once a controller acts on them: the member confirms
 # each campaign's, unless their mandate says not to ask.
 IRREVERSIBLE_RIGHTS = frozenset({Right.ERASURE.value, Right.OBJECTION.value})
+
+crypto.register_encrypted_file_field("communities.Community", "constitution")
 
 
 class Community(models.Model):
@@ -62,12 +65,63 @@ class Community(models.Model):
     retention_days = models.PositiveIntegerField(default=90)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
+    # The Art 80(1) record: what makes the community a body that may represent members. Art 80(1) UK GDPR,
+    # given effect by DPA 2018 s.187: a not-for-profit body or organisation, with statutory objectives in the
+    # public interest, active in protecting data subjects' rights and freedoms.
+    class LegalForm(models.TextChoices):
+        COMPANY_LIMITED_BY_GUARANTEE = "clg", "Company limited by guarantee"
+        CHARITABLE_INCORPORATED_ORGANISATION = "cio", "Charitable incorporated organisation"
+        COMMUNITY_BENEFIT_SOCIETY = "cbs", "Community benefit society"
+        UNINCORPORATED_ASSOCIATION = "unincorporated", "Unincorporated association"
+        TRADE_UNION = "trade_union", "Trade union"
+        OTHER = "other", "Other"
+
+    legal_form = models.CharField(max_length=20, choices=LegalForm.choices, blank=True)
+    not_for_profit = models.BooleanField(
+        default=False, help_text="Its constitution says it is not run for profit (Art 80(1) UK GDPR)."
+    )
+    statutory_objectives = models.TextField(
+        blank=True,
+        help_text="Its objectives in the public interest, as its constitution states them (Art 80(1)).",
+    )
+    data_protection_activity = models.TextField(
+        blank=True,
+        help_text="What it does to protect data subjects' rights and freedoms (Art 80(1)).",
+    )
+    # Encrypted at rest like every uploaded file; served decrypted from the public register.
+    constitution = models.FileField(upload_to="constitutions/", max_length=300, blank=True, editable=False)
+    constitution_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    offers_court_representation = models.BooleanField(
+        default=False,
+        help_text="Offer members representation in court as well (Articles 79 and 82 UK GDPR, DPA 2018 "
+        "s.187): a separate choice on the mandate, off unless the member ticks it. Only with a full "
+        "Article 80(1) record.",
+    )
+
     class Meta:
         verbose_name_plural = "communities"
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def art80_eligible(self) -> bool:
+        """THE rule for representation (DESIGN §2): the community may represent members before the ICO,
+        and offer to in court, only with every part of its Art 80(1) record present (Art 80(1) UK GDPR;
+        DPA 2018 s.187)."""
+        return bool(
+            self.legal_form
+            and self.not_for_profit
+            and self.statutory_objectives.strip()
+            and self.data_protection_activity.strip()
+            and self.constitution
+        )
+
+    @property
+    def offers_court(self) -> bool:
+        """Court representation is its own opt-in, on top of the Art 80(1) record."""
+        return self.art80_eligible and self.offers_court_representation
 
 
 class Purpose(models.Model):
@@ -270,6 +324,8 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     may_complain_to_controllers = models.BooleanField(default=True)
     # Art 80(1) UK GDPR / s.187 DPA 2018: representation before the ICO needs its own explicit choice.
     may_represent_before_ico = models.BooleanField(default=False)
+    # Art 79 and 82 UK GDPR via DPA 2018 s.187: representation in court is a separate choice again.
+    may_represent_in_court = models.BooleanField(default=False)
     # Off unless the member ticks it: erasure and objection requests are then sent without asking each time.
     irreversible_without_asking = models.BooleanField(default=False)
 

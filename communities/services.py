@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Collection, Iterable
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -20,8 +22,9 @@ from core.audit import Actor
 from requests_engine import services as engine
 from requests_engine import tasks as engine_tasks
 from requests_engine.campaigns.eligibility import request_covered
+from requests_engine.dispatch.withdrawals import EXPIRED, NARROWED, REVOKED
 from requests_engine.events import describe, record_event
-from requests_engine.models import OPEN_STATES, DataRightsRequest, RequestEvent, RequestState
+from requests_engine.models import HANDOVER_STATES, OPEN_STATES, DataRightsRequest, RequestEvent
 
 from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, text_sha256
 from .models import IRREVERSIBLE_RIGHTS, Community, Identifier, Invite, Mandate, Member, Notice, Right
@@ -36,14 +39,42 @@ def email_is_verified(user) -> bool:
     return EmailAddress.objects.filter(user=user, verified=True).exists()
 
 
-def member_join(*, user, community: Community, full_name: str, invite_token: str = "") -> tuple[Member, bool]:
-    """Join a community (open, or closed with a usable invite). Joining twice returns the membership."""
+def _checked_name(full_name: str) -> str:
     full_name = " ".join(full_name.split())
     if not full_name:
         raise CommunityError("Enter your full name.")
     limit = Member._meta.get_field("full_name").max_length or 200
     if len(full_name) > limit:  # never cut a name short: it is what the controllers know the member by
         raise CommunityError(f"Enter your full name in {limit} characters or fewer.")
+    return full_name
+
+
+def member_name_correct(*, member: Member, full_name: str, actor: Actor) -> bool:
+    """Correct the member's name. A signed mandate keeps the name it was signed with (it is the evidence),
+    so a member with one in force must sign again under the corrected name before organisations see it.
+    Returns whether that new signature is needed."""
+    full_name = _checked_name(full_name)
+    with transaction.atomic():
+        locked = Member.objects.select_for_update().get(pk=member.pk)
+        if locked.full_name == full_name:
+            return False
+        old = locked.full_name
+        Member.objects.filter(pk=member.pk).update(full_name=full_name)
+        active = Mandate.objects.select_for_update().filter(member=locked, state=Mandate.State.ACTIVE).first()
+        if active is not None:
+            record_event(
+                subject=active,
+                kind="mandate.name_corrected",
+                actor=actor,
+                payload={"from": old, "to": full_name},
+            )
+    member.full_name = full_name
+    return active is not None
+
+
+def member_join(*, user, community: Community, full_name: str, invite_token: str = "") -> tuple[Member, bool]:
+    """Join a community (open, or closed with a usable invite). Joining twice returns the membership."""
+    full_name = _checked_name(full_name)
     if not email_is_verified(user):
         raise CommunityError("Verify your email address before joining.")
     with transaction.atomic():
@@ -116,8 +147,14 @@ def mandate_sign(
     signed_name: str,
     ip: str | None,
     user_agent: str,
+    keep: Iterable[int] = (),
+    answer_to: str = "",
 ) -> Mandate:
-    """Sign the text the member was shown. The PDF is rendered, sealed and emailed after commit."""
+    """Sign the text the member was shown. The PDF is rendered, sealed and emailed after commit. Signing
+    in place of a mandate ends the community's authority over requests the new one no longer covers: those
+    in `keep` stand as the member's own, answered at `answer_to`; the others are withdrawn."""
+    keep = set(keep)
+    answer_to = _answer_address(keep, answer_to)
 
     if not choices.rights or any(r not in Right.values for r in choices.rights):
         raise CommunityError("Choose at least one right.")
@@ -134,6 +171,13 @@ def mandate_sign(
         raise CommunityError(f"Choose purposes from {community.name}'s list.")
     if choices.valid_until <= choices.valid_from:
         raise CommunityError("The end date must be after today.")
+    # Art 80(1) UK GDPR, DPA 2018 s.187: only a community with its eligibility recorded may represent.
+    if choices.may_represent_before_ico and not community.art80_eligible:
+        raise CommunityError(
+            f"{community.name} has not recorded that it may represent members before the ICO."
+        )
+    if choices.may_represent_in_court and not community.offers_court:
+        raise CommunityError(f"{community.name} does not offer representation in court.")
     if not _same_name(signed_name, member.full_name):
         raise CommunityError(f"Type your full name exactly as it appears in the mandate: {member.full_name}.")
     text = render_mandate_text(member=member, choices=choices)
@@ -157,6 +201,7 @@ def mandate_sign(
             send_responses_to=choices.send_responses_to,
             may_complain_to_controllers=choices.may_complain_to_controllers,
             may_represent_before_ico=choices.may_represent_before_ico,
+            may_represent_in_court=choices.may_represent_in_court,
             irreversible_without_asking=choices.irreversible_without_asking
             and bool(IRREVERSIBLE_RIGHTS & set(choices.rights)),
             template_version=TEMPLATE_VERSION,
@@ -191,21 +236,28 @@ def mandate_sign(
                 to_state=replaced.state,
                 payload={"replaced_by": mandate.reference},
             )
-            _withdraw_open_requests(
+            _end_authority(
                 replaced,
                 actor=actor,
-                reason="The member narrowed their mandate.",
+                reason=NARROWED,
                 still_covered=request_covered,
+                keep=keep,
+                answer_to=answer_to,
             )
 
         transaction.on_commit(lambda: tasks.render_signed_mandate.delay(mandate.pk))
     return mandate
 
 
-def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
-    """End a mandate now: every open request under it is withdrawn and each controller that already has
-    one is told, through the way the request reached it. Returns how many requests were withdrawn."""
+def mandate_revoke(
+    *, mandate_id: int, actor: Actor, reason: str = "", keep: Iterable[int] = (), answer_to: str = ""
+) -> int:
+    """End a mandate now. Each open request under it that the member keeps (`keep`, request ids) stands as
+    their own, to be answered to them at `answer_to`; every other is withdrawn. Each controller that has one
+    is told, through the way the request reached it. Returns how many requests were withdrawn."""
 
+    keep = set(keep)
+    answer_to = _answer_address(keep, answer_to)
     with transaction.atomic():
         mandate = Mandate.objects.select_for_update().get(pk=mandate_id)
         if mandate.state != Mandate.State.ACTIVE:
@@ -222,9 +274,18 @@ def mandate_revoke(*, mandate_id: int, actor: Actor, reason: str = "") -> int:
             payload={"reason": reason} if reason else None,
         )
         return sum(
-            _withdraw_open_requests(each, actor=actor, reason="The member revoked the mandate.")
+            _end_authority(each, actor=actor, reason=REVOKED, keep=keep, answer_to=answer_to)[0]
             for each in mandate_lineage(mandate)
         )
+
+
+def _answer_address(keep: set[int], answer_to: str) -> str:
+    answer_to = " ".join(answer_to.split())
+    if keep and not answer_to:
+        raise CommunityError("Enter the email or postal address where organisations should answer you.")
+    if len(answer_to) > 500:
+        raise CommunityError("Enter an address of 500 characters or fewer.")
+    return answer_to
 
 
 def mandate_lineage(mandate: Mandate) -> list[Mandate]:
@@ -265,32 +326,54 @@ def _choices_cover(choices: MandateChoices, request) -> bool:
     )
 
 
-def _withdraw_open_requests(mandate: Mandate, *, actor: Actor, reason: str, still_covered=None) -> int:
-    """Withdraw the mandate's open requests (all, or those `still_covered(request)` rejects),
-    and, after commit, tell each controller that already has one. Call inside the caller's transaction."""
+KEEP_ALL = "all"
 
-    told_states = {
-        RequestState.SENT,
-        RequestState.ACKNOWLEDGED,
-        RequestState.INFO_REQUESTED,
-        RequestState.EXTENDED,
-        RequestState.OVERDUE,
-    }
-    told: list[int] = []
-    withdrawn = 0
+
+def _end_authority(
+    mandate: Mandate,
+    *,
+    actor: Actor,
+    reason: str,
+    still_covered=None,
+    keep: Collection[int] | str = (),
+    answer_to: str = "",
+) -> tuple[int, int]:
+    """The community stops acting under `mandate` on its open requests (all, or those `still_covered(request)`
+    rejects). A request the controller has that the member keeps (`keep`: its ids, or KEEP_ALL) stands as the
+    member's own, answered to them at `answer_to`; every other is withdrawn. After commit each controller that
+    has one is told, and the coordinators are told of complaints covering them. Call inside the caller's
+    transaction. Returns (withdrawn, kept)."""
+
+    withdrawn: list[int] = []  # those the controller has, so must be told of
+    withdrawn_count = 0
+    kept: list[int] = []
     open_requests = DataRightsRequest.objects.filter(mandate=mandate, state__in=OPEN_STATES)
     for request in open_requests.select_related("campaign", "controller"):
         if still_covered is not None and still_covered(request):
             continue
+        has_it = request.state in HANDOVER_STATES
+        if has_it and (keep == KEEP_ALL or request.pk in keep):
+            engine.request_hand_over(request_id=request.pk, actor=actor, answer_to=answer_to, reason=reason)
+            kept.append(request.pk)
+            continue
         engine.request_withdraw(request_id=request.pk, actor=actor, reason=reason)
-        withdrawn += 1
-        if request.state in told_states:
-            told.append(request.pk)
-    if told:
+        withdrawn_count += 1
+        if has_it:
+            withdrawn.append(request.pk)
+    if withdrawn:
         transaction.on_commit(
-            lambda: engine_tasks.tell_controllers_of_withdrawal.delay(told, reason), robust=True
+            partial(engine_tasks.tell_controllers_of_withdrawal.delay, withdrawn, reason), robust=True
         )
-    return withdrawn
+    if kept:
+        transaction.on_commit(
+            partial(engine_tasks.tell_controllers_of_withdrawal.delay, kept, reason, True), robust=True
+        )
+    if withdrawn or kept:
+        transaction.on_commit(
+            partial(engine_tasks.flag_complaints_for_ended_authority.delay, withdrawn + kept, reason),
+            robust=True,
+        )
+    return withdrawn_count, len(kept)
 
 
 def account_export(*, user) -> bytes:
@@ -405,6 +488,7 @@ def choices_of(mandate: Mandate, *, today: date | None = None) -> MandateChoices
         send_responses_to=mandate.send_responses_to,
         may_complain_to_controllers=mandate.may_complain_to_controllers,
         may_represent_before_ico=mandate.may_represent_before_ico,
+        may_represent_in_court=mandate.may_represent_in_court,
         irreversible_without_asking=mandate.irreversible_without_asking,
     )
 
@@ -423,6 +507,7 @@ def default_choices(member: Member, *, today: date | None = None) -> MandateChoi
         send_responses_to="",
         may_complain_to_controllers=False,
         may_represent_before_ico=False,
+        may_represent_in_court=False,
     )
 
 
@@ -454,16 +539,27 @@ def mandates_expire(*, today: date | None = None) -> int:
                 to_state=mandate.state,
                 payload={"valid_until": mandate.valid_until},
             )
-            withdrawn = sum(
-                _withdraw_open_requests(each, actor=actor, reason="The member's mandate expired.")
+            # Expiry keeps every request the controller has as the member's own: the member did not
+            # choose to give up their rights, only the community's authority has run out.
+            answer_to = mandate.member.user.email
+            ended = [
+                _end_authority(each, actor=actor, reason=EXPIRED, keep=KEEP_ALL, answer_to=answer_to)
                 for each in mandate_lineage(mandate)
-            )
-            ended = f" {withdrawn} open request(s) made under it were withdrawn." if withdrawn else ""
+            ]
+            withdrawn, kept = sum(w for w, _ in ended), sum(k for _, k in ended)
+            said = []
+            if kept:
+                said.append(
+                    f" {kept} open request(s) are now your own: each organisation was told to answer you "
+                    f"directly, at {answer_to}."
+                )
+            if withdrawn:
+                said.append(f" {withdrawn} request(s) not yet sent were withdrawn.")
             notify_member(
                 mandate.member,
                 f"Your mandate {mandate.reference} has ended",
                 f"Your mandate ended on {mandate.valid_until:%-d %B %Y}, so the community can no longer act "
-                f"for you.{ended} To go on, sign a new mandate.",
+                f"for you.{''.join(said)} To go on, sign a new mandate.",
                 link=f"/me/{mandate.member.reference}/mandate/new/",
             )
         expired += 1
@@ -485,8 +581,8 @@ def mandate_expiry_warnings_send(*, today: date | None = None) -> int:
         notice = notify_member(
             mandate.member,
             f"Your mandate {mandate.reference} ends on {mandate.valid_until:%-d %B %Y}",
-            "After that date the community can no longer act for you, and its open requests for you are "
-            "withdrawn. To go on, change your mandate: you sign a new one with a later end date, and your "
+            "After that date the community can no longer act for you: organisations that have requests "
+            "from us for you are told to answer you directly, and requests not yet sent are withdrawn. To go on, change your mandate: you sign a new one with a later end date, and your "
             "open requests carry on.",
             link=f"/me/{mandate.member.reference}/mandate/new/",
             once_since=timezone.now() - timedelta(days=EXPIRY_WARNING_DAYS + 1),

@@ -8,6 +8,7 @@ urlpatterns = [
     path("me/", views.me, name="me"),
     path("me/export/", views.account_export, name="account-export"),
     path("me/delete/", views.account_delete, name="account-delete"),
+    path("me/<str:reference>/name/", views.name_correct, name="member-name"),
     path("me/<str:reference>/identifiers/", views.identifiers, name="member-identifiers"),
     path("identifiers/check/<str:token>/", views.identifier_check, name="identifier-check"),
     path("me/<str:reference>/notifications/", views.notification_settings, name="member-notifications"),

@@ -28,9 +28,11 @@ from requests_engine.models import (
 from . import identifier_checks, notices, services, tasks
 from .forms import (
     DeleteAccountForm,
+    EndingForm,
     IdentifiersForm,
     JoinForm,
     MandateChoicesForm,
+    NameForm,
     NotificationsForm,
     RevokeForm,
     SignForm,
@@ -205,6 +207,37 @@ def notification_settings(request, reference: str):
 
 @login_required
 @require_http_methods(["GET", "POST"])
+def name_correct(request, reference: str):
+    member = _own_member(request, reference)
+    form = NameForm(
+        request.POST if request.method == "POST" else None, initial={"full_name": member.full_name}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            sign_again = services.member_name_correct(
+                member=member,
+                full_name=form.cleaned_data["full_name"],
+                actor=Actor(Actor.MEMBER, str(member.pk)),
+            )
+        except services.CommunityError as error:
+            form.add_error("full_name", str(error))
+        else:
+            if sign_again:
+                messages.success(
+                    request,
+                    f"Your name is now {member.full_name}. Your mandate was signed as you were named then, "
+                    "so sign it again under this name: until you do, organisations see the old one.",
+                )
+                return redirect("mandate-new", reference=member.reference)
+            messages.success(request, f"Your name is now {member.full_name}.")
+            return redirect("me")
+    return render(
+        request, "communities/name.html", {"member": member, "community": member.community, "form": form}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
 def identifiers(request, reference: str):
     member = _own_member(request, reference)
     if request.method == "POST" and "send_checks" in request.POST:
@@ -287,6 +320,7 @@ def mandate_new(request, reference: str):
         "send_responses_to": start.send_responses_to,
         "may_complain_to_controllers": start.may_complain_to_controllers,
         "may_represent_before_ico": start.may_represent_before_ico,
+        "may_represent_in_court": start.may_represent_in_court,
         "irreversible_without_asking": start.irreversible_without_asking,
     }
     form = MandateChoicesForm(
@@ -313,10 +347,11 @@ def mandate_review(request, reference: str):
         return redirect("mandate-new", reference=member.reference)
     choices = _choices_from_session(saved)
     text = render_mandate_text(member=member, choices=choices)
-    form = SignForm(
-        request.POST if request.method == "POST" else None, initial={"text_sha256": text_sha256(text)}
-    )
-    if request.method == "POST" and form.is_valid():
+    data = request.POST if request.method == "POST" else None
+    form = SignForm(data, initial={"text_sha256": text_sha256(text)})
+    no_longer_covered = services.requests_no_longer_covered(member=member, choices=choices)
+    ending = EndingForm(data, requests=no_longer_covered, answer_to=member.user.email, prefix="ending")
+    if request.method == "POST" and form.is_valid() and ending.is_valid():
         try:
             mandate = services.mandate_sign(
                 member=member,
@@ -325,6 +360,8 @@ def mandate_review(request, reference: str):
                 signed_name=form.cleaned_data["signed_name"],
                 ip=_client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                keep=ending.kept(),
+                answer_to=ending.cleaned_data.get("answer_to", ""),
             )
         except services.CommunityError as error:
             form.add_error("signed_name" if "full name" in str(error) else None, str(error))
@@ -346,7 +383,9 @@ def mandate_review(request, reference: str):
             "text": text,
             "text_sha256": text_sha256(text),
             "replacing": member.mandates.filter(state=Mandate.State.ACTIVE).first(),
-            "withdrawn": services.requests_no_longer_covered(member=member, choices=choices),
+            "no_longer_covered": no_longer_covered,
+            "ending": ending,
+            "choices": [ending[f"r{r.pk}"] for r in ending.requests],
         },
     )
 
@@ -386,42 +425,45 @@ def mandate_pdf(request, reference: str):
 @require_http_methods(["GET", "POST"])
 def mandate_revoke(request, reference: str):
     mandate = _own_mandate(request, reference)
-    form = RevokeForm(request.POST if request.method == "POST" else None)
     if mandate.state != Mandate.State.ACTIVE:
         messages.info(
             request, f"Mandate {mandate.reference} is already {mandate.get_state_display().lower()}."
         )
         return redirect("mandate-detail", reference=mandate.reference)
-    if request.method == "POST" and form.is_valid():
-        withdrawn = services.mandate_revoke(
-            mandate_id=mandate.pk,
-            actor=Actor(Actor.MEMBER, str(mandate.member_id)),
-            reason=form.cleaned_data["reason"],
-        )
-        messages.success(
-            request,
-            f"Mandate {mandate.reference} is revoked. {withdrawn} open request(s) were "
-            "withdrawn and the organisations told.",
-        )
-        return redirect("mandate-detail", reference=mandate.reference)
-    open_requests = DataRightsRequest.objects.filter(
-        mandate__in=services.mandate_lineage(mandate),
-        state__in=[
-            s.value
-            for s in RequestState
-            if s.value
-            in {
-                "draft",
-                "queued",
-                "sent",
-                "failed_delivery",
-                "acknowledged",
-                "info_requested",
-                "extended",
-                "overdue",
-            }
-        ],
+    open_requests = list(
+        DataRightsRequest.objects.filter(mandate__in=services.mandate_lineage(mandate), state__in=OPEN_STATES)
+        .select_related("controller")
+        .order_by("controller__name", "right")
     )
+    form = RevokeForm(
+        request.POST if request.method == "POST" else None,
+        requests=open_requests,
+        answer_to=mandate.member.user.email,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            withdrawn = services.mandate_revoke(
+                mandate_id=mandate.pk,
+                actor=Actor(Actor.MEMBER, str(mandate.member_id)),
+                reason=form.cleaned_data["reason"],
+                keep=form.kept(),
+                answer_to=form.cleaned_data.get("answer_to", ""),
+            )
+        except services.CommunityError as error:
+            form.add_error(None, str(error))
+        else:
+            kept = len(form.kept())
+            said = [f"Mandate {mandate.reference} is revoked."]
+            if withdrawn:
+                said.append(f"{withdrawn} open request(s) were withdrawn.")
+            if kept:
+                said.append(
+                    f"{kept} request(s) are now your own: the organisations will answer you directly."
+                )
+            if withdrawn or kept:
+                said.append("The organisations that have them are being told.")
+            messages.success(request, " ".join(said))
+            return redirect("mandate-detail", reference=mandate.reference)
     return render(
         request,
         "communities/mandate_revoke.html",
@@ -430,7 +472,9 @@ def mandate_revoke(request, reference: str):
             "member": mandate.member,
             "community": mandate.member.community,
             "form": form,
-            "open_count": open_requests.count(),
+            "open_count": len(open_requests),
+            "choices": [form[f"r{r.pk}"] for r in form.requests],
+            "unsent": len(open_requests) - len(form.requests),
         },
     )
 

@@ -242,6 +242,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "requests_engine.tasks.expire_received_files",
         "schedule": env.int("RETENTION_SWEEP_INTERVAL_SECONDS", default=86400),
     },
+    "expire-identity-documents": {
+        "task": "requests_engine.tasks.expire_identity_documents",
+        "schedule": env.int("RETENTION_SWEEP_INTERVAL_SECONDS", default=86400),
+    },
     "poll-drp": {
         "task": "requests_engine.tasks.poll_drp_requests",
         "schedule": env.int("DRP_POLL_INTERVAL_SECONDS", default=900),

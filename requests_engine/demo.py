@@ -18,12 +18,15 @@ from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from django.utils.html import escape
 
 from communities import identifier_checks
 from communities.mandate_text import MandateChoices, render_mandate_text, text_sha256
 from communities.models import Community, Identifier, Mandate, Member, Purpose, Right
+from communities.representation import constitution_store
 from communities.services import identifiers_save, mandate_sign
 from core.audit import Actor
+from core.pdf import render_pdf
 from requests_engine import services, sweep
 from requests_engine.campaigns import launch
 from requests_engine.directory.controller_import import controller_records, controllers_import
@@ -116,6 +119,34 @@ def _user(email: str, password: str, **extra) -> Any:
     return user
 
 
+DEMO_OBJECTIVES = (
+    "To advance, for the public benefit, the protection of writers' personal data and their rights over it, "
+    "including in the training of artificial intelligence."
+)
+DEMO_ACTIVITY = (
+    "It makes data rights requests, complaints to organisations and complaints to the Information "
+    "Commissioner for its members, and publishes how organisations answer them."
+)
+
+
+def _record_demo_art80(community: Community) -> None:
+    """The demo community's Art 80(1) record, so its members can authorise representation before the ICO;
+    it does not offer court representation."""
+    Community.objects.filter(pk=community.pk).update(
+        legal_form=Community.LegalForm.COMPANY_LIMITED_BY_GUARANTEE,
+        not_for_profit=True,
+        statutory_objectives=DEMO_OBJECTIVES,
+        data_protection_activity=DEMO_ACTIVITY,
+    )
+    constitution = render_pdf(
+        f"<h1>Constitution of {escape(community.legal_name or community.name)} (demo)</h1>"
+        "<p>1. The company is not established or conducted for private gain.</p>"
+        f"<p>2. Objects: {escape(DEMO_OBJECTIVES)}</p><p>3. Activities: {escape(DEMO_ACTIVITY)}</p>"
+    )
+    constitution_store(community_id=community.pk, data=constitution)
+    community.refresh_from_db()
+
+
 def seed_demo() -> DemoSummary:
     summary = DemoSummary()
     with transaction.atomic():
@@ -141,6 +172,8 @@ def seed_demo() -> DemoSummary:
                 "rights": [Right.ACCESS, Right.OBJECTION, Right.ERASURE, Right.PORTABILITY],
             },
         )
+        if not community.constitution:
+            _record_demo_art80(community)
         targets = list(Controller.objects.filter(slug__in=CAMPAIGN_CONTROLLERS))
         ladder_targets = list(Controller.objects.filter(slug__in=LADDER_CONTROLLERS))
         community.controllers.add(*targets, *ladder_targets)

@@ -151,6 +151,9 @@ class Confirmation(models.Model):
     asked_at = models.DateTimeField(default=timezone.now)
     reminded_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    # Where the campaign also asks the controller for access, erasure waits for the access answer unless the
+    # member chose to send it at once (their data would be gone before they saw it).
+    erasure_at_once = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -171,6 +174,7 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
         SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         FAILED = "failed", "Delivery failed"
+        HELD = "held", "Held until the access answers are in"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="batches")
     controller = models.ForeignKey(Controller, on_delete=models.PROTECT, related_name="batches")
@@ -188,6 +192,9 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
     reply_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The erasure requests of a campaign that also asks this controller for access: sent once the access
+    # answers are in (campaigns/sequencing.py).
+    after_access = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -195,12 +202,16 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["campaign", "controller"], name="one_batch_per_campaign_controller"
+                fields=["campaign", "controller", "after_access"], name="one_batch_per_campaign_controller"
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.reference} → {self.controller}"
+
+    @transition(field=state, source=State.HELD, target=State.PENDING)
+    def release(self) -> None:
+        pass
 
     @transition(field=state, source=[State.PENDING, State.FAILED], target=State.SENDING)
     def start_sending(self) -> None:
@@ -232,6 +243,7 @@ class RequestState(models.TextChoices):
     ESCALATED_TO_ICO = "escalated_to_ico", "Complaint made to the ICO"
     CLOSED = "closed", "Closed"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    HANDED_OVER = "handed_over", "Now the member's own request"
 
 
 S = RequestState
@@ -246,6 +258,9 @@ OPEN_STATES = [
     S.EXTENDED,
     S.OVERDUE,
 ]
+# A request the controller has, when the community's authority ends: the member chooses whether it stands as
+# their own (answered to them directly) or is withdrawn. One not yet sent is simply withdrawn.
+HANDOVER_STATES = [S.SENT, S.ACKNOWLEDGED, S.INFO_REQUESTED, S.EXTENDED, S.OVERDUE]
 # States whose statutory clock can run out.
 CLOCK_STATES = [S.SENT, S.ACKNOWLEDGED, S.EXTENDED, S.INFO_REQUESTED]
 ANSWERABLE_STATES = [
@@ -326,6 +341,8 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         max_length=30, choices=RefusalGround.choices, blank=True, editable=False
     )
     refusal_reasons = models.TextField(blank=True, editable=False)
+    # Where the member asked the controller to answer once the request became their own.
+    answer_directly_to = models.CharField(max_length=500, blank=True, editable=False)
     closed_on = models.DateField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -526,6 +543,16 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     def close(self, *, closed_on: datetime.date) -> None:
         self.closed_on = closed_on
 
+    @transition(
+        field=state, source=HANDOVER_STATES, target=S.HANDED_OVER, custom={"label": "Hand over to the member"}
+    )
+    def hand_over(self, *, answer_to: str, handed_over_on: datetime.date) -> None:
+        # A request made by an agent is the data subject's request (Art 12(2), Art 15(1) UK GDPR): when the
+        # agent's authority ends, the member may keep it; the clock the controller is under does not restart.
+        self.answer_directly_to = answer_to
+        self.closed_on = handed_over_on
+        self.clock_paused = False
+
     @transition(field=state, source=OPEN_STATES, target=S.WITHDRAWN, custom={"label": "Withdraw"})
     def withdraw(self, *, withdrawn_on: datetime.date) -> None:
         self.closed_on = withdrawn_on
@@ -606,6 +633,29 @@ class ReceivedFile(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class IdentityDocument(models.Model):
+    """Proof of identity a member uploads in answer to a controller's identity question (Art 12(6) UK GDPR).
+    Encrypted at rest; shown only to that controller, through its portal or API, each view an event; deleted
+    30 days after the request closes (Art 5(1)(c), (e): kept no longer than the question needs)."""
+
+    request = models.ForeignKey(
+        DataRightsRequest, on_delete=models.CASCADE, related_name="identity_documents"
+    )
+    original_name = models.CharField(max_length=255)
+    stored = models.FileField(upload_to="identity/", max_length=300)
+    size = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=100)
+    sha256 = models.CharField(max_length=64)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["uploaded_at", "pk"]
 
     def __str__(self) -> str:
         return self.original_name

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
@@ -26,6 +28,9 @@ from requests_engine.models import (
     RefusalGround,
 )
 from requests_engine.notices.member import step_notice_send
+
+if TYPE_CHECKING:
+    from requests_engine.responses.files import Upload
 
 # Verbs for refusal messages: "Request R1 is fulfilled: it cannot be extended now."
 _VERBS = {
@@ -45,6 +50,7 @@ _VERBS = {
     "escalate_to_ico": "escalated to the ICO",
     "close": "closed",
     "withdraw": "withdrawn",
+    "hand_over": "handed over to the member",
 }
 
 
@@ -221,20 +227,32 @@ def request_give_information(
     )
 
 
-def request_answer_from_member(*, request_id: int, answer: str, actor: Actor) -> DataRightsRequest:
+def request_answer_from_member(
+    *, request_id: int, answer: str, actor: Actor, document: Upload | None = None
+) -> DataRightsRequest:
     """The member answers the controller's question through their page: we forward the answer by email,
-    and the controller counts as having it today (an accepted email is received that day)."""
+    and the controller counts as having it today (an accepted email is received that day). To an identity
+    question they may add a document, which the controller opens in its portal, never by email."""
+    from requests_engine.responses import identity_documents
+    from requests_engine.responses.files import files_removed_on_failure
+
     if not answer.strip():
         raise RequestEngineError("Enter your answer.")
-    with transaction.atomic():
+    with files_removed_on_failure(), transaction.atomic():
+        if document is not None:
+            locked = DataRightsRequest.objects.select_for_update().get(pk=request_id)
+            if locked.info_kind != InformationKind.IDENTITY:
+                raise RequestEngineError("A document can be added only to an answer about who you are.")
+            identity_documents.identity_document_store(request=locked, upload=document, actor=actor)
         request = request_give_information(
             request_id=request_id, received_on=_today(), actor=actor, answer=answer
         )
-        transaction.on_commit(lambda: _queue_answer_email(request.pk, answer))
+        with_document = document is not None
+        transaction.on_commit(lambda: _queue_answer_email(request.pk, answer, with_document))
     return request
 
 
-def _queue_answer_email(request_id: int, answer: str) -> None:
+def _queue_answer_email(request_id: int, answer: str, with_document: bool = False) -> None:
 
     request = DataRightsRequest.objects.select_related("controller", "member__community").get(pk=request_id)
     if not request.controller.email:
@@ -246,7 +264,14 @@ def _queue_answer_email(request_id: int, answer: str) -> None:
         subject=f"Re: data rights request {request.reference}: the information you asked for",
         body_text=render_to_string(
             "requests_engine/email/information_answer.txt",
-            {"request": request, "community": community, "answer": answer},
+            {
+                "request": request,
+                "community": community,
+                "answer": answer,
+                "with_document": with_document,
+                "portal_url": settings.SITE_URL.rstrip("/")
+                + reverse("portal-request", args=[request.reference]),
+            },
         ),
         subject_type="request",
         subject_id=str(request.pk),
@@ -384,6 +409,23 @@ def request_close(*, request_id: int, actor: Actor, outcome: str = "") -> DataRi
         actor=actor,
         payload={"outcome": outcome} if outcome else None,
         closed_on=_today(),
+    )
+
+
+def request_hand_over(*, request_id: int, actor: Actor, answer_to: str, reason: str) -> DataRightsRequest:
+    """The community stops acting on this request; it stands as the member's own, to be answered to them
+    at `answer_to`. The controller is told by the caller (dispatch/withdrawals.py), after commit."""
+    answer_to = " ".join(answer_to.split())
+    if not answer_to:
+        raise RequestEngineError("Say where the organisation should answer the member.")
+    return _perform(
+        request_id=request_id,
+        transition="hand_over",
+        event="request.handed_over",
+        actor=actor,
+        payload={"answer_to": answer_to, "reason": reason},
+        answer_to=answer_to,
+        handed_over_on=_today(),
     )
 
 

@@ -29,11 +29,13 @@ def sweep_deadlines() -> dict[str, int]:
     overdue, tell the members, remind controllers. Each step is idempotent (a notice or reminder goes once
     a day), so overlapping or hourly runs are harmless."""
     from requests_engine import sweep
-    from requests_engine.campaigns import confirmation
+    from requests_engine.campaigns import confirmation, sequencing
     from requests_engine.notices import reminders
 
     return {
         "overdue": sweep.deadlines_sweep(),
+        # After the overdue step: an access request past its deadline releases the erasure held for it.
+        "erasures_released": sequencing.held_batches_release(),
         "notices": reminders.overdue_notices_send(),
         "reminders": reminders.deadline_reminders_send(),
         "confirmation_reminders": confirmation.confirmations_remind(),
@@ -95,6 +97,14 @@ def expire_received_files() -> int:
     return files.received_files_expire()
 
 
+@shared_task
+def expire_identity_documents() -> int:
+    """Daily: delete members' proofs of identity 30 days after their request closed."""
+    from requests_engine.responses import identity_documents
+
+    return identity_documents.identity_documents_expire()
+
+
 # Registered under the name the beat schedule and queued messages have always used.
 @shared_task(name="requests_engine.inbound.poll_mailbox_task", ignore_result=True)
 def poll_mailbox_task() -> str:
@@ -138,11 +148,24 @@ def revoke_drp_request(self, request_id: int, reason: str = "") -> None:
 
 
 @shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=8)
-def tell_controllers_of_withdrawal(request_ids: list[int], reason: str = "") -> dict[str, int]:
-    """After a mandate is revoked or narrowed: tell each controller, the way its requests reached it."""
+def tell_controllers_of_withdrawal(
+    request_ids: list[int], reason: str = "", handed_over: bool = False
+) -> dict[str, int]:
+    """After a mandate is revoked, narrowed or expired: tell each controller, the way its requests reached
+    it, that they are withdrawn or (`handed_over`) now the members' own."""
     from requests_engine.dispatch import withdrawals
 
-    return withdrawals.withdrawal_notices_queue(request_ids=request_ids, reason=reason)
+    return withdrawals.withdrawal_notices_queue(
+        request_ids=request_ids, reason=reason, handed_over=handed_over
+    )
+
+
+@shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=8)
+def flag_complaints_for_ended_authority(request_ids: list[int], reason: str = "") -> int:
+    """After a mandate ends: tell the coordinators of complaints covering its requests."""
+    from requests_engine.escalation import authority_ended
+
+    return authority_ended.complaints_flag(request_ids=request_ids, reason=reason)
 
 
 @shared_task

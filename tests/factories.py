@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from communities.models import Mandate, Member, Purpose, Right
-from requests_engine.models import Campaign, DataRightsRequest
+from requests_engine.models import Campaign, Confirmation, DataRightsRequest
 
 
 def make_member(community, name="Ada Lovelace", email=None):
@@ -79,6 +79,20 @@ def make_campaign(community, *, purpose="Testing.", controllers=(), authorised=T
     return campaign
 
 
+def erasure_at_once(campaign, member):
+    """The member confirmed the campaign's erasure and chose to send it at once, with the access request,
+    instead of after the access answer (campaigns/sequencing.py)."""
+    Confirmation.objects.update_or_create(
+        campaign=campaign,
+        member=member,
+        defaults={
+            "state": Confirmation.State.CONFIRMED,
+            "erasure_at_once": True,
+            "answered_at": timezone.now(),
+        },
+    )
+
+
 def make_request(member, controller, *, mandate=None, right=Right.ACCESS, reference=None, campaign=None):
     mandate = mandate or member.mandates.first() or make_mandate(member)
     if mandate.all_controllers:  # requests are made only under mandates that name their controller
@@ -130,5 +144,29 @@ def full_choices(member):
         valid_until=today + timedelta(days=365),
         send_responses_to=Mandate.ResponsesTo.COMMUNITY,
         may_complain_to_controllers=True,
-        may_represent_before_ico=True,
+        # Offered, so ticked, only where the community has its Art 80(1) record (and enables court).
+        may_represent_before_ico=community.art80_eligible,
+        may_represent_in_court=community.offers_court,
     )
+
+
+# The smallest file libmagic reads as a PDF: constitution uploads are sniffed, not rendered.
+MINIMAL_PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def make_art80_record(community, *, court=False):
+    """The community's full Art 80(1) record, its constitution stored as uploads are, so it may represent
+    members before the ICO (and, with `court`, offer representation in court)."""
+    from communities.models import Community
+    from communities.representation import constitution_store
+
+    Community.objects.filter(pk=community.pk).update(
+        legal_form=Community.LegalForm.COMPANY_LIMITED_BY_GUARANTEE,
+        not_for_profit=True,
+        statutory_objectives="To protect writers' personal data, for the public benefit.",
+        data_protection_activity="Makes data rights requests and complaints for its members.",
+        offers_court_representation=court,
+    )
+    constitution_store(community_id=community.pk, data=MINIMAL_PDF)
+    community.refresh_from_db()
+    return community

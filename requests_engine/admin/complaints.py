@@ -39,6 +39,11 @@ DEFAULT_ASK = (
     "We ask the ICO to investigate how the organisation handled these requests and this complaint, to tell "
     "it to comply with each request without further delay, and to use its enforcement powers if it does not."
 )
+KIT_ASK = (
+    "I ask the ICO to investigate how the organisation handled my requests and the complaint about them, to "
+    "tell it to comply with each request without further delay, and to use its enforcement powers if it does "
+    "not."
+)
 
 
 # -- forms, one per step ----------------------------------------------------------------------------------
@@ -83,6 +88,22 @@ class IcoPackForm(forms.Form):
         max_length=ico_pack.FREE_TEXT_MAX,
         label="What we ask the ICO to do",
         initial=DEFAULT_ASK,
+    )
+
+
+class KitForm(forms.Form):
+    """What every member's kit says in sections 5 and 6; each member is asked to make section 5 their own."""
+
+    harm = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 100}),
+        max_length=ico_pack.FREE_TEXT_MAX,
+        label="How this has affected members (each member adapts it)",
+    )
+    ask = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 100}),
+        max_length=ico_pack.FREE_TEXT_MAX,
+        label="What members may ask the ICO to do",
+        initial=KIT_ASK,
     )
 
 
@@ -361,6 +382,8 @@ class ComplaintAdmin(admin.ModelAdmin):
         return render(request, f"{TEMPLATES}/step.html", context)
 
     def _ico_pack_view(self, request: HttpRequest, complaint: Complaint) -> HttpResponse:
+        if ico_pack.self_complaint_kit_due(complaint.community):
+            return self._kits_view(request, complaint)
         title = "Build the ICO complaint pack"
         if request.method == "POST":
             form = IcoPackForm(request.POST)
@@ -396,6 +419,29 @@ class ComplaintAdmin(admin.ModelAdmin):
                 except RequestEngineError as refused:
                     self.message_user(request, str(refused), messages.WARNING)
             form = IcoPackForm(initial=initial)
+        return self._render_step(request, complaint, title, form, {"is_ico_pack": True})
+
+    def _kits_view(self, request: HttpRequest, complaint: Complaint) -> HttpResponse:
+        """Without an Art 80(1) record the community cannot complain to the ICO: members get kits instead."""
+        title = "Send members their kits to complain to the ICO themselves"
+        form = KitForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = ico_pack.self_complaint_kits_send(
+                    complaint_id=complaint.pk, actor=Actor.user(request.user), **form.cleaned_data
+                )
+            except RequestEngineError as refused:
+                self.message_user(request, str(refused), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{complaint.community.name} has no Article 80(1) record, so {len(report.kits)} member(s) "
+                    "were each sent a kit to complain to the ICO themselves.",
+                    messages.SUCCESS,
+                )
+                for item in report.left_out:
+                    self.message_user(request, f"Left out: {item}.", messages.WARNING)
+                return redirect("admin:requests_engine_complaint_change", complaint.pk)
         return self._render_step(request, complaint, title, form, {"is_ico_pack": True})
 
     def _download(self, complaint: Complaint) -> FileResponse:

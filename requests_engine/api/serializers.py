@@ -231,6 +231,21 @@ class ReceivedFileSerializer(serializers.Serializer):
     received_at = serializers.DateTimeField()
 
 
+class IdentityDocumentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="original_name")
+    size = serializers.IntegerField()
+    content_type = serializers.CharField(help_text="Sniffed from the content: a PDF or a photo.")
+    sha256 = serializers.CharField()
+    uploaded_at = serializers.DateTimeField()
+    url = serializers.SerializerMethodField(help_text="GET it with your token; each download is recorded.")
+
+    def get_url(self, document) -> str:
+        path = reverse("api-identity-document", args=[document.request.reference, document.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
 class RequestDetailSerializer(RequestSerializer):
     """A request with its answer so far and its history."""
 
@@ -241,7 +256,15 @@ class RequestDetailSerializer(RequestSerializer):
         help_text="The legal ground and reasons of a (partial) refusal."
     )
     files = ReceivedFileSerializer(many=True)
+    identity_documents = serializers.SerializerMethodField(
+        help_text="Documents the member uploaded to show who they are (Art 12(6)), until 30 days after close."
+    )
     history = EventSerializer(many=True, source="events")
+
+    @extend_schema_field(IdentityDocumentSerializer(many=True))
+    def get_identity_documents(self, obj: DataRightsRequest) -> list[dict[str, Any]]:
+        documents = [d for d in obj.identity_documents.all() if d.deleted_at is None]
+        return list(IdentityDocumentSerializer(documents, many=True, context=self.context).data)
 
     @extend_schema_field(RefusalSerializer(allow_null=True))
     def get_refusal(self, obj: DataRightsRequest) -> dict[str, Any] | None:

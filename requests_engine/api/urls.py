@@ -8,6 +8,11 @@ ONE = rf"^requests/(?P<reference>{REFERENCE_PATTERN})/"
 urlpatterns = [
     path("requests/", views.RequestListView.as_view(), name="api-requests"),
     re_path(ONE + "$", views.RequestDetailView.as_view(), name="api-request-detail"),
+    re_path(
+        ONE + r"identity-documents/(?P<document_id>\d+)/$",
+        views.IdentityDocumentView.as_view(),
+        name="api-identity-document",
+    ),
     re_path(ONE + "acknowledge/$", views.AcknowledgeView.as_view(), name=action_url_name("acknowledge")),
     re_path(
         ONE + "request-information/$",

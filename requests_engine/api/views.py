@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation, TooManyFilesSent
 from django.db.models import F, Prefetch, Q, QuerySet
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
@@ -52,8 +52,8 @@ from requests_engine.api.serializers import (
 )
 from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError, UploadRefused
 from requests_engine.letters import needed_kinds
-from requests_engine.models import Controller, DataRightsRequest, ReceivedFile, RequestEvent
-from requests_engine.responses import answers
+from requests_engine.models import Controller, DataRightsRequest, IdentityDocument, ReceivedFile, RequestEvent
+from requests_engine.responses import answers, identity_documents
 from requests_engine.responses.files import files_removed_on_failure
 
 # -- reads ---------------------------------------------------------------------------------------------------
@@ -179,6 +179,7 @@ def _with_history(requests: QuerySet[DataRightsRequest], controller_id: int) -> 
     return _with_related(requests, controller_id).prefetch_related(
         Prefetch("events", queryset=RequestEvent.objects.order_by("seq")),
         Prefetch("files", queryset=ReceivedFile.objects.order_by("received_at", "pk")),
+        Prefetch("identity_documents", queryset=IdentityDocument.objects.select_related("request")),
     )
 
 
@@ -304,6 +305,32 @@ class RequestDetailView(ControllerAPIView, generics.RetrieveAPIView):
 
     def get_queryset(self) -> QuerySet[DataRightsRequest]:
         return _with_history(super().get_queryset(), self.principal.controller_id)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="requests_identity_document",
+        summary="Download a document the member uploaded to show who they are",
+        description="Only the controller the request was made to can read it; each download is recorded in "
+        "the request's history. Deleted 30 days after the request closes.",
+        parameters=[REFERENCE_PARAMETER, OpenApiParameter("document_id", int, OpenApiParameter.PATH)],
+        responses={(200, "application/octet-stream"): OpenApiResponse(description="The document"), **ERRORS},
+        tags=["requests"],
+    )
+)
+class IdentityDocumentView(ControllerAPIView):
+    def get(self, request, reference: str, document_id: int) -> HttpResponse:
+        data_request = self.get_object()
+        document = data_request.identity_documents.filter(pk=document_id, deleted_at__isnull=True).first()
+        if document is None:
+            raise exceptions.NotFound("There is no such document.")
+        data = identity_documents.identity_document_view(
+            document=document, actor=Actor(Actor.CONTROLLER, str(self.principal.contact.pk))
+        )
+        response = HttpResponse(data, content_type=document.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{document.original_name}"'
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 # -- actions -------------------------------------------------------------------------------------------------

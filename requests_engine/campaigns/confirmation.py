@@ -134,9 +134,12 @@ def campaign_ask_to_confirm(*, campaign_id: int, confirm_by: datetime.date, acto
     return len(asked)
 
 
-def confirmation_answer(*, token: str, member: Member, confirm: bool, actor: Actor) -> Confirmation:
+def confirmation_answer(
+    *, token: str, member: Member, confirm: bool, actor: Actor, erasure_at_once: bool = False
+) -> Confirmation:
     """The member's yes or no. They may change their mind until the confirmation date, while the campaign
-    is not launched; after that the answer stands as it was."""
+    is not launched; after that the answer stands as it was. With a yes, `erasure_at_once` sends an erasure
+    without waiting for the same campaign's access answer (campaigns/sequencing.py)."""
     with transaction.atomic():
         confirmation = (
             Confirmation.objects.select_for_update()
@@ -156,12 +159,16 @@ def confirmation_answer(*, token: str, member: Member, confirm: bool, actor: Act
             )
         confirmation.state = Confirmation.State.CONFIRMED if confirm else Confirmation.State.DECLINED
         confirmation.answered_at = timezone.now()
-        confirmation.save(update_fields=["state", "answered_at"])
+        confirmation.erasure_at_once = confirm and erasure_at_once
+        confirmation.save(update_fields=["state", "answered_at", "erasure_at_once"])
         record_event(
             subject=campaign,
             kind="campaign.confirmed" if confirm else "campaign.declined",
             actor=actor,
-            payload={"member": member.reference},
+            payload={
+                "member": member.reference,
+                **({"erasure_at_once": True} if confirmation.erasure_at_once else {}),
+            },
         )
     return confirmation
 

@@ -14,7 +14,7 @@ from django_fsm import can_proceed
 from communities.models import Mandate, Member, Right
 from core.audit import Actor
 from requests_engine import tasks
-from requests_engine.campaigns import confirmation
+from requests_engine.campaigns import confirmation, sequencing
 from requests_engine.campaigns.eligibility import covered_mandates, scope_problem
 from requests_engine.dispatch import batches, drp
 from requests_engine.events import record_event
@@ -38,23 +38,33 @@ RIGHT_CODES = {
 
 
 def _expand_requests(
-    *, campaign: Campaign, batch: Batch, right: str, today: datetime.date, now: datetime.datetime
+    *,
+    campaign: Campaign,
+    batch: Batch,
+    right: str,
+    today: datetime.date,
+    now: datetime.datetime,
+    at_once: bool | None = None,
 ) -> int:
     """INSERT … SELECT one queued request per covered mandate for one batch and right: set-based, so a
     campaign of 100k members costs about what the bare insert costs. Who is covered is
     eligibility.covered_mandates, the rule every path obeys; its query is embedded, not restated. A member
     has at most one active mandate and a campaign launches once (under its row lock), so no row can
-    conflict; the unique constraint still guards."""
+    conflict; the unique constraint still guards. `at_once` picks the erasures to send now (True) or to hold
+    until the access answers are in (False, created as drafts in the held batch)."""
     covered = covered_mandates(campaign=campaign, controller_id=batch.controller_id, right=right, on=today)
+    if at_once is not None:
+        covered = sequencing.split_erasures(covered, campaign=campaign, at_once=at_once)
     covered_sql, covered_params = covered.values("pk").query.sql_with_params()
     r = DataRightsRequest._meta.db_table
     sql = f"""
         INSERT INTO {r} (reference, campaign_id, batch_id, member_id, mandate_id, controller_id, "right",
             state, extension_months, extension_reason, paused_days, clock_paused, info_kind, info_question,
             message_id, delivery_error, drp_request_id, drp_status,
-            refusal_ground, refusal_reasons, history_seq, history_head, created_at, updated_at)
+            refusal_ground, refusal_reasons, answer_directly_to, history_seq, history_head, created_at,
+            updated_at)
         SELECT %s || '-' || m.reference || '-' || %s, %s, %s, m.id, md.id,
-            %s, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', 0, '', %s, %s
+            %s, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', '', 0, '', %s, %s
         FROM {Mandate._meta.db_table} md
         JOIN {Member._meta.db_table} m ON m.id = md.member_id
         WHERE md.id IN ({covered_sql})
@@ -69,7 +79,7 @@ def _expand_requests(
         batch.pk,
         batch.controller_id,
         right,
-        RequestState.QUEUED,
+        RequestState.DRAFT if batch.state == Batch.State.HELD else RequestState.QUEUED,
         now,
         now,
         *covered_params,
@@ -111,13 +121,18 @@ def campaign_launch(*, campaign_id: int, actor: Actor, dispatch: bool = True) ->
             ],
             ignore_conflicts=True,
         )
-        created = {
-            right: sum(
-                _expand_requests(campaign=campaign, batch=batch, right=right, today=today, now=now)
-                for batch in campaign.batches.order_by("pk")
-            )
-            for right in campaign.rights
-        }
+        sequenced = sequencing.is_sequenced(campaign)
+        created: dict[str, int] = {}
+        for right in campaign.rights:
+            created[right] = 0
+            for batch in campaign.batches.filter(after_access=False).order_by("pk"):
+                common = {"campaign": campaign, "right": right, "today": today, "now": now}
+                if not (sequenced and right == Right.ERASURE):
+                    created[right] += _expand_requests(batch=batch, **common)
+                    continue
+                created[right] += _expand_requests(batch=batch, at_once=True, **common)
+                if held := sequencing.held_batch_for(batch, today=today):
+                    created[right] += _expand_requests(batch=held, at_once=False, **common)
         from_state = campaign.state
         campaign.launch()
         campaign.launched_by_id = int(actor.id) if actor.kind == Actor.COORDINATOR and actor.id else None

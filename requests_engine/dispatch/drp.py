@@ -825,15 +825,17 @@ def drp_requests_poll(*, chunk: int = 200) -> dict[str, int]:
         last_id = ids[-1]
 
 
-def drp_requests_queue(*, campaign_id: int) -> int:
-    """After the launch commits, queue one DRP call per queued request of the campaign's DRP batches,
-    spaced at each controller's send rate so it is not flooded. Requests for rights DRP cannot carry
-    (objection, rectification, restriction) stay queued, visible in the admin, to be sent another way."""
+def drp_requests_queue(*, campaign_id: int, batch_id: int | None = None) -> int:
+    """After the launch commits, queue one DRP call per queued request of the campaign's DRP batches (or of
+    one batch, when a held one is released), spaced at each controller's send rate so it is not flooded.
+    Requests for rights DRP cannot carry (objection, rectification, restriction) stay queued, visible in the
+    admin, to be sent another way."""
 
     queued = 0
-    for batch in Batch.objects.filter(campaign_id=campaign_id, transport=Transport.DRP).select_related(
-        "controller"
-    ):
+    drp_batches = Batch.objects.filter(campaign_id=campaign_id, transport=Transport.DRP)
+    if batch_id is not None:
+        drp_batches = drp_batches.filter(pk=batch_id)
+    for batch in drp_batches.select_related("controller"):
         rate = batch.controller.send_rate_per_minute or 0
         interval = 60.0 / rate if rate else 0.0
         ids = list(batch.requests.filter(state=RequestState.QUEUED).order_by("pk").values_list("pk", "right"))

@@ -8,6 +8,10 @@ services); the controllers that already have them must be told:
 * a web-form-only controller with no email address: the coordinators get the text to paste into its form;
 * everyone else gets one email listing its withdrawn requests.
 Each request gets an event saying how its controller was told.
+
+When the member instead keeps a request as their own (revoking, narrowing, or at expiry), its controller is
+told the same way that the community no longer acts for the member and that the answer goes to the member
+directly; DRP has no message for that, so those controllers get an email (or a letter) instead.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from requests_engine.models import DataRightsRequest, Transport
 
 ACTOR = Actor.system("withdrawal")
 NARROWED = "The member narrowed their mandate."
+EXPIRED = "The member's mandate expired."
+REVOKED = "The member revoked the mandate."
 
 
 def _how(request: DataRightsRequest) -> str:
@@ -41,10 +47,13 @@ def _how(request: DataRightsRequest) -> str:
     return Transport.EMAIL
 
 
-def withdrawal_notices_queue(*, request_ids: list[int], reason: str = "") -> dict[str, int]:
-    """Queue, for each controller, the notice that these (withdrawn) requests are withdrawn, by the way
-    they reached it. Returns how many requests go by each way. Safe to call twice only in the sense that
-    DRP revocation is idempotent; emails and letters are queued again."""
+def withdrawal_notices_queue(
+    *, request_ids: list[int], reason: str = "", handed_over: bool = False
+) -> dict[str, int]:
+    """Queue, for each controller, the notice that these (withdrawn) requests are withdrawn, or with
+    `handed_over` that these requests are now the members' own, by the way they reached it. Returns how
+    many requests go by each way. Safe to call twice only in the sense that DRP revocation is idempotent;
+    emails and letters are queued again."""
 
     requests = list(
         DataRightsRequest.objects.filter(pk__in=request_ids)
@@ -55,6 +64,8 @@ def withdrawal_notices_queue(*, request_ids: list[int], reason: str = "") -> dic
     counts: dict[str, int] = defaultdict(int)
     for request in requests:
         how = _how(request)
+        if handed_over and how == Transport.DRP:
+            how = Transport.EMAIL if request.controller.email else Transport.LETTER
         counts[how] += 1
         groups[(request.controller_id, how)].append(request)
     with transaction.atomic():
@@ -67,32 +78,43 @@ def withdrawal_notices_queue(*, request_ids: list[int], reason: str = "") -> dic
                         partial(tasks.revoke_drp_request.delay, request.pk, reason), robust=True
                     )
             else:
-                message_id = _queue_notice(group, how=how, reason=reason).message_id
+                message_id = _queue_notice(group, how=how, reason=reason, handed_over=handed_over).message_id
             for request in group:
                 record_event(
                     subject=locked[request.pk],
-                    kind="request.withdrawal_notice",
+                    kind="request.handover_notice" if handed_over else "request.withdrawal_notice",
                     actor=ACTOR,
                     payload={"channel": how, "message_id": message_id},
                 )
     return dict(counts)
 
 
-def _queue_notice(requests: list[DataRightsRequest], *, how: str, reason: str):
+def _queue_notice(requests: list[DataRightsRequest], *, how: str, reason: str, handed_over: bool = False):
     controller = requests[0].controller
     community = requests[0].member.community
-    narrowed = reason == NARROWED
-    context = {"controller": controller, "community": community, "requests": requests, "narrowed": narrowed}
+    context = {
+        "controller": controller,
+        "community": community,
+        "requests": requests,
+        "narrowed": reason == NARROWED,
+        "expired": reason == EXPIRED,
+        "handed_over": handed_over,
+    }
     text = render_to_string("communities/email/requests_withdrawn.txt", context).strip()
     if how == Transport.EMAIL:
+        subject = (
+            f"{community.name} no longer acts for {len(requests)} member(s): answer them directly"
+            if handed_over
+            else f"Withdrawn: {len(requests)} data rights request(s) from {community.name}"
+        )
         return outbox.queue_email(
             to=[controller.email],
             reply_to=[community.contact_email],
-            subject=f"Withdrawn: {len(requests)} data rights request(s) from {community.name}",
+            subject=subject,
             body_text=text,
             subject_type="controller",
             subject_id=str(controller.pk),
-            purpose="request.withdrawn_notice",
+            purpose="request.handover_notice" if handed_over else "request.withdrawn_notice",
         )
     # By hand: the coordinators post the letter or paste the text into the web form.
     opening = text.split("\n\n")[1] if "\n\n" in text else text
@@ -108,9 +130,14 @@ def _queue_notice(requests: list[DataRightsRequest], *, how: str, reason: str):
         {**context, "letter": how == Transport.LETTER, "text": opening, "reason": reason or "withdrawn"},
     )
     action = "post" if how == Transport.LETTER else "send through the web form"
+    what = (
+        f"{len(requests)} request(s) to {controller.name} are now the members' own"
+        if handed_over
+        else f"withdrawal of {len(requests)} request(s) to {controller.name}"
+    )
     return outbox.queue_email(
         to=[community.contact_email],
-        subject=f"To {action}: withdrawal of {len(requests)} request(s) to {controller.name}",
+        subject=f"To {action}: {what}",
         body_text=body,
         attachments=attachments,
         subject_type="controller",

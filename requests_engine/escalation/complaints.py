@@ -83,7 +83,7 @@ REASON_LABELS = {
 }
 
 # States where nothing is owed to the member any more, or nothing was asked yet.
-NOTHING_TO_ESCALATE = {S.DRAFT, S.QUEUED, S.FAILED_DELIVERY, S.WITHDRAWN, S.CLOSED}
+NOTHING_TO_ESCALATE = {S.DRAFT, S.QUEUED, S.FAILED_DELIVERY, S.WITHDRAWN, S.HANDED_OVER, S.CLOSED}
 _ANSWER_EVENTS = ("request.fulfilled", "request.partially_fulfilled", "request.refused")
 _PORTABILITY_FLAG = "request.portability_format_flagged"
 _WATCHED_EVENTS = (*_ANSWER_EVENTS, _PORTABILITY_FLAG)

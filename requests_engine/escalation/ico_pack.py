@@ -19,6 +19,10 @@ is one ZIP stored on the ICO complaint (`evidence_pack`, with its SHA-256):
 
 A coordinator then submits the pack through the ICO's web form (there is no API) and records the case
 reference (`ico_case_record`), later the outcome (`ico_outcome_record`).
+
+A community without its Art 80(1) record cannot complain for anyone (`self_complaint_kit_due`): instead
+`self_complaint_kits_send` gives each member with unresolved requests the same evidence as a kit, addressed
+for them to send to the ICO themselves, offered on their request page.
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from communities.documents import mandate_pdf_issue
-from communities.models import Mandate, Member
+from communities.models import Community, Mandate, Member
+from communities.notices import notify_member
 from core import crypto
 from core.audit import Actor
 from core.models import OutboundMessage
@@ -101,12 +107,21 @@ def _today() -> datetime.date:
     return timezone.localdate()
 
 
+def self_complaint_kit_due(community: Community) -> bool:
+    """THE rule for the ICO step: a community complains to the ICO for its members only with its Art 80(1)
+    record (Art 80(1) UK GDPR, DPA 2018 s.187). Without it, each member may still complain to the ICO
+    themselves (Art 77 UK GDPR, DPA 2018 s.165), so they get the same evidence as a kit to send."""
+    return not community.art80_eligible
+
+
 # -- who is in the pack -----------------------------------------------------------------------------------
 
 
 def _split(
-    controller_complaint: Complaint, *, today: datetime.date
+    controller_complaint: Complaint, *, today: datetime.date, needs_authority: bool = True
 ) -> tuple[list[Represented], list[LeftOut]]:
+    """Who the pack is for. A self-complaint kit needs no authority to represent (`needs_authority` False):
+    the member sends it themselves."""
     covered = complaints.covered_requests(controller_complaint, today=today)
     by_member: dict[int, list[CoveredRequest]] = defaultdict(list)
     for item in covered:
@@ -120,7 +135,7 @@ def _split(
         refs = [i.request.reference for i in items]
         if mandate is None:
             reason = "no mandate in force today (revoked or expired)"
-        elif not mandate.may_represent_before_ico:
+        elif needs_authority and not mandate.may_represent_before_ico:
             reason = "the mandate does not authorise representation before the ICO (Article 80(1) UK GDPR)"
         elif not open_items:
             reason = (
@@ -274,6 +289,10 @@ def what_happened_draft(*, complaint_id: int) -> str:
     complaint = _controller_complaint_of(
         Complaint.objects.select_related("controller", "community").get(pk=complaint_id)
     )
+    if self_complaint_kit_due(complaint.community):
+        raise RequestEngineError(
+            "Each member's kit says what happened in their own words, drafted from their own requests."
+        )
     represented, _left_out = _split(complaint, today=_today())
     return _what_happened(complaint, represented)
 
@@ -578,6 +597,45 @@ def _controller_complaint_summary(complaint: Complaint) -> str:
 # -- building ---------------------------------------------------------------------------------------------
 
 
+def _evidence(
+    source: Complaint, represented: list[Represented], *, mandate_note: str
+) -> tuple[_Zip, list[DataRightsRequest], list[TimelineEntry]]:
+    """The evidence of a pack (everything but its covering PDF): the mandates, the requests, every message
+    about them, the s.164A complaint and the timeline."""
+    # Mandates are rendered at signing; render any missing first (slow, and outside any lock).
+    for person in represented:
+        if not person.mandate.pdf:
+            mandate_pdf_issue(mandate_id=person.mandate.pk)
+    mandates = {m.pk: m for m in Mandate.objects.filter(pk__in=[p.mandate.pk for p in represented])}
+    requests = [item.request for person in represented for item in person.requests]
+    pack = _Zip()
+    listing: list[list[str]] = []
+    for person in represented:
+        mandate = mandates[person.mandate.pk]
+        with mandate.pdf.open("rb") as stored:
+            pdf = stored.read()
+        pack.add(
+            f"mandates/{person.member.reference}-mandate-{mandate.reference}.pdf",
+            pdf,
+            f"Signed mandate of {person.member.full_name}, {mandate_note}",
+        )
+    _request_files(pack, represented)
+    _sent_messages(pack, controller_complaint=source, requests=requests, listing=listing)
+    _received_messages(pack, requests=requests, listing=listing)
+    header = ["direction", "date", "from", "to", "subject", "message_id", "status", "file", "sha256", "bytes"]
+    pack.add(
+        "messages.csv", _csv([header, *listing]), "Every message sent and received, with dates and hashes"
+    )
+    pack.add(
+        "controller-complaint/summary.txt",
+        _controller_complaint_summary(source),
+        "The s.164A complaint: dates, acknowledgement and outcome",
+    )
+    entries = timeline(source, requests)
+    pack.add("timeline.txt", "\n".join(entry.sentence() for entry in entries) + "\n", "The dated timeline")
+    return pack, requests, entries
+
+
 def _check_text(value: str, *, name: str, limit: int) -> str:
     value = (value or "").replace("\r\n", "\n").strip()
     if not value:
@@ -604,6 +662,11 @@ def ico_pack_build(
             f"Complaint {source.reference} has not been sent: the controller must have the chance to answer "
             "a complaint before the ICO is asked (s.165 DPA 2018)."
         )
+    if self_complaint_kit_due(source.community):
+        raise RequestEngineError(
+            f"{source.community.name} has no Article 80(1) record, so it cannot complain to the ICO for its "
+            "members: send each member their self-complaint kit instead."
+        )
     existing = linked_ico_complaint(source)
     if existing is not None and existing.state != Complaint.State.DRAFT:
         raise RequestEngineError(
@@ -621,39 +684,8 @@ def ico_pack_build(
     else:
         what_happened = _what_happened(source, represented)
 
-    # Mandates are rendered at signing; render any missing first (slow, and outside any lock).
-    for person in represented:
-        if not person.mandate.pdf:
-            mandate_pdf_issue(mandate_id=person.mandate.pk)
-    mandates = {m.pk: m for m in Mandate.objects.filter(pk__in=[p.mandate.pk for p in represented])}
-
     reference = existing.reference if existing else Complaint._meta.get_field("reference").get_default()
-    requests = [item.request for person in represented for item in person.requests]
-    pack = _Zip()
-    listing: list[list[str]] = []
-    for person in represented:
-        mandate = mandates[person.mandate.pk]
-        with mandate.pdf.open("rb") as stored:
-            pdf = stored.read()
-        pack.add(
-            f"mandates/{person.member.reference}-mandate-{mandate.reference}.pdf",
-            pdf,
-            f"Signed mandate of {person.member.full_name}, sealed (Article 80(1) authority)",
-        )
-    _request_files(pack, represented)
-    _sent_messages(pack, controller_complaint=source, requests=requests, listing=listing)
-    _received_messages(pack, requests=requests, listing=listing)
-    header = ["direction", "date", "from", "to", "subject", "message_id", "status", "file", "sha256", "bytes"]
-    pack.add(
-        "messages.csv", _csv([header, *listing]), "Every message sent and received, with dates and hashes"
-    )
-    pack.add(
-        "controller-complaint/summary.txt",
-        _controller_complaint_summary(source),
-        "The s.164A complaint: dates, acknowledgement and outcome",
-    )
-    entries = timeline(source, requests)
-    pack.add("timeline.txt", "\n".join(entry.sentence() for entry in entries) + "\n", "The dated timeline")
+    pack, requests, entries = _evidence(source, represented, mandate_note="sealed (Article 80(1) authority)")
 
     context = {
         "reference": reference,
@@ -751,6 +783,171 @@ def ico_pack_left_out(complaint: Complaint) -> list[dict[str, Any]]:
     """Who the latest pack left out and why (for the back office)."""
     event = complaint.events.filter(kind=PACK_BUILT).order_by("-seq").first()
     return list(event.payload.get("left_out", [])) if event else []
+
+
+# -- the self-complaint kit ------------------------------------------------------------------------------
+
+KIT_PREPARED = "request.self_complaint_kit_prepared"
+KITS_SENT = "complaint.self_complaint_kits_sent"
+ICO_FORM_URL = (
+    "https://ico.org.uk/make-a-complaint/data-protection-complaints/personal-information-complaint/"
+)
+
+
+@dataclass
+class KitReport:
+    source: Complaint  # the complaint to the controller the kits follow
+    kits: list[tuple[Member, str]]  # (member, SHA-256 of their kit)
+    left_out: list[LeftOut]
+
+
+def _kit_what_happened(source: Complaint, person: Represented) -> str:
+    items = person.requests
+    received = sorted(i.request.received_on for i in items if i.request.received_on)
+    counts: dict[str, int] = defaultdict(int)
+    for item in items:
+        for reason in item.reasons:
+            counts[reason] += 1
+    text = render_to_string(
+        f"{TEMPLATES}/ico_kit_what_happened.txt",
+        {
+            "complaint": source,
+            "community": source.community,
+            "controller": source.controller,
+            "request_count": len(items),
+            "rights": sorted({i.request.get_right_display() for i in items}),
+            "first_received": received[0] if received else None,
+            "last_received": received[-1] if received else None,
+            "counts": [(complaints.REASON_LABELS[code], n) for code, n in counts.items()],
+            "today": _today(),
+        },
+    )
+    return _truncate(" ".join(text.split()), WHAT_HAPPENED_MAX)
+
+
+def _kit(source: Complaint, person: Represented, *, harm: str, ask: str) -> bytes:
+    """One member's kit: the evidence of their own requests, and a PDF following the ICO's form for them to
+    copy from and send (a complaint they make themselves needs no letter of consent)."""
+    pack, requests, entries = _evidence(source, [person], mandate_note="as signed with the community")
+    context = {
+        "source": source,
+        "community": source.community,
+        "controller": source.controller,
+        "contacts": ControllerContact.objects.filter(controller=source.controller, is_active=True),
+        "person": person,
+        "request_count": len(requests),
+        "what_happened": _kit_what_happened(source, person),
+        "timeline": entries,
+        "harm": harm,
+        "ask": ask,
+        "evidence": pack.manifest(),
+        "ico_form_url": ICO_FORM_URL,
+        "today": _today(),
+    }
+    who = letterhead(source.community)["sender_name"]
+    pdf = seal_pdf(
+        render_pdf(render_to_string(f"{TEMPLATES}/ico_self_complaint.html", context)),
+        reason=f"Complaint kit for {person.member.full_name} prepared by {who}",
+    )
+    pack.files.insert(
+        0, ("your-ico-complaint.pdf", pdf, "Your complaint to the ICO, following the sections of its form")
+    )
+    return pack.build()
+
+
+def self_complaint_kits_send(*, complaint_id: int, harm: str, ask: str, actor: Actor) -> KitReport:
+    """Where the community cannot complain to the ICO for its members (`self_complaint_kit_due`), each member
+    whose requests under a sent s.164A complaint are still unresolved gets the pack as a kit to send the ICO
+    themselves: stored, offered on their request pages, and announced in a notice. Running it again
+    replaces each member's kit with a fresh one."""
+    harm = _check_text(harm, name="how this has affected the members", limit=FREE_TEXT_MAX)
+    ask = _check_text(ask, name="what members may ask the ICO to do", limit=FREE_TEXT_MAX)
+    start = Complaint.objects.select_related("controller", "community").filter(pk=complaint_id).first()
+    if start is None:
+        raise RequestEngineError(f"There is no complaint with id {complaint_id}.")
+    source = _controller_complaint_of(start)
+    if not self_complaint_kit_due(source.community):
+        raise RequestEngineError(
+            f"{source.community.name} has its Article 80(1) record: build the ICO pack for the members who "
+            "authorised it instead."
+        )
+    if source.sent_on is None:
+        raise RequestEngineError(
+            f"Complaint {source.reference} has not been sent: the controller must have the chance to answer "
+            "a complaint before the ICO is asked (s.165 DPA 2018)."
+        )
+    people, left_out = _split(source, today=_today(), needs_authority=False)
+    if not people:
+        reasons = "; ".join(str(item) for item in left_out) or "the complaint covers no request"
+        raise RequestEngineError(f"No member of complaint {source.reference} needs a kit: {reasons}.")
+
+    report = KitReport(source, [], left_out)
+    for person in people:
+        archive = _kit(source, person, harm=harm, ask=ask)
+        digest = sha256_hex(archive)
+        name = default_storage.save(
+            f"complaint-kits/{person.member.reference}/ico-kit-{source.reference}.zip", ContentFile(archive)
+        )
+        try:
+            with transaction.atomic():
+                for item in person.requests:
+                    request = DataRightsRequest.objects.select_for_update().get(pk=item.request.pk)
+                    record_event(
+                        subject=request,
+                        kind=KIT_PREPARED,
+                        actor=actor,
+                        payload={"file": name, "sha256": digest, "complaint": source.reference},
+                    )
+                first = person.requests[0].request
+                notify_member(
+                    person.member,
+                    f"Your complaint kit for the ICO about {source.controller.name}",
+                    f"{source.controller.name} has not put right the requests we complained about. "
+                    f"{source.community.name} cannot complain to the Information Commissioner's Office for "
+                    "you, but you can complain yourself: we have prepared your complaint and its evidence "
+                    "for you to send. Download the kit from your request page, then follow the steps in it.",
+                    link=f"/me/requests/{first.reference}/",
+                    purpose="member.self_complaint_kit",
+                )
+        except BaseException:
+            default_storage.delete(name)
+            raise
+        report.kits.append((person.member, digest))
+    with transaction.atomic():
+        source = Complaint.objects.select_for_update().get(pk=source.pk)
+        record_event(
+            subject=source,
+            kind=KITS_SENT,
+            actor=actor,
+            payload={
+                "kits": [{"member": member.reference, "sha256": digest} for member, digest in report.kits],
+                "harm": harm,
+                "ask": ask,
+                "left_out": [
+                    {"member": i.member_reference, "requests": i.request_references, "reason": i.reason}
+                    for i in left_out
+                ],
+            },
+        )
+    return report
+
+
+def self_complaint_kit_of(request: DataRightsRequest) -> dict[str, Any] | None:
+    """The latest kit prepared for this request: {"file", "sha256", "complaint", "at"}, or None."""
+    event = request.events.filter(kind=KIT_PREPARED).order_by("-seq").first()
+    return {**event.payload, "at": event.created_at} if event else None
+
+
+def self_complaint_kit_data(request: DataRightsRequest) -> bytes:
+    """The request's latest kit, checked against the SHA-256 recorded when it was prepared."""
+    kit = self_complaint_kit_of(request)
+    if kit is None:
+        raise RequestEngineError(f"No complaint kit was prepared for request {request.reference}.")
+    with default_storage.open(kit["file"], "rb") as stored:
+        data = stored.read()
+    if sha256_hex(data) != kit["sha256"]:
+        raise RequestEngineError(f"The complaint kit of request {request.reference} does not match its hash.")
+    return data
 
 
 # -- after submission -------------------------------------------------------------------------------------

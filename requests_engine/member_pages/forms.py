@@ -18,6 +18,16 @@ class AnswerForm(forms.Form):
         error_messages={"required": "Enter your answer"},
     )
 
+    def __init__(self, *args, identity: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if identity:  # Art 12(6): the controller asked who the member is
+            self.fields["document"] = forms.FileField(
+                required=False,
+                label="A document that shows who you are (optional)",
+                help_text="A PDF or a photo (PNG, JPEG or WebP), up to 10 MB. Only this organisation can see "
+                "it, in its portal; it is deleted 30 days after the request ends.",
+            )
+
 
 class ForwardForm(forms.Form):
     """Which returned file goes to which controller (Art 20(2)); the service checks the rest."""

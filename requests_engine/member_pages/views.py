@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
@@ -15,8 +15,10 @@ from communities.models import Right
 from core.audit import Actor
 from requests_engine import services
 from requests_engine.campaigns import confirmation as campaign_confirmation
+from requests_engine.campaigns import sequencing
+from requests_engine.escalation import ico_pack
 from requests_engine.events import describe
-from requests_engine.exceptions import ForwardingError, RequestEngineError
+from requests_engine.exceptions import ForwardingError, RequestEngineError, UploadRefused
 from requests_engine.forms import ChecklistForm
 from requests_engine.letters import long_date
 from requests_engine.member_pages.forms import AnswerForm, ForwardForm
@@ -47,18 +49,31 @@ def request_detail(request, reference: str):
     )
     if request.method == "POST" and "art15_checklist" in request.POST:
         return _art15_checklist_save(request, data_request)
-    form = AnswerForm(request.POST if request.method == "POST" else None) if can_answer else None
+    identity = data_request.info_kind == InformationKind.IDENTITY
+    form = (
+        AnswerForm(
+            request.POST if request.method == "POST" else None,
+            request.FILES if request.method == "POST" else None,
+            identity=identity,
+        )
+        if can_answer
+        else None
+    )
     if request.method == "POST":
         if not can_answer:
             messages.error(request, "There is no question waiting for your answer on this request.")
             return redirect("request-detail", reference=reference)
         if form is not None and form.is_valid():
             try:
+                sent = form.cleaned_data.get("document")
                 services.request_answer_from_member(
                     request_id=data_request.pk,
                     answer=form.cleaned_data["answer"],
                     actor=Actor(Actor.MEMBER, str(data_request.member_id)),
+                    document=returned_files.Upload(name=sent.name, data=sent.read()) if sent else None,
                 )
+            except UploadRefused as error:
+                form.add_error("document", str(error))
             except RequestEngineError as error:
                 form.add_error(None, str(error))
             else:
@@ -79,7 +94,9 @@ def request_detail(request, reference: str):
             "days_left": data_request.days_left() if data_request.state in OPEN_STATES else None,
             "is_open": data_request.state in OPEN_STATES,
             "files": data_request.files.filter(deleted_at__isnull=True),
+            "identity_documents": data_request.identity_documents.filter(deleted_at__isnull=True),
             "checklist": _art15_checklist(data_request),
+            "complaint_kit": ico_pack.self_complaint_kit_of(data_request),
             **_forwarding(data_request),
         },
     )
@@ -206,6 +223,20 @@ def received_file(request, file_id: int):
 
 
 @login_required
+def complaint_kit(request, reference: str):
+    """The member's kit to complain to the ICO themselves, prepared when the community cannot do it for them."""
+    data_request = get_object_or_404(DataRightsRequest, reference=reference, member__user=request.user)
+    try:
+        data = ico_pack.self_complaint_kit_data(data_request)
+    except RequestEngineError as missing:
+        raise Http404(str(missing)) from None
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="ico-complaint-kit-{data_request.reference}.zip"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
 @require_http_methods(["POST"])
 def received_file_keep(request, file_id: int):
     """Keep a returned file past the retention period, or let it go (the member's choice, Art 5(1)(e))."""
@@ -253,6 +284,7 @@ def confirmation(request, token: str):
                 token=token,
                 member=found.member,
                 confirm=choice == "confirm",
+                erasure_at_once=request.POST.get("erasure_at_once") == "yes",
                 actor=Actor(Actor.MEMBER, str(found.member_id)),
             )
         except RequestEngineError as error:
@@ -273,6 +305,7 @@ def confirmation(request, token: str):
             "confirmation": found,
             "campaign": campaign,
             "ask": campaign_confirmation.ask_for(found),
+            "sequenced": sequencing.is_sequenced(campaign),
             "open": campaign.state == campaign.State.DRAFT
             and campaign.confirm_by is not None
             and timezone.localdate() <= campaign.confirm_by,

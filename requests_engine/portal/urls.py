@@ -11,5 +11,10 @@ urlpatterns = [
     path("requests/csv/", views.csv_upload, name="portal-csv"),
     path("requests/<str:reference>/", views.request_detail, name="portal-request"),
     path("requests/<str:reference>/authority.pdf", views.authority_pdf, name="portal-authority-pdf"),
+    path(
+        "requests/<str:reference>/identity/<int:document_id>/",
+        views.identity_document,
+        name="portal-identity-document",
+    ),
     path("requests/<str:reference>/<slug:action>/", views.act, name="portal-act"),
 ]

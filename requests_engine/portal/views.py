@@ -11,7 +11,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -24,7 +24,7 @@ from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError
 from requests_engine.letters import disclosed_identifier_rows
 from requests_engine.models import DataRightsRequest, RequestEvent
 from requests_engine.portal import forms, signin
-from requests_engine.responses import answers
+from requests_engine.responses import answers, identity_documents
 from requests_engine.responses import bulk as bulk_answers
 from requests_engine.responses.files import Upload
 
@@ -154,6 +154,7 @@ def _detail_context(request, data_request) -> dict:
         "events": events,
         "identifiers": identifiers,
         "authority": authority_issue(mandate=data_request.mandate, controller=data_request.controller),
+        "identity_documents": data_request.identity_documents.filter(deleted_at__isnull=True),
         "ask": forms.AskForm(),
         "extend": forms.ExtendForm(),
         "fulfil": forms.FulfilForm(),
@@ -186,6 +187,20 @@ def authority_pdf(request, reference: str):
         filename=authority_filename(authority),
         content_type="application/pdf",
     )
+
+
+@contact_required
+def identity_document(request, reference: str, document_id: int):
+    """A document the member uploaded to show who they are: only to this controller, each view an event."""
+    data_request = _own_request(request, reference)
+    document = get_object_or_404(
+        data_request.identity_documents.filter(deleted_at__isnull=True), pk=document_id
+    )
+    data = identity_documents.identity_document_view(document=document, actor=_actor(request))
+    response = HttpResponse(data, content_type=document.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{document.original_name}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _uploads(files) -> list[Upload]:

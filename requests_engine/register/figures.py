@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from django.db import connection
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
+from django.urls import reverse
 
 from communities.models import Community, Right
 from requests_engine.models import (
@@ -51,7 +52,14 @@ Figures = dict[str, Any]
 S = RequestState
 # Where a request can be after it was marked overdue without being answered (DESIGN §3), and after it was
 # escalated to the ICO.
-MAY_HAVE_BEEN_OVERDUE = [S.OVERDUE, S.COMPLAINT_TO_CONTROLLER, S.ESCALATED_TO_ICO, S.CLOSED, S.WITHDRAWN]
+MAY_HAVE_BEEN_OVERDUE = [
+    S.OVERDUE,
+    S.COMPLAINT_TO_CONTROLLER,
+    S.ESCALATED_TO_ICO,
+    S.CLOSED,
+    S.WITHDRAWN,
+    S.HANDED_OVER,
+]
 MAY_HAVE_BEEN_ESCALATED = [S.ESCALATED_TO_ICO, S.CLOSED]
 
 
@@ -188,9 +196,25 @@ def community_entries() -> list[Figures]:
             "rights": [{"code": code, "label": rights[code]} for code in community.rights if code in rights],
             "members": rounded_members(community.active_members),
             "contact_email": community.contact_email,
+            "art80_record": _art80_record(community),
         }
         for community in communities
     ]
+
+
+def _art80_record(community: Community) -> Figures | None:
+    """The community's Art 80(1) record, or None while it is incomplete: it then represents no member before
+    the ICO (Art 80(1) UK GDPR, DPA 2018 s.187), and the register says so."""
+    if not community.art80_eligible:
+        return None
+    return {
+        "legal_form": community.get_legal_form_display(),
+        "not_for_profit": community.not_for_profit,
+        "statutory_objectives": community.statutory_objectives,
+        "data_protection_activity": community.data_protection_activity,
+        "constitution_url": reverse("register-constitution", args=[community.slug]),
+        "represents_in_court": community.offers_court,
+    }
 
 
 def controller_summaries() -> list[Figures]:

@@ -8,6 +8,11 @@ from requests_engine.register import views as register_views
 urlpatterns = [
     path("", register_views.register_page, name="register"),
     path("charts/outcomes.svg", register_views.outcomes_chart, name="register-chart-outcomes"),
+    path(
+        "communities/<slug:slug>/constitution.pdf",
+        register_views.constitution,
+        name="register-constitution",
+    ),
     path("controllers/<slug:slug>/", register_views.controller_page, name="register-controller"),
     path(
         "controllers/<slug:slug>/refusals.svg",

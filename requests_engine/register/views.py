@@ -13,11 +13,13 @@ from typing import Any
 
 import pygal
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from pygal.etree import etree
 from pygal.style import Style
 
+from communities import representation
+from communities.models import Community
 from requests_engine.register import figures
 
 CHART_WIDTH = 400
@@ -126,6 +128,18 @@ def controller_page(request: HttpRequest, slug: str) -> HttpResponse:
         "chart_height": chart_height(len(data["refusals_by_ground"] or [])),
     }
     return render(request, "requests_engine/register/controller.html", context)
+
+
+@require_GET
+def constitution(request: HttpRequest, slug: str) -> HttpResponse:
+    """A community's constitution, published with its Art 80(1) record (and only then)."""
+    community = get_object_or_404(Community, slug=slug)
+    if not community.art80_eligible:
+        raise Http404("This community has not recorded an Article 80(1) record.")
+    response = HttpResponse(representation.constitution_data(community), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="constitution-{community.slug}.pdf"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 # -- charts ----------------------------------------------------------------------------------------------

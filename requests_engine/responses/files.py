@@ -159,6 +159,12 @@ def files_removed_on_failure() -> Iterator[None]:
         _stored_in_block.reset(token)
 
 
+def remove_on_failure(stored_name: str) -> None:
+    """Have the enclosing files_removed_on_failure() block delete this stored file if it fails."""
+    if (block := _stored_in_block.get()) is not None:
+        block.append(stored_name)
+
+
 def received_files_store(
     *, request: DataRightsRequest, uploads: list[Upload], actor: Actor
 ) -> list[ReceivedFile]:
@@ -169,8 +175,7 @@ def received_files_store(
     stored = []
     for (name, kind), upload in checked:
         stored_name = crypto.save_encrypted(f"received/{request.pk}/file", upload.data)
-        if (block := _stored_in_block.get()) is not None:
-            block.append(stored_name)
+        remove_on_failure(stored_name)
         stored.append(
             ReceivedFile.objects.create(
                 request=request,

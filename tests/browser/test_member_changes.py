@@ -156,11 +156,19 @@ def test_a_member_narrows_their_mandate_with_the_keyboard_and_the_erasure_reques
         page.get_by_text(f"This mandate replaces mandate {old.reference} when you sign it.")
     ).to_be_visible()
     warning = page.locator(".govuk-warning-text")
-    expect(warning).to_contain_text("1 open request is not covered by your new choices and will be withdrawn")
+    expect(warning).to_contain_text(
+        "Your new choices do not cover 1 open request: the community stops acting on it"
+    )
     withdrawn_list = page.locator(".govuk-warning-text + ul")
     expect(withdrawn_list).to_have_text(f"{erasure.reference}: Erasure (Art 17) to Acme AI Ltd")
     expect(page.locator(".mandate-text")).not_to_contain_text("erasure")
+    # The member chooses for the request, with the keyboard; nothing is chosen for them.
+    withdraw = page.get_by_label("Withdraw it: Acme AI Ltd stops working on it")
+    expect(withdraw).not_to_be_checked()
     check_page(page, traffic, "03-change-review")
+    tab_to(page, page.get_by_label("Keep it as my own request: Acme AI Ltd answers me directly"))
+    page.keyboard.press("ArrowDown")  # moves to, and chooses, the next answer in the group
+    expect(withdraw).to_be_checked()
     page.get_by_label("Type your full name to sign").focus()
     page.keyboard.type(NAME)
     page.keyboard.press("Tab")
@@ -206,8 +214,9 @@ def test_a_member_narrows_their_mandate_with_the_keyboard_and_the_erasure_reques
 
     # Revoking the mandate in force ends the request the old one made and the new one still covered.
     page.goto(f"{live_server.url}/me/mandates/{new.reference}/revoke/")
-    expect(page.get_by_text("The 1 open request made under it will be withdrawn")).to_be_visible()
+    expect(page.get_by_text("Your open requests")).to_be_visible()
     check_page(page, traffic, "07-revoke-new-mandate")
+    page.get_by_label("Withdraw it: Acme AI Ltd stops working on it").check()
     page.get_by_role("button", name="Revoke the mandate").click()
     expect(page.locator(".govuk-tag").first).to_have_text("Revoked")
     assert DataRightsRequest.objects.get(pk=access.pk).state == "withdrawn"
@@ -435,3 +444,61 @@ def test_a_member_sends_returned_data_on_to_another_organisation_and_a_bad_choic
     attached = {part.get_filename(): part.get_payload(decode=True) for part in email.iter_attachments()}
     assert attached["history.json"] == b'{"plays": 12}'
     assert PortabilityForward.objects.get().message.status == "sent"
+
+
+# -- 5. confirming an erasure, checking an address, correcting a name ------------------------------------
+
+
+def test_a_member_confirms_an_erasure_from_the_emailed_link_and_checks_an_address_on_a_phone(
+    cast, mobile_page: Page, live_server, mailbox
+):
+    from communities.services import identifiers_save
+    from requests_engine.campaigns import confirmation
+    from requests_engine.models import Confirmation
+    from tests.factories import make_campaign
+
+    member, acme = cast["member"], cast["acme"]
+    make_mandate(member, rights=(Right.ACCESS, Right.ERASURE), irreversible_without_asking=False)
+    campaign = make_campaign(
+        cast["community"],
+        name="See, then delete",
+        rights=[Right.ACCESS, Right.ERASURE],
+        purpose="Delete what AI developers took from our books.",
+        controllers=[acme],
+    )
+    confirmation.campaign_ask_to_confirm(
+        campaign_id=campaign.pk, confirm_by=timezone.localdate() + datetime.timedelta(days=10), actor=ROBOT
+    )
+    [asked] = [m for m in to(mailbox, member.user.email) if "cannot be undone" in m["Subject"]]
+    link = re.search(r"https?://\S+/me/confirm/\S+/", text_of(asked)).group(0)
+    page = signed_in(mobile_page, member, live_server.url)
+    traffic = record_traffic(page)
+
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Do you want these requests sent?")
+    expect(page.locator("main")).to_contain_text("Acme AI Ltd: delete your personal data")
+    at_once = page.get_by_label("Send my request to delete my data at once, without waiting for the copy")
+    expect(at_once).not_to_be_checked()
+    check_page(page, traffic, "17-confirm-erasure")
+    tab_to(page, page.get_by_role("button", name="Yes, send them"))
+    page.keyboard.press("Enter")
+    expect(banner(page)).to_contain_text("we will send these requests for you")
+    expect(page.locator(".govuk-inset-text")).to_contain_text("yes, send them")
+    check_page(page, traffic, "18-confirmed")
+    answer = Confirmation.objects.get(member=member, campaign=campaign)
+    assert answer.state == "confirmed" and not answer.erasure_at_once  # waits for the access answer
+
+    identifiers_save(
+        member=member, entries=[(acme.pk, "email", "Email address you use there", "ada.reading@mail.test")]
+    )
+    [check] = to(mailbox, "ada.reading@mail.test")
+    page.goto(re.search(r"https?://\S+/identifiers/check/\S+/", text_of(check)).group(0))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Is this address yours?")
+    check_page(page, traffic, "19-check-address")
+    page.get_by_role("button", name="Yes, this address is mine").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("This address is checked")
+    check_page(page, traffic, "20-address-checked")
+
+    page.goto(f"{live_server.url}/me/{member.reference}/name/")
+    expect(page.get_by_label("Your full name")).to_have_value(NAME)
+    check_page(page, traffic, "21-correct-name")

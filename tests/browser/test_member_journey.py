@@ -169,14 +169,30 @@ def test_a_newcomer_joins_signs_answers_and_revokes_on_a_phone(
         if m["To"] == "privacy@acme-ai.test"
     )
 
-    # Revoking: a confirmation step, then it ends at once and the public check says so.
+    # Revoking: the member chooses what happens to the open request (nothing chosen for them), then it ends
+    # at once, the organisation is told to answer the member, and the public check says so.
     page.goto(f"{live_server.url}/me/mandates/{mandate.reference}/")
     page.get_by_role("link", name="Revoke this mandate").click()
+    keep = page.get_by_label("Keep it as my own request: Acme AI Ltd answers me directly")
+    expect(keep).not_to_be_checked()
+    expect(page.get_by_label("Withdraw it: Acme AI Ltd stops working on it")).not_to_be_checked()
     axe_check(page)
     screenshot(page, "08-revoke")
     page.get_by_role("button", name="Revoke the mandate").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text(
+        "Choose what happens to your request to Acme AI Ltd"
+    )
+    axe_check(page)
+    page.get_by_label("Keep it as my own request: Acme AI Ltd answers me directly").check()
+    expect(page.get_by_label("Where should organisations answer you?")).to_have_value(EMAIL)
+    page.get_by_role("button", name="Revoke the mandate").click()
     expect(page.locator(".govuk-tag")).to_have_text("Revoked")
-    assert DataRightsRequest.objects.get(pk=request.pk).state == "withdrawn"
+    expect(page.locator(".govuk-notification-banner")).to_contain_text("1 request(s) are now your own")
+    kept = DataRightsRequest.objects.get(pk=request.pk)
+    assert kept.state == "handed_over" and kept.answer_directly_to == EMAIL
+    page.goto(f"{live_server.url}/me/requests/{kept.reference}/")
+    expect(page.locator(".govuk-inset-text").first).to_contain_text("This is now your own request")
+    axe_check(page)
     page.goto(f"{live_server.url}/verify/{mandate.verification_token}/")
     expect(page.get_by_text("Not in force")).to_be_visible()
 

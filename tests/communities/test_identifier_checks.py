@@ -78,7 +78,9 @@ def test_a_checked_address_stays_checked_when_saved_again_and_the_login_address_
 ):
     EmailAddress.objects.create(user=member.user, email=member.user.email, verified=True, primary=True)
     give(member, controller, "ada.reader@mail.test", member.user.email)
-    identifier_checks.check_link_use(identifier_checks.check_token(member=member, address="ada.reader@mail.test"))
+    identifier_checks.check_link_use(
+        identifier_checks.check_token(member=member, address="ada.reader@mail.test")
+    )
     give(member, controller, "Ada.Reader@mail.test", member.user.email)
     reader, login = member.identifiers.order_by("label")
     assert reader.verified_by == "link"

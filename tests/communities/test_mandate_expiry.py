@@ -50,7 +50,7 @@ def test_the_member_is_warned_once_two_weeks_before_the_end(
     assert warning.to == [member.user.email] and f"/me/{member.reference}/mandate/new/" in warning.body
 
 
-def test_on_the_day_after_its_end_the_mandate_expires_and_its_requests_are_withdrawn(
+def test_on_the_day_after_its_end_the_mandate_expires_and_its_requests_become_the_members_own(
     ending, member, client, mailoutbox, django_capture_on_commit_callbacks
 ):
     mandate, request = ending
@@ -61,10 +61,11 @@ def test_on_the_day_after_its_end_the_mandate_expires_and_its_requests_are_withd
         assert expire_mandates() == {"warned": 0, "expired": 0}
     mandate.refresh_from_db()
     assert mandate.state == "expired"
-    assert DataRightsRequest.objects.get(pk=request.pk).state == "withdrawn"
+    assert DataRightsRequest.objects.get(pk=request.pk).state == "handed_over"
     kinds = list(RequestEvent.objects.filter(request=request).values_list("kind", flat=True))
-    assert kinds[-2:] == ["request.withdrawn", "request.withdrawal_notice"]
+    assert kinds[-2:] == ["request.handed_over", "request.handover_notice"]
     to_controller = [m for m in mailoutbox if m.to == ["privacy@acme.test"]]
     assert len(to_controller) == 1 and request.reference in to_controller[0].body
+    assert "answer the member directly" in to_controller[0].body
     assert any(m.subject == f"Your mandate {mandate.reference} has ended" for m in mailoutbox)
     assert "Not in force" in client.get(f"/verify/{mandate.verification_token}/").content.decode()

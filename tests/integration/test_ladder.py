@@ -37,7 +37,7 @@ from requests_engine.campaigns import launch as campaign_launching
 from requests_engine.escalation import complaints
 from requests_engine.events import chain_breaks
 from requests_engine.models import Complaint, Controller, DataRightsRequest, RequestEvent
-from tests.factories import make_campaign, make_mandate, make_member
+from tests.factories import make_art80_record, make_campaign, make_mandate, make_member
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -95,6 +95,7 @@ def fast_passwords(settings):
 @pytest.fixture
 def cast(community, coordinator):
     """Ada and Charles authorised representation before the ICO (Art 80(1)); Mary did not."""
+    make_art80_record(community)
     with at(LAUNCH):
         members = {}
         for name, ico in [("Ada Lovelace", True), ("Mary Shelley", False), ("Charles Babbage", True)]:

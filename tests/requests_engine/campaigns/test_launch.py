@@ -42,7 +42,12 @@ def test_launch_creates_a_batch_per_controller_and_a_request_per_eligible_member
     created = launch.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
 
     assert created == {"access": 3, "erasure": 2}
-    assert Batch.objects.filter(campaign=campaign).count() == 2
+    # One batch per controller, and one more holding each controller's erasures until the access answers
+    # are in (campaigns/sequencing.py).
+    assert Batch.objects.filter(campaign=campaign, after_access=False).count() == 2
+    assert set(
+        Batch.objects.filter(campaign=campaign, after_access=True).values_list("state", flat=True)
+    ) == {"held"}
     rows = set(
         DataRightsRequest.objects.filter(campaign=campaign).values_list(
             "member__full_name", "controller__slug", "right"
@@ -55,7 +60,8 @@ def test_launch_creates_a_batch_per_controller_and_a_request_per_eligible_member
         ("Ada Lovelace", "globex", "erasure"),
         ("Mary Shelley", "acme", "access"),
     }
-    assert set(DataRightsRequest.objects.values_list("state", flat=True)) == {"queued"}
+    assert set(DataRightsRequest.objects.filter(right="access").values_list("state", flat=True)) == {"queued"}
+    assert set(DataRightsRequest.objects.filter(right="erasure").values_list("state", flat=True)) == {"draft"}
     request = DataRightsRequest.objects.get(member=everyone, controller=controller, right="access")
     assert request.reference == f"{request.batch.reference}-{everyone.reference}-AC"
     campaign.refresh_from_db()

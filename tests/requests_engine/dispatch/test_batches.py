@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from communities.models import Authority, Identifier
+from communities.models import Authority, Identifier, Member
 from core import outbox
 from core.models import OutboundMessage
 from core.pdf import sha256_hex, verify_seal
@@ -26,7 +26,7 @@ from requests_engine.dispatch import batches
 from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import Batch, Controller, DataRightsRequest, RequestEvent
-from tests.factories import make_campaign, make_mandate, make_member
+from tests.factories import erasure_at_once, make_campaign, make_mandate, make_member
 from tests.smtp import Mailbox, free_port, use_smtp
 
 pytestmark = pytest.mark.django_db
@@ -97,6 +97,10 @@ def campaign(community, acme, globex, coordinator):
 
 
 def launch(campaign, actor, capture):
+    # The letters here carry every right at once: members asked for their erasure not to wait for the
+    # access answer (test_sequencing covers the wait).
+    for member in Member.objects.filter(community=campaign.community):
+        erasure_at_once(campaign, member)
     with capture(execute=True):
         campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=actor)
         batches.campaign_dispatch_queue(campaign_id=campaign.pk)
@@ -134,7 +138,7 @@ def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_
 ):
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
-    batch = Batch.objects.get(campaign=campaign, controller=acme)
+    batch = Batch.objects.get(campaign=campaign, controller=acme, after_access=False)
     [letter] = addressed_to(mailbox, "privacy@acme.test")
     assert batch.reference in letter["Subject"]
     assert letter["Reply-To"] == f"reply+{batch.reply_token}@community.localhost"
@@ -194,7 +198,7 @@ def test_a_launched_campaign_sends_each_controller_one_letter_with_manifest_and_
     assert len(mandates) == 2 and all(verify_seal(pdf).ok for pdf in mandates.values())
 
     # Globex sees Ada's Globex address and the phone number it asks for, nothing meant for Acme.
-    globex_batch = Batch.objects.get(campaign=campaign, controller=globex)
+    globex_batch = Batch.objects.get(campaign=campaign, controller=globex, after_access=False)
     [globex_letter] = addressed_to(mailbox, "dpo@globex.test")
     globex_files = attachments(globex_letter)
     globex_manifest = globex_files[f"manifest-{globex_batch.reference}.csv"].decode("utf-8-sig")
@@ -247,7 +251,7 @@ def test_the_send_decision_is_committed_before_anything_is_sent(
     campaign, cast, acme, coordinator_actor, mailbox, django_capture_on_commit_callbacks
 ):
     campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
-    batch = Batch.objects.get(campaign=campaign, controller=acme)
+    batch = Batch.objects.get(campaign=campaign, controller=acme, after_access=False)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         batches.batch_dispatch(batch_id=batch.pk)
 
@@ -473,7 +477,7 @@ def test_a_controller_without_an_email_address_fails_the_batch_with_the_reason(
     acme.save()
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
-    batch = Batch.objects.get(campaign=campaign, controller=acme)
+    batch = Batch.objects.get(campaign=campaign, controller=acme, after_access=False)
     assert batch.state == "failed" and "no usable email address" in batch.last_error
     assert set(DataRightsRequest.objects.filter(batch=batch).values_list("state", flat=True)) == {
         "failed_delivery"
@@ -517,8 +521,9 @@ def test_with_the_smtp_server_down_the_outbox_retries_and_no_request_is_lost(
 def test_the_sweep_applies_an_acceptance_whose_hook_was_lost_and_restarts_a_lost_dispatch(
     launch_day, campaign, cast, acme, globex, coordinator_actor, mailbox, django_capture_on_commit_callbacks
 ):
+    erasure_at_once(campaign, cast["ada"])  # every request in the first letters
     campaign_launching.campaign_launch(campaign_id=campaign.pk, actor=coordinator_actor)
-    acme_batch = Batch.objects.get(campaign=campaign, controller=acme)
+    acme_batch = Batch.objects.get(campaign=campaign, controller=acme, after_access=False)
     with django_capture_on_commit_callbacks(execute=False):  # the send task is lost
         batches.batch_dispatch(batch_id=acme_batch.pk)
     [row] = OutboundMessage.objects.filter(purpose="batch.letter")
@@ -538,7 +543,7 @@ def test_the_sweep_applies_an_acceptance_whose_hook_was_lost_and_restarts_a_lost
     with django_capture_on_commit_callbacks(execute=True):
         assert batches.dispatch_sweep() == {"outcomes": 0, "restarted": 1}
     assert len(addressed_to(mailbox, "dpo@globex.test")) == 1
-    assert Batch.objects.get(campaign=campaign, controller=globex).state == "sent"
+    assert Batch.objects.get(campaign=campaign, controller=globex, after_access=False).state == "sent"
     assert timezone.localdate() == dt.date(2026, 3, 20)
 
 

@@ -172,7 +172,7 @@ def test_a_narrower_mandate_replaces_the_old_and_withdraws_only_what_it_no_longe
     assert kinds[-1] == "mandate.replaced"
 
 
-def test_changing_a_mandate_in_the_browser_shows_what_will_be_withdrawn_first(
+def test_changing_a_mandate_in_the_browser_asks_what_happens_to_each_request_no_longer_covered(
     client, community, controller, mailbox, django_capture_on_commit_callbacks
 ):
     community.controllers.add(controller)
@@ -199,12 +199,16 @@ def test_changing_a_mandate_in_the_browser_shows_what_will_be_withdrawn_first(
     )
     assert response.status_code == 302
     review = client.get(f"/me/{member.reference}/mandate/review/").content.decode()
-    assert "will be withdrawn" in review and erasure.reference in review
+    assert "the community stops acting on it" in review and erasure.reference in review
     digest = re.search(r'name="text_sha256" value="([0-9a-f]{64})"', review).group(1)
+    signing = {"text_sha256": digest, "signed_name": "Nia Narrow", "confirm": "on"}
+    unanswered = client.post(f"/me/{member.reference}/mandate/review/", signing)
+    assert "Choose what happens to your request to Acme Ltd" in unanswered.content.decode()
+    assert member.mandates.filter(state="replaced").count() == 0  # nothing signed without the choice
     with django_capture_on_commit_callbacks(execute=True):
         signed = client.post(
             f"/me/{member.reference}/mandate/review/",
-            {"text_sha256": digest, "signed_name": "Nia Narrow", "confirm": "on"},
+            {**signing, f"ending-r{erasure.pk}": "withdraw", "ending-answer_to": ""},
         )
     assert signed.status_code == 302
     assert fresh(erasure).state == "withdrawn"

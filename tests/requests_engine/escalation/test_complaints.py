@@ -40,7 +40,7 @@ from requests_engine.models import (
     InboundMessage,
     RequestEvent,
 )
-from tests.factories import make_campaign, make_mandate, make_member
+from tests.factories import make_art80_record, make_campaign, make_mandate, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +77,7 @@ def ladder(community, controller, globex, coordinator):
     """Launched on Monday 2 March 2026; every request received on Tuesday 3 March 2026, so due on Friday
     3 April, which is Good Friday: the deadline rolls past Easter Monday to Tuesday 7 April (E&W).
     Ada and Charles authorised representation before the ICO; Mary did not."""
+    make_art80_record(community)
     with at(dt.date(2026, 3, 2)):
         members = {}
         for name, ico in [("Ada Lovelace", True), ("Mary Shelley", False), ("Charles Babbage", True)]:

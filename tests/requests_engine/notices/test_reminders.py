@@ -63,6 +63,18 @@ def test_the_scheduled_sweep_marks_overdue_tells_members_and_reminds_controllers
         with django_capture_on_commit_callbacks(execute=True):
             first = tasks.sweep_deadlines()
             again = tasks.sweep_deadlines()  # beat runs it hourly: nothing twice
-    assert first == {"overdue": 1, "notices": 2, "reminders": 1, "confirmation_reminders": 0}
-    assert again == {"overdue": 0, "notices": 0, "reminders": 0, "confirmation_reminders": 0}
+    assert first == {
+        "overdue": 1,
+        "erasures_released": 0,
+        "notices": 2,
+        "reminders": 1,
+        "confirmation_reminders": 0,
+    }
+    assert again == {
+        "overdue": 0,
+        "erasures_released": 0,
+        "notices": 0,
+        "reminders": 0,
+        "confirmation_reminders": 0,
+    }
     assert any(late.reference in m.body and m.to == [late.member.user.email] for m in mailoutbox)

@@ -252,6 +252,7 @@ def test_register_index_lists_communities_and_controllers_that_received_requests
             "rights": [{"code": "objection", "label": "Objection (Art 21)"}],
             "members": None,
             "contact_email": "hi@painters.test",
+            "art80_record": None,  # no Art 80(1) record: it represents nobody before the ICO
         },
         {
             "slug": "writers",
@@ -260,6 +261,7 @@ def test_register_index_lists_communities_and_controllers_that_received_requests
             "rights": writers_rights,
             "members": 10,
             "contact_email": "hello@writers.test",
+            "art80_record": None,  # no Art 80(1) record: it represents nobody before the ICO
         },
     ]
     assert data["controllers"] == [
