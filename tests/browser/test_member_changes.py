@@ -502,3 +502,13 @@ def test_a_member_confirms_an_erasure_from_the_emailed_link_and_checks_an_addres
     page.goto(f"{live_server.url}/me/{member.reference}/name/")
     expect(page.get_by_label("Your full name")).to_have_value(NAME)
     check_page(page, traffic, "21-correct-name")
+
+    # What Acme can check of its own authority document: the address is now marked checked.
+    from requests_engine.authorities import authority_issue
+
+    authority = in_own_thread(authority_issue, mandate=member.mandates.get(state="active"), controller=acme)
+    page.goto(f"{live_server.url}/verify/{authority.token}/")
+    expect(page.locator("main")).to_contain_text("Acme AI Ltd")
+    expect(page.locator("main")).not_to_contain_text("Globex")
+    expect(page.locator("main")).to_contain_text("verified by a link sent to it")
+    check_page(page, traffic, "22-authority-check")
