@@ -408,6 +408,9 @@ class Authority(models.Model):
     signer_email_verified = models.BooleanField(default=False, editable=False)
     pdf = models.FileField(upload_to="authorities/", blank=True)
     pdf_sha256 = models.CharField(max_length=64, blank=True)
+    # Earlier versions, when the member changed how this controller knows them: [{"sha256", "replaced_at"}],
+    # so a controller holding an older PDF can still check it was ours.
+    earlier_versions = models.JSONField(default=list, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

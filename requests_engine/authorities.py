@@ -8,7 +8,10 @@ how each was checked, and the SHA-256 of the full signed mandate text, which bin
 the rest. Its check page (`/verify/<token>/`) shows the same, and whether the mandate is in force.
 
 Documents are issued once per mandate × controller, when they are first needed (outside any lock: rendering
-is slow), and never change: a replacement mandate gets its own.
+is slow); a replacement mandate gets its own. The one thing that can change under a mandate is how the
+member is known: when the identifiers a document shows are no longer the ones the letters disclose (the
+member changed one, or an address was checked since), the document is issued again before it is next used,
+so letter and document never disagree, and the earlier version's hash stays checkable on its page.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from communities.documents import authority_filename, authority_url
 from communities.models import Authority, Mandate, Right
@@ -29,10 +33,13 @@ from requests_engine.letters import disclosed_identifier_rows, letterhead
 from requests_engine.models import Controller
 
 
+def _as_shown(rows) -> list[dict[str, str]]:
+    return [{"label": i.plain_label, "value": i.value, "checked": i.checked} for i in rows]
+
+
 def _identifiers(mandate: Mandate, controller: Controller) -> list[dict[str, str]]:
     """The identifiers this controller may see (the letters' disclosure rule), with how each was checked."""
-    rows = disclosed_identifier_rows(controller, [mandate.member_id]).get(mandate.member_id, [])
-    return [{"label": i.plain_label, "value": i.value, "checked": i.checked} for i in rows]
+    return _as_shown(disclosed_identifier_rows(controller, [mandate.member_id]).get(mandate.member_id, []))
 
 
 def authority_context(authority: Authority) -> dict:
@@ -68,17 +75,19 @@ def _render(authority: Authority) -> bytes:
 
 
 def authority_issue(*, mandate: Mandate, controller: Controller) -> Authority:
-    """The mandate's document for this controller: the one already issued, or a new one. A mandate that does
-    not name the controller has none to give (RULES.md (e))."""
+    """The mandate's document for this controller, up to date: the one already issued, issued again if its
+    identifiers are stale, or a new one. A mandate that does not name the controller has none to give
+    (RULES.md (e))."""
+    current = _identifiers(mandate, controller)
     existing = Authority.objects.filter(mandate=mandate, controller=controller).exclude(pdf="").first()
     if existing:
-        return existing
+        return existing if existing.identifiers == current else _reissue(existing, current)
     if not mandate.controllers.filter(pk=controller.pk).exists():
         raise ValueError(f"Mandate {mandate.reference} does not name {controller.name}.")
     authority = Authority(
         mandate=mandate,
         controller=controller,
-        identifiers=_identifiers(mandate, controller),
+        identifiers=current,
         signer_email_verified=EmailAddress.objects.filter(
             user_id=mandate.member.user_id, email__iexact=mandate.member.user.email, verified=True
         ).exists(),
@@ -95,13 +104,45 @@ def authority_issue(*, mandate: Mandate, controller: Controller) -> Authority:
     return authority
 
 
+def _reissue(authority: Authority, identifiers: list[dict[str, str]]) -> Authority:
+    """The same document (token, mandate, controller) with the identifiers as they are now; the earlier
+    version's hash is kept so a PDF already sent still checks out as ours."""
+    authority.identifiers = identifiers
+    pdf = _render(authority)  # outside the lock: rendering is slow
+    with transaction.atomic():
+        locked = Authority.objects.select_for_update().get(pk=authority.pk)
+        if locked.identifiers == identifiers:  # another worker did it first
+            return locked
+        old_file = str(locked.pdf.name)
+        locked.earlier_versions = [
+            *locked.earlier_versions,
+            {"sha256": locked.pdf_sha256, "replaced_at": timezone.now().isoformat()},
+        ]
+        locked.identifiers = identifiers
+        locked.pdf.save(authority_filename(locked), ContentFile(pdf), save=False)
+        locked.pdf_sha256 = sha256_hex(pdf)
+        locked.save(update_fields=["identifiers", "earlier_versions", "pdf", "pdf_sha256"])
+        storage = locked.pdf.storage
+        transaction.on_commit(lambda: storage.delete(old_file))
+    return locked
+
+
 def authorities_ensure(*, controller: Controller, mandate_ids: Iterable[int] | QuerySet) -> None:
-    """Issue the documents still missing for these mandates (call outside any lock: rendering is slow)."""
-    have = Authority.objects.filter(controller=controller).exclude(pdf="").values("mandate_id")
-    missing = (
-        Mandate.objects.filter(pk__in=mandate_ids)
-        .exclude(pk__in=have)
-        .select_related("member__community", "member__user")
+    """Issue the documents still missing, or stale, for these mandates (call outside any lock: rendering is
+    slow). One query for what the letters disclose now, one for the documents as issued."""
+    mandates = list(
+        Mandate.objects.filter(pk__in=mandate_ids).select_related("member__community", "member__user")
     )
-    for mandate in missing:
-        authority_issue(mandate=mandate, controller=controller)
+    issued = {
+        a.mandate_id: a
+        for a in Authority.objects.filter(controller=controller, mandate__in=mandates).exclude(pdf="")
+    }
+    disclosed = disclosed_identifier_rows(controller, [m.member_id for m in mandates])
+    for mandate in mandates:
+        authority = issued.get(mandate.pk)
+        if authority is None:
+            authority_issue(mandate=mandate, controller=controller)
+            continue
+        current = _as_shown(disclosed.get(mandate.member_id, []))
+        if authority.identifiers != current:
+            _reissue(authority, current)

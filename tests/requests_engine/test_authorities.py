@@ -85,3 +85,25 @@ def test_a_controller_the_mandate_does_not_name_gets_no_document(community, mand
     stranger = Controller.objects.create(slug="stranger", name="Stranger Ltd", email="p@stranger.test")
     with pytest.raises(ValueError, match="does not name"):
         authority_issue(mandate=mandate, controller=stranger)
+
+
+def test_a_changed_identifier_issues_the_document_again_and_the_old_version_still_checks(
+    client, mandate, two_controllers, tmp_path
+):
+    acme, spotify = two_controllers
+    first = authority_issue(mandate=mandate, controller=acme)
+    old_sha = first.pdf_sha256
+    services.identifiers_save(
+        member=mandate.member,
+        entries=[
+            (acme.pk, Identifier.Kind.ACCOUNT_ID, "", "ACME-43"),
+            (spotify.pk, Identifier.Kind.ACCOUNT_ID, "", "SPOT-777"),
+        ],
+    )
+    again = authority_issue(mandate=mandate, controller=acme)
+    assert again.pk == first.pk and again.token == first.token and again.pdf_sha256 != old_sha
+    text = pdf_text(again.pdf.read(), tmp_path)
+    assert "ACME-43" in text and "ACME-42" not in text  # the letters and the document agree
+    page = client.get(f"/verify/{again.token}/").content.decode()
+    assert old_sha in page and "issued again" in page
+    assert authority_issue(mandate=mandate, controller=acme).pdf_sha256 == again.pdf_sha256  # once
