@@ -59,6 +59,7 @@ class Progress:
     batches_failed: int
     requests_by_state: list[tuple[str, str, int]]
     requests_total: int
+    batches_held: int = 0
 
     @property
     def percent_sent(self) -> int:
@@ -67,7 +68,9 @@ class Progress:
 
 def campaign_progress(campaign: Campaign) -> Progress:
     batches = Batch.objects.filter(campaign=campaign).aggregate(
-        total=Count("pk"),
+        # A held batch (erasures waiting for the access answers, sequencing.py) is not yet one to send.
+        total=Count("pk", filter=~Q(state=Batch.State.HELD)),
+        held=Count("pk", filter=Q(state=Batch.State.HELD)),
         sent=Count("pk", filter=Q(state=Batch.State.SENT)),
         failed=Count("pk", filter=Q(state=Batch.State.FAILED)),
     )
@@ -83,6 +86,7 @@ def campaign_progress(campaign: Campaign) -> Progress:
         batches_total=batches["total"],
         batches_sent=batches["sent"],
         batches_failed=batches["failed"],
+        batches_held=batches["held"],
         requests_by_state=by_state,
         requests_total=sum(n for _, _, n in by_state),
     )
