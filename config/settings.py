@@ -321,6 +321,10 @@ PORTAL_LINK_MINUTES = env.int("PORTAL_LINK_MINUTES", default=30)
 # Art 15 completeness: days a controller gets to supply what its access answer lacked (rolled to a
 # working day), before the request can be escalated.
 COMPLETENESS_FOLLOWUP_DAYS = env.int("COMPLETENESS_FOLLOWUP_DAYS", default=14)
+# How long after acknowledging a s.164A complaint the controller has to give its outcome before the ICO may
+# be asked: the Act sets no period ("without undue delay", s.164A(4)); RULES.md: escalate on the latest
+# plausible date.
+ICO_OUTCOME_WAIT_DAYS = env.int("ICO_OUTCOME_WAIT_DAYS", default=30)
 
 # Inbound replies (requests_engine.responses.inbound): the community's mailbox over IMAP; an empty host turns it off.
 INBOUND_IMAP_HOST = env.str("INBOUND_IMAP_HOST", default="")

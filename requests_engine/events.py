@@ -96,6 +96,7 @@ SENTENCES = {
     "request.info_received": "The information the controller asked for was given.",
     "request.extended": "The controller extended the deadline.",
     "request.fulfilled": "The controller fulfilled the request.",
+    "request.no_data_held": "The controller confirmed it holds no personal data of the member.",
     "request.partially_fulfilled": "The controller partly fulfilled the request.",
     "request.refused": "The controller refused the request.",
     "request.overdue": "The deadline passed without an answer.",

@@ -279,6 +279,31 @@ class InformationKind(models.TextChoices):
     CLARIFICATION = "clarification", "Clarification of the request"
 
 
+class Outcome(models.TextChoices):
+    """What a controller's answer means in law, whatever path it came by (DESIGN §3). "No personal data held"
+    is an answer, never a refusal: confirming that nothing is held is compliance with Art 15(1) UK GDPR."""
+
+    DATA_PROVIDED = "data_provided", "Data provided"
+    NO_DATA_HELD = "no_data_held", "No personal data held"
+    PARTLY_PROVIDED = "partly_provided", "Partly provided"
+    REFUSED = "refused", "Refused"
+    ERASURE_DONE = "erasure_done", "Erasure done"
+    OBJECTION_UPHELD = "objection_upheld", "Objection upheld: processing stopped"
+    PORTABILITY_PROVIDED = "portability_provided", "Portable data provided"
+    DONE = "done", "Done as asked"
+
+
+# The outcome of a full answer, by right (rectification and restriction: done as asked).
+FULFILLED_OUTCOME = {
+    "access": Outcome.DATA_PROVIDED,
+    "portability": Outcome.PORTABILITY_PROVIDED,
+    "erasure": Outcome.ERASURE_DONE,
+    "objection": Outcome.OBJECTION_UPHELD,
+}
+# Outcomes that answer the request: counted as answered, on time or late, never as refusals.
+ANSWERED_OUTCOMES = [o for o in Outcome if o != Outcome.REFUSED]
+
+
 class RefusalGround(models.TextChoices):
     """Grounds a controller can give for not acting (RULES.md (d)); reasons are always required too."""
 
@@ -290,7 +315,6 @@ class RefusalGround(models.TextChoices):
     ART21_COMPELLING_GROUNDS = "art21_compelling_grounds", "Compelling legitimate grounds (Art 21(1))"
     IDENTITY_NOT_VERIFIED = "identity_not_verified", "Identity not verified"
     AUTHORITY_NOT_SHOWN = "authority_not_shown", "Authority not shown"
-    NO_DATA_HELD = "no_data_held", "No personal data held"
     OTHER = "other", "Other"
 
 
@@ -343,6 +367,9 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     refusal_reasons = models.TextField(blank=True, editable=False)
     # Where the member asked the controller to answer once the request became their own.
     answer_directly_to = models.CharField(max_length=500, blank=True, editable=False)
+    outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True, editable=False)
+    # What the controller states with its outcome: the searches it made for "no data held" (Art 15(1A)).
+    outcome_statement = models.TextField(blank=True, editable=False)
     closed_on = models.DateField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -482,8 +509,10 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     @transition(
         field=state, source=ANSWERABLE_STATES, target=S.FULFILLED, custom={"label": "Record fulfilment"}
     )
-    def fulfil(self, *, answered_on: datetime.date) -> None:
+    def fulfil(self, *, answered_on: datetime.date, outcome: str = "", statement: str = "") -> None:
         self.answered_on = answered_on
+        self.outcome = outcome or FULFILLED_OUTCOME.get(self.right, Outcome.DONE)
+        self.outcome_statement = statement
         self.clock_paused = False
 
     @transition(
@@ -494,6 +523,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     )
     def partially_fulfil(self, *, answered_on: datetime.date, ground: str, reasons: str) -> None:
         self.answered_on = answered_on
+        self.outcome = Outcome.PARTLY_PROVIDED
         self.refusal_ground = ground
         self.refusal_reasons = reasons
         self.clock_paused = False
@@ -501,6 +531,7 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     @transition(field=state, source=ANSWERABLE_STATES, target=S.REFUSED, custom={"label": "Record refusal"})
     def refuse(self, *, answered_on: datetime.date, ground: str, reasons: str) -> None:
         self.answered_on = answered_on
+        self.outcome = Outcome.REFUSED
         self.refusal_ground = ground
         self.refusal_reasons = reasons
         self.clock_paused = False

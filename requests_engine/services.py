@@ -25,6 +25,7 @@ from requests_engine.exceptions import RequestEngineError
 from requests_engine.models import (
     DataRightsRequest,
     InformationKind,
+    Outcome,
     RefusalGround,
 )
 from requests_engine.notices.member import step_notice_send
@@ -327,6 +328,33 @@ def request_fulfil(
         actor=actor,
         payload={"note": note, "answered_on": answered_on},
         answered_on=answered_on,
+        statement=note.strip(),  # the controller's note for the member: shown and emailed to them
+    )
+
+
+def request_confirm_no_data(
+    *, request_id: int, searches: str, actor: Actor, answered_on: datetime.date | None = None
+) -> DataRightsRequest:
+    """The controller confirms it holds no personal data of the member: an answer (Art 15(1) UK GDPR asks
+    for confirmation whether data is processed), counted on time or late like any other, never a refusal.
+    It says what it searched (Art 15(1A): a reasonable and proportionate search)."""
+    searches = searches.strip()
+    if not searches:
+        raise RequestEngineError(
+            "Say what you searched, and under which identifiers (Art 15(1A) UK GDPR: a reasonable and "
+            "proportionate search)."
+        )
+    answered_on = answered_on or _today()
+    _check_date(answered_on, name="date of the answer")
+    return _perform(
+        request_id=request_id,
+        transition="fulfil",
+        event="request.no_data_held",
+        actor=actor,
+        payload={"searches": searches, "answered_on": answered_on},
+        answered_on=answered_on,
+        outcome=Outcome.NO_DATA_HELD,
+        statement=searches,
     )
 
 

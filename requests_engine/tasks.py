@@ -173,7 +173,9 @@ def sweep_complaints() -> int:
     """Daily: complaints a controller did not acknowledge in time (s.164A) are flagged for the ICO pack."""
     from requests_engine.escalation import complaints
 
-    return complaints.complaints_sweep()
+    flagged = complaints.complaints_sweep()
+    complaints.ico_window_reminders_send()  # the ICO's three-month window, a fortnight ahead
+    return flagged
 
 
 @shared_task

@@ -329,6 +329,12 @@ class ComplaintAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "steps": available_steps(complaint) if complaint else [],
+            "ico_not_yet": selectors.ico_pack_not_yet(complaint) if complaint else "",
+            "ico_window": selectors.ico_window_closes_on(complaint)
+            if complaint
+            and complaint.kind == Complaint.Kind.CONTROLLER
+            and complaint.state != Complaint.State.DRAFT
+            else None,
             "show_save": False,
             "show_save_and_continue": False,
             "show_save_and_add_another": False,

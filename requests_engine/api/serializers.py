@@ -24,6 +24,7 @@ from requests_engine.models import (
     Art15Item,
     DataRightsRequest,
     InformationKind,
+    Outcome,
     RefusalGround,
     RequestEvent,
     RequestState,
@@ -252,6 +253,15 @@ class RequestDetailSerializer(RequestSerializer):
     extension_months = serializers.IntegerField()
     extension_reason = serializers.CharField()
     answered_on = serializers.DateField(allow_null=True)
+    outcome = serializers.ChoiceField(
+        choices=Outcome.choices,
+        allow_blank=True,
+        help_text="What the answer means in law; blank until answered. no_data_held is an answer, not a "
+        "refusal.",
+    )
+    outcome_statement = serializers.CharField(
+        help_text="What the controller stated with it: for no_data_held, the searches made (Art 15(1A))."
+    )
     refusal = serializers.SerializerMethodField(
         help_text="The legal ground and reasons of a (partial) refusal."
     )
@@ -363,6 +373,14 @@ class FulfilJsonInputSerializer(serializers.Serializer):
 
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
     art15_items = _art15_items_field()
+
+
+class NoDataInputSerializer(serializers.Serializer):
+    searches = serializers.CharField(
+        max_length=4000,
+        help_text="What you searched, and under which identifiers (Art 15(1A) UK GDPR: a reasonable and "
+        "proportionate search). The member sees it.",
+    )
 
 
 class RefuseInputSerializer(serializers.Serializer):

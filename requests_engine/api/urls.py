@@ -26,6 +26,7 @@ urlpatterns = [
         views.PartiallyFulfilView.as_view(),
         name=action_url_name("partially-fulfil"),
     ),
+    re_path(ONE + "no-data-held/$", views.NoDataView.as_view(), name=action_url_name("no-data-held")),
     re_path(ONE + "refuse/$", views.RefuseView.as_view(), name=action_url_name("refuse")),
     # Anything else under /api/v1/ answers in JSON too.
     re_path(r"^", views.api_not_found),

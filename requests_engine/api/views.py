@@ -42,6 +42,7 @@ from requests_engine.api.serializers import (
     ExtendInputSerializer,
     FulfilInputSerializer,
     FulfilJsonInputSerializer,
+    NoDataInputSerializer,
     PartiallyFulfilInputSerializer,
     PartiallyFulfilJsonInputSerializer,
     RefuseInputSerializer,
@@ -457,6 +458,22 @@ class FulfilView(RequestActionView):
 def _files_and_items(data: dict[str, Any]) -> dict[str, Any]:
     """The uploads, and the Art 15 items when the controller sent them (absent: not declared)."""
     return {"uploads": data.get("files", []), "art15_items": data.get("art15_items")}
+
+
+@action_schema(
+    step="no-data-held",
+    summary="Confirm that you hold no personal data of the member",
+    description="An answer, not a refusal: Art 15(1) UK GDPR asks you to confirm whether you process the "
+    "member's data. Say what you searched (Art 15(1A)).",
+    request=NoDataInputSerializer,
+)
+class NoDataView(RequestActionView):
+    input_serializer_class = NoDataInputSerializer
+
+    answer_action = "no_data"
+
+    def answer(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"searches": data["searches"]}
 
 
 @action_schema(

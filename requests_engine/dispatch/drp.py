@@ -54,7 +54,8 @@ in_progress, after we recorded   info_requested → acknowledged or extended    
 need_user_verification           (the member has verified)
 fulfilled                        any answerable state → fulfilled               request_fulfil
 denied / insuf_verification      answerable → refused, identity_not_verified    request_refuse
-denied / no_match                answerable → refused, no_data_held             request_refuse
+denied / no_match                answerable → fulfilled, no personal data held  request_confirm_no_data
+                                 (an answer, not a refusal: Art 15(1))
 denied / too_many_requests       answerable → refused, manifestly_excessive     request_refuse
                                  (Art 12(5))
 denied / suspected_fraud,        answerable → refused, other; the DRP reason    request_refuse
@@ -134,7 +135,6 @@ SENDER = Actor.system("drp")
 DRP_ACTIONS: dict[str, str] = {Right.ACCESS: "access", Right.PORTABILITY: "access", Right.ERASURE: "deletion"}
 DENIAL_GROUNDS: dict[str, str] = {
     "insuf_verification": RefusalGround.IDENTITY_NOT_VERIFIED,
-    "no_match": RefusalGround.NO_DATA_HELD,
     "too_many_requests": RefusalGround.MANIFESTLY_EXCESSIVE,
 }
 NEEDS_VERIFICATION = frozenset({"need_user_verification", "needs_user_verification"})
@@ -636,6 +636,9 @@ def plan_transition(*, state: str, previous: str, status: DrpStatus) -> Step | N
     if status.status == "denied":
         if state not in ANSWERABLE_STATES:
             return None
+        if status.reason == "no_match":  # nothing held under the member's identifiers: an answer
+            statement = "The controller's DRP endpoint reports no data matching the member's identifiers."
+            return Step(services.request_confirm_no_data, {"searches": f"{statement} {details}".strip()})
         ground = DENIAL_GROUNDS.get(status.reason, RefusalGround.OTHER)
         reasons = f"Denied through the controller's DRP endpoint (reason: {status.reason or 'none given'})"
         reasons += f": {details}" if details else "."

@@ -49,6 +49,7 @@ from requests_engine.models import (
     Complaint,
     Controller,
     DataRightsRequest,
+    Outcome,
     RequestEvent,
     RequestState,
 )
@@ -84,7 +85,13 @@ REASON_LABELS = {
 
 # States where nothing is owed to the member any more, or nothing was asked yet.
 NOTHING_TO_ESCALATE = {S.DRAFT, S.QUEUED, S.FAILED_DELIVERY, S.WITHDRAWN, S.HANDED_OVER, S.CLOSED}
-_ANSWER_EVENTS = ("request.fulfilled", "request.partially_fulfilled", "request.refused")
+# "No personal data held" is an answer like a fulfilment (Art 15(1) UK GDPR), never a refusal to complain of.
+_ANSWER_EVENTS = (
+    "request.fulfilled",
+    "request.no_data_held",
+    "request.partially_fulfilled",
+    "request.refused",
+)
 _PORTABILITY_FLAG = "request.portability_format_flagged"
 _WATCHED_EVENTS = (*_ANSWER_EVENTS, _PORTABILITY_FLAG)
 # The states the complain_to_controller transition accepts (DESIGN §3).
@@ -158,6 +165,8 @@ def _answer(request: DataRightsRequest, kinds: Sequence[str]) -> str | None:
     answers = [kind for kind in kinds if kind in _ANSWER_EVENTS]
     if answers:
         return answers[-1]
+    if request.outcome == Outcome.NO_DATA_HELD:
+        return "request.no_data_held"
     return "request.refused" if request.refusal_ground else "request.fulfilled"
 
 
@@ -722,3 +731,54 @@ def complaints_sweep(*, today: datetime.date | None = None) -> int:
             )
             flagged += 1
     return flagged
+
+
+ICO_WINDOW_REMINDED = "complaint.ico_window_reminder"
+
+
+def ico_window_reminders_send(*, today: datetime.date | None = None) -> int:
+    """Once, a fortnight before the ICO's three-month window from the last contact with the controller
+    closes, remind the coordinators of each complaint that could still go to the ICO and has not."""
+    today = today or _today()
+    open_ones = (
+        Complaint.objects.filter(kind=Complaint.Kind.CONTROLLER)
+        .filter(
+            Q(state__in=[Complaint.State.SENT, Complaint.State.ACKNOWLEDGED])
+            | Q(selectors.ico_pack_warranted(today), state=Complaint.State.CLOSED)
+        )
+        .select_related("community", "controller")
+    )
+    sent = 0
+    for complaint in open_ones:
+        closes = selectors.ico_window_closes_on(complaint)
+        if closes is None or not (
+            today <= closes <= today + datetime.timedelta(days=selectors.ICO_WINDOW_REMINDER_DAYS)
+        ):
+            continue
+        if selectors.linked_ico_complaint(complaint) is not None:
+            continue  # a pack was built: the coordinators are on it
+        with transaction.atomic():
+            locked = Complaint.objects.select_for_update().get(pk=complaint.pk)
+            if locked.events.filter(kind=ICO_WINDOW_REMINDED, payload__closes_on=closes.isoformat()).exists():
+                continue
+            record_event(
+                subject=locked,
+                kind=ICO_WINDOW_REMINDED,
+                actor=SWEEP_ACTOR,
+                payload={"closes_on": closes.isoformat()},
+            )
+            outbox.queue_email(
+                to=[complaint.community.contact_email],
+                subject=f"Complaint {complaint.reference}: the ICO window closes on {long_date(closes)}",
+                body_text=(
+                    f"The ICO expects a complaint within three months of the last contact with the organisation. "
+                    f"For complaint {complaint.reference} about {complaint.controller.name}, that is "
+                    f"{long_date(closes)}. "
+                    + (selectors.ico_pack_not_yet(complaint, today=today) or "The ICO pack can be built now.")
+                ),
+                subject_type="complaint",
+                subject_id=str(complaint.pk),
+                purpose="complaint.ico_window_reminder",
+            )
+        sent += 1
+    return sent

@@ -52,7 +52,7 @@ from core.audit import Actor
 from core.models import OutboundMessage
 from core.pdf import render_pdf, seal_pdf, sha256_hex
 from requests_engine import services
-from requests_engine.escalation import complaints
+from requests_engine.escalation import complaints, selectors
 from requests_engine.escalation.complaints import CoveredRequest
 from requests_engine.escalation.selectors import CLOSED, PACK_BUILT, ico_complaint_for, linked_ico_complaint
 from requests_engine.events import record_event
@@ -666,6 +666,12 @@ def ico_pack_build(
         raise RequestEngineError(
             f"{source.community.name} has no Article 80(1) record, so it cannot complain to the ICO for its "
             "members: send each member their self-complaint kit instead."
+        )
+    if not selectors.ico_pack_reason(source, today=today):
+        # s.165 DPA 2018: the controller first has its chance to deal with the s.164A complaint.
+        raise RequestEngineError(
+            selectors.ico_pack_not_yet(source, today=today)
+            or f"Complaint {source.reference} was resolved by the controller: there is nothing to take to the ICO."
         )
     existing = linked_ico_complaint(source)
     if existing is not None and existing.state != Complaint.State.DRAFT:

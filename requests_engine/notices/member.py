@@ -17,7 +17,7 @@ from requests_engine.deadlines import statutory_due_date
 from requests_engine.models import Campaign, DataRightsRequest, InformationKind, ReceivedFile
 
 # Steps whose event tells the member something; the overdue notice is sent by the daily reminders instead.
-ANSWERS = {"request.fulfilled", "request.partially_fulfilled", "request.refused"}
+ANSWERS = {"request.fulfilled", "request.no_data_held", "request.partially_fulfilled", "request.refused"}
 STEPS = {"request.info_requested", "request.extended", *ANSWERS}
 
 
@@ -35,6 +35,8 @@ def _subject(request: DataRightsRequest, kind: str, files: list[ReceivedFile]) -
         return f"{name} has extended the time to answer your request"
     if kind == "request.refused":
         return f"{name} refused your request"
+    if kind == "request.no_data_held":
+        return f"{name} says it holds no personal data about you"
     if kind == "request.partially_fulfilled":
         return f"{name} sent part of your data" if files else f"{name} answered part of your request"
     return f"{name} sent your data" if files else f"{name} answered your request"

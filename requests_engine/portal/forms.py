@@ -126,6 +126,17 @@ class FulfilForm(AnswerForm):
     art15_items = _art15_items_field("fulfil-art15-items")
 
 
+class NoDataForm(AnswerForm):
+    id_prefix = "nodata"
+    searches = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        label="What you searched, and under which identifiers",
+        help_text="Art 15(1A) UK GDPR: a reasonable and proportionate search. The member sees this.",
+        error_messages={"required": "Say what you searched, and under which identifiers"},
+    )
+
+
 class RefuseForm(AnswerForm):
     id_prefix = "refuse"
     ground = forms.ChoiceField(

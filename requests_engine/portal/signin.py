@@ -9,13 +9,24 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from core import outbox
 from core.references import new_token
-from requests_engine.models import ControllerContact, PortalSignInLink
+from requests_engine.models import (
+    Controller,
+    ControllerContact,
+    DataRightsRequest,
+    PortalSignInLink,
+    RequestState,
+)
+
+# What a controller cannot see yet (answers.HIDDEN_STATES): a directory address signs in only once it has
+# requests to answer.
+HIDDEN = [RequestState.DRAFT, RequestState.QUEUED]
 
 SESSION_KEY = "portal_contact_id"
 
@@ -28,13 +39,27 @@ def link_lifetime() -> timedelta:
     return timedelta(minutes=getattr(settings, "PORTAL_LINK_MINUTES", 30))
 
 
-def send_sign_in_link(*, email: str) -> bool:
-    """Email a link to every active contact with this address. Says nothing about whether one exists
-    (the caller shows the same message either way). Returns whether anything was sent."""
-    contacts = list(
-        ControllerContact.objects.filter(email__iexact=email.strip(), is_active=True).select_related(
-            "controller"
+def _directory_contacts(email: str) -> None:
+    """The address our letters went to is the controller's directory address: it may sign in like any
+    contact a coordinator added, once that controller has requests from us. A contact row is made for it
+    the first time (a coordinator may deactivate it like any other)."""
+    sent_to = Controller.objects.filter(email__iexact=email).filter(
+        Exists(DataRightsRequest.objects.filter(controller=OuterRef("pk")).exclude(state__in=HIDDEN))
+    )
+    for controller in sent_to.exclude(contacts__email__iexact=email):
+        ControllerContact.objects.get_or_create(
+            controller=controller, email=controller.email, defaults={"name": "Address in the directory"}
         )
+
+
+def send_sign_in_link(*, email: str) -> bool:
+    """Email a link to every active contact with this address, including a controller's directory address
+    our letters went to. Says nothing about whether one exists (the caller shows the same message either
+    way; an unknown address gets no email). Returns whether anything was sent."""
+    email = email.strip()
+    _directory_contacts(email)
+    contacts = list(
+        ControllerContact.objects.filter(email__iexact=email, is_active=True).select_related("controller")
     )
     for contact in contacts:
         token = new_token(32)

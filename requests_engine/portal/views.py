@@ -158,6 +158,7 @@ def _detail_context(request, data_request) -> dict:
         "ask": forms.AskForm(),
         "extend": forms.ExtendForm(),
         "fulfil": forms.FulfilForm(),
+        "nodata": forms.NoDataForm(),
         "refuse": forms.RefuseForm(),
         "partial": forms.PartialForm(),
         "days_left": data_request.days_left(),
@@ -212,6 +213,7 @@ ACTION_FORMS = {
     "ask": forms.AskForm,
     "extend": forms.ExtendForm,
     "fulfil": forms.FulfilForm,
+    "no_data": forms.NoDataForm,
     "partially_fulfil": forms.PartialForm,
     "refuse": forms.RefuseForm,
 }
@@ -244,6 +246,7 @@ def act(request, reference: str, action: str):
             kind=data.get("kind", ""),
             question=data.get("question", ""),
             art15_items=items,
+            searches=data.get("searches", ""),
         )
     except RequestEngineError as error:
         if form is None:
@@ -251,8 +254,23 @@ def act(request, reference: str, action: str):
             return redirect("portal-request", reference=reference)
         form.add_error(None, str(error))
         return _detail_with_error(request, data_request, action, form)
-    messages.success(request, f"Request {reference}: done.")
+    messages.success(request, _done(chosen.name, data_request))
     return redirect("portal-request", reference=reference)
+
+
+def _done(action: str, data_request) -> str:
+    """What happened, in a sentence (a bare "done" tells the controller nothing)."""
+    name, ref = data_request.member.full_name, data_request.reference
+    return {
+        "acknowledge": f"Acknowledged request {ref}; {name} is told it is being handled.",
+        "ask": f"Your question was sent to {name}; request {ref} waits for the answer.",
+        "extend": f"Extended request {ref}; {name} is told the new date and your reasons.",
+        "fulfil": f"Sent {name}'s answer to them; request {ref} is answered.",
+        "no_data": f"Told {name} that you hold no personal data of theirs; request {ref} is answered.",
+        "partially_fulfil": f"Sent what you provide to {name}, with your reasons for the rest; request {ref} "
+        "is answered in part.",
+        "refuse": f"Your refusal and reasons were sent to {name}; request {ref} is refused.",
+    }.get(action, f"Request {ref}: done.")
 
 
 def _detail_with_error(request, data_request, action, form):
@@ -260,6 +278,7 @@ def _detail_with_error(request, data_request, action, form):
         "ask": "ask",
         "extend": "extend",
         "fulfil": "fulfil",
+        "no-data": "nodata",
         "refuse": "refuse",
         "partially-fulfil": "partial",
     }[action]

@@ -20,7 +20,7 @@ from communities.models import Right
 from core.audit import Actor
 from requests_engine import services
 from requests_engine.events import record_event
-from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError
+from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError, UploadRefused
 from requests_engine.models import DataRightsRequest, RequestState
 from requests_engine.notices.member import files_notice_send
 from requests_engine.responses import completeness
@@ -50,6 +50,7 @@ ACTIONS: dict[str, AnswerAction] = {
         AnswerAction("ask", "Ask for information", "request_information", "ask", "request-information"),
         AnswerAction("extend", "Extend", "extend", "extend", "extend"),
         AnswerAction("fulfil", "Fulfil", "fulfil", "fulfil", "fulfil", takes_files=True),
+        AnswerAction("no_data", "No personal data held", "fulfil", "no-data", "no-data-held"),
         AnswerAction(
             "partially_fulfil",
             "Partly fulfil",
@@ -62,7 +63,13 @@ ACTIONS: dict[str, AnswerAction] = {
     )
 }
 # What people write in a CSV for the same actions.
-_SPELLINGS = {"partly_fulfil": "partially_fulfil", "fulfill": "fulfil", "request_information": "ask"}
+_SPELLINGS = {
+    "partly_fulfil": "partially_fulfil",
+    "fulfill": "fulfil",
+    "request_information": "ask",
+    "no_data_held": "no_data",
+    "no_personal_data_held": "no_data",
+}
 
 
 def action_named(text: str) -> AnswerAction:
@@ -103,11 +110,15 @@ def request_answer(
     kind: str = "",
     question: str = "",
     art15_items: Sequence[str] | None = None,
+    searches: str = "",
 ) -> DataRightsRequest:
     """Answer a request as the controller: `action` is a name from ACTIONS. Files go only with fulfil or
     partially_fulfil; `art15_items` (None: not given) says which Art 15 items an access answer provides.
 
-    Raises UploadRefused for a refused file, Art15ItemsRefused for items that cannot be recorded, and
+    An access or portability request is fulfilled only with the data (or answered "no personal data held",
+    action no_data, saying what was searched); portability only with machine-readable data.
+
+    Raises UploadRefused for a refused file or a fulfilment without the data it claims, Art15ItemsRefused for items that cannot be recorded, and
     RequestEngineError when the request's state or the answer's content does not allow it. The member is
     told of the answer and its files after commit."""
     chosen = ACTIONS.get(action)
@@ -125,6 +136,8 @@ def request_answer(
         )
         if chosen.takes_files:
             _check_answerable(request, chosen)
+        if chosen.name == "fulfil":
+            _check_fulfilment(request, list(uploads))
         stored = _files_stored(request, chosen, list(uploads), actor, ground=ground, reasons=reasons)
         request = _transition(
             chosen,
@@ -136,6 +149,7 @@ def request_answer(
             months=months,
             kind=kind,
             question=question,
+            searches=searches,
         )
         if chosen.takes_files:
             _flag_unstructured_portability(request, stored)
@@ -162,6 +176,26 @@ def _files_stored(
     return returned_files.received_files_store(request=request, uploads=uploads, actor=actor)
 
 
+def _check_fulfilment(request: DataRightsRequest, uploads: list[Upload]) -> None:
+    """A fulfilment has what it claims: the data for access (Art 15(1), (3)) and portability (Art 20(1)),
+    and for portability in a structured, commonly used and machine-readable format (RULES.md (g))."""
+    if request.right not in (Right.ACCESS, Right.PORTABILITY):
+        return
+    if not uploads:
+        raise UploadRefused(
+            f"An answer to {request.get_right_display()} needs the data: attach at least one file, or answer "
+            "“No personal data held” if you hold none."
+        )
+    if request.right == Right.PORTABILITY:
+        kinds = {returned_files.check_upload(u)[1] for u in uploads}
+        if not kinds & (returned_files.MACHINE_READABLE | {"application/zip"}):
+            raise UploadRefused(
+                "Portability (Art 20(1) UK GDPR) needs the data in a structured, machine-readable format: "
+                "send JSON, CSV, XML or a spreadsheet (a ZIP of them is fine). A PDF or an image alone "
+                "cannot be read by another service."
+            )
+
+
 def _check_answerable(request: DataRightsRequest, action: AnswerAction) -> None:
     if not can_proceed(getattr(request, action.transition), check_conditions=False):
         raise RequestEngineError(
@@ -180,6 +214,7 @@ def _transition(
     months: int | None,
     kind: str,
     question: str,
+    searches: str,
 ) -> DataRightsRequest:
     if action.name == "acknowledge":
         return services.request_acknowledge(request_id=request_id, actor=actor, note=note)
@@ -193,6 +228,8 @@ def _transition(
         return services.request_extend(request_id=request_id, actor=actor, months=months, reason=reasons)
     if action.name == "fulfil":
         return services.request_fulfil(request_id=request_id, actor=actor, note=note)
+    if action.name == "no_data":
+        return services.request_confirm_no_data(request_id=request_id, actor=actor, searches=searches or note)
     if action.name == "partially_fulfil":
         return services.request_partially_fulfil(
             request_id=request_id, actor=actor, ground=ground, reasons=reasons

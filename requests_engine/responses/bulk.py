@@ -190,6 +190,7 @@ def row_answer(
         months=months,
         kind=text["kind"],
         question=text["question"],
+        searches=text["note"] or text["reason"],  # for no_data: what was searched (Art 15(1A))
     )
 
 

@@ -188,7 +188,7 @@ def test_a_controller_signs_in_filters_acknowledges_fulfils_and_refuses(
     )
     fulfil.get_by_label("A note for the member (optional)").fill("Everything we hold about you.")
     fulfil.get_by_role("button", name="Send and mark fulfilled").click()
-    expect(banner(page)).to_contain_text("Request B1-M0-AC: done.")
+    expect(banner(page)).to_contain_text("request B1-M0-AC is answered")
     fulfilled = DataRightsRequest.objects.get(reference="B1-M0-AC")
     assert fulfilled.state == "fulfilled" and fulfilled.files.get().original_name == "answer.json"
     expect(page.locator("ol.govuk-list")).to_contain_text("The controller sent files: answer.json.")
@@ -219,7 +219,7 @@ def test_a_controller_signs_in_filters_acknowledges_fulfils_and_refuses(
     expect(warning).to_contain_text("Art 12(4)")
     expect(warning).to_contain_text("complain to the ICO")
     refuse = page.locator("form[action$='/refuse/']")
-    refuse.get_by_label("Legal ground").select_option("no_data_held")
+    refuse.get_by_label("Legal ground").select_option("manifestly_excessive")
     refuse.get_by_role("button", name="Refuse").click()
     summary = page.locator(".govuk-error-summary")
     expect(summary).to_contain_text("Give your reasons")
@@ -228,11 +228,11 @@ def test_a_controller_signs_in_filters_acknowledges_fulfils_and_refuses(
     screenshot(page, "portal-06-refuse-error")
     summary.get_by_role("link").first.click()  # the error links to the field it is about
     expect(page.locator("form[action$='/refuse/'] textarea")).to_be_focused()
-    page.keyboard.type("We hold no data about this person.")
+    page.keyboard.type("This repeats a request we answered last week.")
     page.locator("form[action$='/refuse/']").get_by_role("button", name="Refuse").click()
-    expect(banner(page)).to_contain_text("Request B1-M2-AC: done.")
+    expect(banner(page)).to_contain_text("request B1-M2-AC is refused")
     refused = DataRightsRequest.objects.get(reference="B1-M2-AC")
-    assert refused.state == "refused" and refused.refusal_ground == "no_data_held"
+    assert refused.state == "refused" and refused.refusal_ground == "manifestly_excessive"
 
     # A refused request offers no more answers; the stale tab's "Acknowledge" is refused with a clear
     # message, and nothing changes.
@@ -351,7 +351,7 @@ def test_the_refusal_form_works_with_the_keyboard_alone_on_a_phone(
     page.keyboard.press("Tab")  # the button
     assert page.evaluate("document.activeElement.textContent").strip() == "Refuse"
     page.keyboard.press("Enter")
-    expect(banner(page)).to_contain_text("Request B1-M3-AC: done.")
+    expect(banner(page)).to_contain_text("request B1-M3-AC is refused")
     refused = DataRightsRequest.objects.get(reference="B1-M3-AC")
     assert refused.state == "refused" and refused.refusal_ground == chosen
     axe_check(page)

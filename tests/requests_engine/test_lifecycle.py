@@ -159,8 +159,8 @@ def test_refusal_needs_a_known_ground_and_reasons(data_request):
         services.request_refuse(request_id=data_request.pk, ground="because", reasons="x", actor=CONTROLLER)
     request = services.request_refuse(
         request_id=data_request.pk,
-        ground=RefusalGround.NO_DATA_HELD,
-        reasons="We hold nothing.",
+        ground=RefusalGround.MANIFESTLY_EXCESSIVE,
+        reasons="The fourth identical request this month.",
         actor=CONTROLLER,
     )
     assert request.state == "refused"

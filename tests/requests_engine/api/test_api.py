@@ -258,7 +258,15 @@ def test_a_listed_request_carries_what_the_controller_needs(api, sent, member, c
     assert row["information_request"] is None
     assert row["url"].endswith(url(sent.reference))
     steps = {link["action"] for link in row["actions"]}
-    assert steps == {"acknowledge", "request-information", "extend", "fulfil", "partially-fulfil", "refuse"}
+    assert steps == {
+        "acknowledge",
+        "request-information",
+        "extend",
+        "fulfil",
+        "no-data-held",
+        "partially-fulfil",
+        "refuse",
+    }
     assert all(link["href"].startswith("http") and link["method"] == "POST" for link in row["actions"])
 
 
@@ -415,7 +423,7 @@ def test_request_information_needs_a_kind_and_a_question(api, sent):
 
 
 def test_request_information_after_an_answer_is_409(api, sent):
-    api.post(url(sent.reference, "fulfil"), {}, format="json")
+    api.post(url(sent.reference, "no-data-held"), {"searches": "Everything."}, format="json")
     response = api.post(
         url(sent.reference, "request-information"), {"kind": "identity", "question": "?"}, format="json"
     )
@@ -464,12 +472,15 @@ def test_extending_after_the_due_date_is_409(api, sent):
     assert refreshed(sent).state == "acknowledged"
 
 
-def test_fulfil_without_files_as_json(api, sent):
-    response = api.post(url(sent.reference, "fulfil"), {"note": "We hold nothing more."}, format="json")
+def test_fulfil_without_files_as_json(api, sent, member, controller):
+    # An access answer needs the data (or "no personal data held"); an erasure needs none.
+    assert api.post(url(sent.reference, "fulfil"), {"note": "Done."}, format="json").status_code == 400
+    erasure = sent_request(member, controller, "B1-M1-ER", right="erasure")
+    response = api.post(url(erasure.reference, "fulfil"), {"note": "Erased everywhere."}, format="json")
     assert response.status_code == 200, response.json()
-    assert response.json()["state"] == "fulfilled"
+    assert response.json()["state"] == "fulfilled" and response.json()["outcome"] == "erasure_done"
     assert response.json()["answered_on"] == timezone.localdate().isoformat()
-    assert api.post(url(sent.reference, "fulfil"), {}, format="json").status_code == 409
+    assert api.post(url(erasure.reference, "fulfil"), {}, format="json").status_code == 409
 
 
 def test_fulfil_with_files_stores_them_encrypted_for_the_member(api, sent):
@@ -572,12 +583,16 @@ def test_partially_fulfil_when_already_refused_is_409_and_stores_nothing(api, se
 def test_refuse_with_ground_and_reasons(api, sent):
     response = api.post(
         url(sent.reference, "refuse"),
-        {"ground": "no_data_held", "reasons": "No account found."},
+        {"ground": "manifestly_excessive", "reasons": "The fourth request this month."},
         format="json",
     )
     assert response.status_code == 200, response.json()
     assert response.json()["state"] == "refused"
-    assert response.json()["refusal"] == {"ground": "no_data_held", "reasons": "No account found."}
+    assert response.json()["refusal"] == {
+        "ground": "manifestly_excessive",
+        "reasons": "The fourth request this month.",
+    }
+    assert response.json()["outcome"] == "refused"
     assert response.json()["actions"] == []
 
 

@@ -568,7 +568,7 @@ def sent_by_drp(server, url, member, controller) -> DataRightsRequest:
         ("open", "", "sent", ""),
         ("in_progress", "", "acknowledged", ""),
         ("fulfilled", "", "fulfilled", ""),
-        ("denied", "no_match", "refused", "no_data_held"),
+        ("denied", "no_match", "fulfilled", ""),  # no data held: an answer, not a refusal
         ("denied", "insuf_verification", "refused", "identity_not_verified"),
         ("denied", "too_many_requests", "refused", "manifestly_excessive"),
         ("denied", "outside_jurisdiction", "refused", "other"),

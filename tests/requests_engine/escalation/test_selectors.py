@@ -69,7 +69,7 @@ def test_the_next_step_text_follows_the_same_rule(ladder):
     steps = {ref: selectors.next_step_text(c, today=TODAY) for ref, c in flagged.items()}
     assert steps == {
         "K-DRAFT": "Review and approve",
-        "K-AWAITED": "Waiting for acknowledgement (due 10 June 2026)",
+        "K-AWAITED": "Waiting for acknowledgement (due 10 June 2026; ICO pack possible from 11 June 2026)",
         "K-LATE": "Build the ICO pack: not acknowledged by 9 June 2026",
         "K-ACKNOWLEDGED": "Waiting for the outcome",
         "K-RESOLVED": "Done",

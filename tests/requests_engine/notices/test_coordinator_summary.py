@@ -56,7 +56,7 @@ def day_of_answers(community, controller):
         )
         partly = sent(member_of(community, "Partly Pat"), controller, "R-PART")
         services.request_partially_fulfil(
-            request_id=partly.pk, ground="no_data_held", reasons="No loan records.", actor=CONTROLLER
+            request_id=partly.pk, ground="other", reasons="Loan records are archived.", actor=CONTROLLER
         )
         asked = sent(member_of(community, "Asked Amy"), controller, "R-ASK")
         services.request_ask_for_information(

@@ -166,10 +166,11 @@ def test_refusing_needs_a_ground_and_reasons(
     client, contact, acme_requests, mailoutbox, django_capture_on_commit_callbacks
 ):
     sign_in(client, contact, mailoutbox, django_capture_on_commit_callbacks)
-    bad = client.post("/respond/requests/B1-M1-AC/refuse/", {"ground": "no_data_held", "reasons": ""})
+    bad = client.post("/respond/requests/B1-M1-AC/refuse/", {"ground": "manifestly_excessive", "reasons": ""})
     assert bad.status_code == 400 and "Give your reasons" in bad.content.decode()
     client.post(
-        "/respond/requests/B1-M1-AC/refuse/", {"ground": "no_data_held", "reasons": "We hold nothing."}
+        "/respond/requests/B1-M1-AC/refuse/",
+        {"ground": "manifestly_excessive", "reasons": "The fourth identical request."},
     )
     assert DataRightsRequest.objects.get(reference="B1-M1-AC").state == "refused"
 
@@ -244,3 +245,29 @@ def test_an_empty_file_or_a_control_character_name_is_refused_by_the_service(
         )
     request = DataRightsRequest.objects.get(pk=acme_requests[0].pk)
     assert request.state == "sent" and not request.files.exists()  # the good file was not kept either
+
+
+def test_the_directory_address_our_letters_went_to_can_sign_in_and_an_unknown_one_gets_no_email(
+    client, controller, acme_requests, mailoutbox, django_capture_on_commit_callbacks
+):
+    assert not ControllerContact.objects.filter(email__iexact=controller.email).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        known = client.post("/respond/", {"email": controller.email})
+        unknown = client.post("/respond/", {"email": "nobody@elsewhere.test"})
+    assert known.status_code == unknown.status_code == 200
+    assert "Check your email" in known.content.decode() and "Check your email" in unknown.content.decode()
+    [email] = mailoutbox
+    assert email.to == [controller.email]
+    link = re.search(r"https?://\S+/respond/sign-in/\S+/", email.body).group(0)
+    path = "/" + link.split("://", 1)[1].split("/", 1)[1]
+    assert client.post(path).status_code == 302
+    assert "B1-M1-AC" in client.get("/respond/requests/").content.decode()
+
+
+def test_a_directory_address_with_nothing_sent_to_it_gets_no_link(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    quiet = Controller.objects.create(slug="quiet", name="Quiet Ltd", email="dpo@quiet.test")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/respond/", {"email": quiet.email})
+    assert mailoutbox == [] and not ControllerContact.objects.filter(controller=quiet).exists()

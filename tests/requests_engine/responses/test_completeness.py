@@ -245,10 +245,12 @@ def api(controller):
 
 def test_the_api_takes_the_art15_items_with_a_fulfilment(api, member, controller):
     request = sent(member, controller, reference="AC-4")
+    upload = io.BytesIO(b"name,email\nAda,ada@example.test\n")
+    upload.name = "data.csv"
     response = api.post(
         "/api/v1/requests/AC-4/fulfil/",
-        {"note": "Attached.", "art15_items": ["safeguards", "copy", "copy"]},
-        format="json",
+        {"files": [upload], "note": "Attached.", "art15_items": ["safeguards", "copy", "copy"]},
+        format="multipart",
     )
     assert response.status_code == 200, response.content
     assert review_of(request).declared == ["copy", "safeguards"]
@@ -274,7 +276,10 @@ def test_the_api_takes_repeated_art15_items_in_a_multipart_partial_answer(api, m
 
 def test_the_api_leaves_the_declaration_out_when_the_field_is(api, member, controller):
     request = sent(member, controller, reference="AC-6")
-    assert api.post("/api/v1/requests/AC-6/fulfil/", {"note": "x"}, format="json").status_code == 200
+    upload = io.BytesIO(b"name,email\nAda,ada@example.test\n")
+    upload.name = "data.csv"
+    answered = api.post("/api/v1/requests/AC-6/fulfil/", {"files": [upload], "note": "x"}, format="multipart")
+    assert answered.status_code == 200
     assert not CompletenessReview.objects.filter(request=request).exists()
 
 
