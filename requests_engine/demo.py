@@ -344,6 +344,12 @@ def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
                     reasons="Bulk requests from third parties are excessive.",
                     actor=controller_actor,
                 )
+            elif step == "fulfil" and index % 2:  # every other answer: nothing held, an answer all the same
+                services.request_confirm_no_data(
+                    request_id=rid,
+                    searches="Our account, support and training-data systems, under the member's email address.",
+                    actor=controller_actor,
+                )
             elif step == "fulfil":
                 services.request_fulfil(
                     request_id=rid, note="Copy of the data sent by email.", actor=controller_actor
@@ -351,15 +357,15 @@ def _play_out_requests(campaign: Campaign, coordinator: Actor) -> None:
             elif step == "partly_fulfil":
                 services.request_partially_fulfil(
                     request_id=rid,
-                    ground=RefusalGround.EXEMPTION,
+                    ground=RefusalGround.LEGAL_PRIVILEGE,
                     reasons=PARTLY_REASONS,
                     actor=controller_actor,
                 )
 
 
 PARTLY_REASONS = (
-    "We have sent the account data. We withheld our notes on model training because they would reveal "
-    "trade secrets (DPA 2018 Schedule 2). You may complain to the ICO or apply to a court."
+    "We have sent the account data. We withheld the legal advice we took about model training, which is "
+    "privileged (DPA 2018 Schedule 2 paragraph 19). You may complain to the ICO or apply to a court."
 )
 REFUSAL_REASONS = "Requests made in bulk by a third party are excessive."
 
@@ -381,7 +387,7 @@ def _climb_the_ladder(campaign: Campaign, coordinator: Actor) -> None:
         if number % 2:
             services.request_partially_fulfil(
                 request_id=rid,
-                ground=RefusalGround.EXEMPTION,
+                ground=RefusalGround.LEGAL_PRIVILEGE,
                 reasons=PARTLY_REASONS,
                 answered_on=answered,
                 actor=controller_actor,

@@ -4,6 +4,7 @@ from django import forms
 from django.utils import timezone
 
 from communities.models import Community, Right
+from requests_engine.grounds import GROUNDS
 from requests_engine.models import Art15Item, Campaign, Controller, InformationKind, RefusalGround
 
 
@@ -36,7 +37,9 @@ class AnswerForm(forms.Form):
 
 
 class RefusalForm(forms.Form):
-    ground = forms.ChoiceField(choices=RefusalGround.choices)
+    ground = forms.ChoiceField(
+        choices=[("", "Choose the legal ground")] + [(c, RefusalGround(c).label) for c in GROUNDS]
+    )
     reasons = forms.CharField(widget=forms.Textarea, help_text="The reasons the controller gave (Art 12(4)).")
     answered_on = forms.DateField(initial=_today)
 

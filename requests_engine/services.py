@@ -22,11 +22,11 @@ from core.audit import Actor
 from requests_engine.campaigns.eligibility import require_covered
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
+from requests_engine.grounds import GROUNDS, ground_problem
 from requests_engine.models import (
     DataRightsRequest,
     InformationKind,
     Outcome,
-    RefusalGround,
 )
 from requests_engine.notices.member import step_notice_send
 
@@ -359,13 +359,21 @@ def request_confirm_no_data(
 
 
 def _check_refusal(ground: str, reasons: str) -> None:
-    if ground not in RefusalGround.values:
-        raise RequestEngineError(
-            f"Unknown legal ground '{ground}': use one of {', '.join(RefusalGround.values)}."
-        )
+    """A ground the law gives (grounds.py; RULES.md (d)) and reasons (Art 12(4)); `_ground_fits` then
+    checks the ground against the request's right, under its lock."""
+    if ground not in GROUNDS:
+        raise RequestEngineError(ground_problem(ground, ""))
     if not reasons.strip():
         # Art 12(4) UK GDPR: a controller that does not act must give its reasons.
         raise RequestEngineError("A refusal must give its reasons (Art 12(4) UK GDPR).")
+
+
+def _ground_fits(ground: str) -> Callable[[DataRightsRequest], None]:
+    def check(request: DataRightsRequest) -> None:
+        if problem := ground_problem(ground, request.right):
+            raise RequestEngineError(problem)
+
+    return check
 
 
 def request_partially_fulfil(
@@ -383,6 +391,7 @@ def request_partially_fulfil(
         answered_on=answered_on,
         ground=ground,
         reasons=reasons,
+        check=_ground_fits(ground),
     )
 
 
@@ -401,6 +410,7 @@ def request_refuse(
         answered_on=answered_on,
         ground=ground,
         reasons=reasons,
+        check=_ground_fits(ground),
     )
 
 

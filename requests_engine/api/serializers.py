@@ -20,6 +20,7 @@ from communities.models import Authority, Identifier, Right
 from requests_engine.authorities import authority_issue
 from requests_engine.events import describe
 from requests_engine.exceptions import UploadRefused
+from requests_engine.grounds import GROUNDS, grounds_for
 from requests_engine.models import (
     Art15Item,
     DataRightsRequest,
@@ -265,11 +266,17 @@ class RequestDetailSerializer(RequestSerializer):
     refusal = serializers.SerializerMethodField(
         help_text="The legal ground and reasons of a (partial) refusal."
     )
+    refusal_grounds = serializers.SerializerMethodField(
+        help_text="The legal grounds you may give for not acting on this request, for its right."
+    )
     files = ReceivedFileSerializer(many=True)
     identity_documents = serializers.SerializerMethodField(
         help_text="Documents the member uploaded to show who they are (Art 12(6)), until 30 days after close."
     )
     history = EventSerializer(many=True, source="events")
+
+    def get_refusal_grounds(self, obj: DataRightsRequest) -> list[str]:
+        return [code for code, _ in grounds_for(obj.right)]
 
     @extend_schema_field(IdentityDocumentSerializer(many=True))
     def get_identity_documents(self, obj: DataRightsRequest) -> list[dict[str, Any]]:
@@ -344,7 +351,9 @@ class RequestInformationInputSerializer(serializers.Serializer):
 class ExtendInputSerializer(serializers.Serializer):
     months = serializers.ChoiceField(choices=[(1, "One month"), (2, "Two months")])
     reason = serializers.CharField(
-        max_length=4000, help_text="Art 12(3) UK GDPR: why the request is complex or numerous."
+        max_length=4000,
+        help_text="Art 12(3) UK GDPR: why this data subject's requests are complex or numerous (other "
+        "members' requests are not a ground).",
     )
 
 
@@ -384,7 +393,11 @@ class NoDataInputSerializer(serializers.Serializer):
 
 
 class RefuseInputSerializer(serializers.Serializer):
-    ground = serializers.ChoiceField(choices=RefusalGround.choices)
+    ground = serializers.ChoiceField(
+        choices=[(code, RefusalGround(code).label) for code in GROUNDS],
+        help_text="Only the grounds the law gives for the request's right are accepted (see each request's "
+        "`refusal_grounds`): e.g. never compelling legitimate grounds against an access request.",
+    )
     reasons = serializers.CharField(
         max_length=8000, help_text="Art 12(4) UK GDPR: a controller that does not act must say why."
     )

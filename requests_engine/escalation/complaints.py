@@ -42,6 +42,7 @@ from requests_engine.escalation import selectors
 from requests_engine.escalation.selectors import ACKNOWLEDGEMENT_MISSED
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
+from requests_engine.grounds import what_must_be_shown
 from requests_engine.letters import letterhead, long_date
 from requests_engine.models import (
     CLOCK_STATES,
@@ -242,14 +243,17 @@ def reason_sentences(request: DataRightsRequest, reasons: Iterable[str]) -> list
     answered = long_date(request.answered_on) if request.answered_on else ""
     noticed = long_date(request.extended_on) if request.extended_on else ""
     month_ended = long_date(_notice_deadline(request)) if request.clock_start_on else ""
+    must_show = what_must_be_shown(request.refusal_ground)  # the burden the complaint puts to it
     sentences = {
         OVERDUE: (
             f"The controller did not answer within the time limit, which ended on "
             f"{long_date(request.due_on) if request.due_on else 'the statutory due date'} "
             "(Article 12(3) UK GDPR)."
         ),
-        REFUSED: f"The controller refused the request on {answered} ({ground}).",
-        PARTLY_FULFILLED: f"The controller fulfilled the request only in part on {answered} ({ground}).",
+        REFUSED: f"The controller refused the request on {answered} ({ground}). {must_show}".strip(),
+        PARTLY_FULFILLED: (
+            f"The controller fulfilled the request only in part on {answered} ({ground}). {must_show}".strip()
+        ),
         REFUSAL_WITHOUT_REASONS: "The refusal does not give reasons for not acting (Article 12(4) UK GDPR).",
         REFUSAL_WITHOUT_RIGHTS_STATEMENT: (
             "The refusal does not tell the member of the right to complain to the ICO and to seek a "

@@ -3,6 +3,7 @@ from typing import cast
 from django import forms
 
 from communities.models import Right
+from requests_engine.grounds import GROUNDS, grounds_for
 from requests_engine.models import Art15Item, InformationKind, RefusalGround, RequestState
 
 
@@ -77,7 +78,8 @@ class ExtendForm(AnswerForm):
         widget=forms.Textarea(attrs={"rows": 3}),
         max_length=4000,
         label="Your reasons",
-        help_text="Art 12(3) UK GDPR: an extension must say why the request is complex or numerous.",
+        help_text="Art 12(3) UK GDPR: say why this member's requests are complex or numerous; other members' "
+        "requests are not a ground.",
         error_messages={"required": "Give your reasons for the extension"},
     )
 
@@ -140,10 +142,20 @@ class NoDataForm(AnswerForm):
 class RefuseForm(AnswerForm):
     id_prefix = "refuse"
     ground = forms.ChoiceField(
-        choices=RefusalGround.choices,
+        choices=(),
         label="Legal ground",
-        error_messages={"required": "Choose the legal ground"},
+        error_messages={
+            "required": "Choose the legal ground",
+            "invalid_choice": "Choose one of the legal grounds listed for this right",
+        },
     )
+
+    def __init__(self, *args, right: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only the grounds the law gives for this right, none preselected (grounds.py).
+        offered = grounds_for(right) if right else [(c, RefusalGround(c).label) for c in GROUNDS]
+        cast(forms.ChoiceField, self.fields["ground"]).choices = [("", "Choose the legal ground"), *offered]
+
     reasons = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=8000,
@@ -167,7 +179,9 @@ class BulkForm(forms.Form):
         error_messages={"required": "Choose what to do"},
     )
     months = forms.TypedChoiceField(choices=[(1, "One month"), (2, "Two months")], coerce=int, required=False)
-    ground = forms.ChoiceField(choices=[("", "—")] + list(RefusalGround.choices), required=False)
+    ground = forms.ChoiceField(
+        choices=[("", "—")] + [(c, RefusalGround(c).label) for c in GROUNDS], required=False
+    )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,

@@ -159,8 +159,8 @@ def _detail_context(request, data_request) -> dict:
         "extend": forms.ExtendForm(),
         "fulfil": forms.FulfilForm(),
         "nodata": forms.NoDataForm(),
-        "refuse": forms.RefuseForm(),
-        "partial": forms.PartialForm(),
+        "refuse": forms.RefuseForm(right=data_request.right),
+        "partial": forms.PartialForm(right=data_request.right),
         "days_left": data_request.days_left(),
         "allowed": _allowed_actions(data_request),
     }
@@ -227,7 +227,8 @@ def act(request, reference: str, action: str):
     if chosen is None:
         raise Http404
     form_class = ACTION_FORMS.get(chosen.name)
-    form = form_class(request.POST, request.FILES) if form_class else None
+    extra = {"right": data_request.right} if form_class in (forms.RefuseForm, forms.PartialForm) else {}
+    form = form_class(request.POST, request.FILES, **extra) if form_class else None
     if form is not None and not form.is_valid():
         return _detail_with_error(request, data_request, action, form)
     data = form.cleaned_data if form is not None else {}

@@ -267,7 +267,7 @@ def test_the_member_downloads_what_the_controller_sent(
         files=[{"name": "export.csv", "mimeType": "text/csv", "buffer": b"title,year\nFrankenstein,1818\n"}]
     )
     fulfil.get_by_role("button", name="Send and mark fulfilled").click()
-    expect(banner(page)).to_contain_text("done")
+    expect(banner(page)).to_contain_text("is answered")
 
     # The member, in their own browser, finds the file on the request's page and downloads it.
     request = DataRightsRequest.objects.select_related("member__user").get(reference="B2-M5-PO")

@@ -1,4 +1,5 @@
 import csv
+import datetime
 import hashlib
 import html
 import io
@@ -6,6 +7,7 @@ import re
 import zipfile
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -29,6 +31,8 @@ def test_seed_demo_builds_a_campaign_with_requests_in_several_states_and_says_wh
     states = set(DataRightsRequest.objects.values_list("state", flat=True))
     assert {"sent", "acknowledged", "extended", "info_requested", "refused", "fulfilled", "overdue"} <= states
     assert RequestEvent.objects.filter(kind="campaign.launched").count() == 2
+    no_data = DataRightsRequest.objects.filter(outcome="no_data_held")
+    assert no_data.exists() and set(no_data.values_list("state", "refusal_ground")) == {("fulfilled", "")}
     assert chain_breaks() == []
 
 
@@ -195,19 +199,28 @@ def test_a_coordinator_takes_a_silent_demo_controller_from_overdue_to_an_ico_pac
     # 5. Approve and send the text as drafted.
     page = client.post(send, {"grounds": textarea(client.get(send).content.decode(), "grounds")}, follow=True)
     assert any("sent to Google LLC" in message for message in messages_on(page.content.decode()))
-    # 6. "Build the ICO pack": the drafted account of what happened, and the harm in the coordinator's words.
+    # 6. Google has until the acknowledgement date to answer the complaint (s.164A(3)): the page says when the
+    # ICO pack can be built, and offers no button before then.
     build = f"/admin/requests_engine/complaint/{draft.pk}/step/ico-pack/"
-    assert build in page.content.decode()
-    form = client.get(build).content.decode()
-    page = client.post(
-        build,
-        {
-            "what_happened": textarea(form, "what_happened"),
-            "ask": textarea(form, "ask"),
-            "harm": "Members cannot find out whether their books trained Google's models.",
-        },
-        follow=True,
-    ).content.decode()
+    assert build not in page.content.decode() and "The ICO pack can be built from" in page.content.decode()
+    due = Complaint.objects.get(pk=draft.pk).acknowledgement_due_on
+    with time_machine.travel(
+        datetime.datetime(due.year, due.month, due.day, 11, tzinfo=datetime.UTC) + datetime.timedelta(days=1),
+        tick=False,
+    ):
+        client.force_login(get_user_model().objects.get(username="coordinator@community.test"))  # a month on
+        # "Build the ICO pack": the drafted account of what happened, and the harm in the coordinator's words.
+        assert build in client.get(f"/admin/requests_engine/complaint/{draft.pk}/change/").content.decode()
+        form = client.get(build).content.decode()
+        page = client.post(
+            build,
+            {
+                "what_happened": textarea(form, "what_happened"),
+                "ask": textarea(form, "ask"),
+                "harm": "Members cannot find out whether their books trained Google's models.",
+            },
+            follow=True,
+        ).content.decode()
     ico = Complaint.objects.get(kind="ico", controller=google)
     told = messages_on(page)
     assert any(f"ICO pack {ico.reference} built" in message for message in told)

@@ -30,7 +30,7 @@ REASONS = "We will not search our archives: you may complain to the ICO or apply
 EXPECTED_REQUESTS = {
     "requests due within 7 days": {"R-FRIDAY", "R-TODAY", "R-DAY-7"},
     "requests overdue": {"R-SWEPT", "R-UNSWEPT"},
-    "refused: Exemption under DPA 2018 Schedules 2-4": {"R-EX-1", "R-EX-2", "R-PART"},
+    "refused: Legal professional privilege (DPA 2018 Sch 2 para 19)": {"R-EX-1", "R-EX-2", "R-PART"},
     "refused: Manifestly excessive (Art 12(5))": {"R-EXCESS"},
 }
 EXPECTED_COMPLAINTS = {
@@ -85,14 +85,14 @@ def board(community, controller):
             actor=CONTROLLER_ACTOR,
         )
         sent("R-UNSWEPT", dt.date(2026, 5, 1))  # due Monday 1 June; today's sweep has not run yet
-        refused("R-EX-1", "exemption")
-        refused("R-EX-2", "exemption")
+        refused("R-EX-1", "legal_privilege")
+        refused("R-EX-2", "legal_privilege")
         refused("R-EXCESS", "manifestly_excessive")
-        taken = refused("R-TAKEN", "exemption")  # refused, then taken to a complaint: no longer waiting
+        taken = refused("R-TAKEN", "legal_privilege")  # refused, then taken to a complaint: no longer waiting
         complaints.request_complain_to_controller(request_id=taken.pk, actor=SYSTEM)
         partial = sent("R-PART", dt.date(2026, 5, 20))
         services.request_partially_fulfil(
-            request_id=partial.pk, ground="exemption", reasons=REASONS, actor=CONTROLLER_ACTOR
+            request_id=partial.pk, ground="legal_privilege", reasons=REASONS, actor=CONTROLLER_ACTOR
         )
         fulfilled = sent("R-DONE", dt.date(2026, 5, 20))
         services.request_fulfil(request_id=fulfilled.pk, actor=CONTROLLER_ACTOR)
@@ -147,7 +147,7 @@ def test_each_figure_counts_exactly_the_rows_it_describes(board, coordinator, dj
     # Refusals are listed most frequent ground first; grounds nobody used are not listed.
     board_now = admin_dashboard.dashboard(user=coordinator, today=TODAY)
     assert [f.label for f in board_now.refusals] == [
-        "refused: Exemption under DPA 2018 Schedules 2-4",
+        "refused: Legal professional privilege (DPA 2018 Sch 2 para 19)",
         "refused: Manifestly excessive (Art 12(5))",
     ]
 

@@ -544,7 +544,7 @@ def test_partially_fulfil_with_files_and_a_ground(api, sent):
         url(sent.reference, "partially-fulfil"),
         {
             "files": [SimpleUploadedFile("part.json", b'{"orders": []}')],
-            "ground": "exemption",
+            "ground": "legal_privilege",
             "reasons": "Third-party data withheld (DPA 2018 Sch 2 para 16).",
         },
         format="multipart",
@@ -553,14 +553,15 @@ def test_partially_fulfil_with_files_and_a_ground(api, sent):
     body = response.json()
     assert body["state"] == "partially_fulfilled"
     assert body["refusal"] == {
-        "ground": "exemption",
+        "ground": "legal_privilege",
         "reasons": "Third-party data withheld (DPA 2018 Sch 2 para 16).",
     }
     assert [f["name"] for f in body["files"]] == ["part.json"]
 
 
 @pytest.mark.parametrize(
-    "body, field", [({"ground": "because", "reasons": "x"}, "ground"), ({"ground": "exemption"}, "reasons")]
+    "body, field",
+    [({"ground": "because", "reasons": "x"}, "ground"), ({"ground": "legal_privilege"}, "reasons")],
 )
 def test_partially_fulfil_with_bad_input_is_400(api, sent, body, field):
     response = api.post(url(sent.reference, "partially-fulfil"), body, format="multipart")
@@ -774,8 +775,8 @@ def test_two_retries_racing_with_one_key_act_once(sent, token):
         try:
             barrier.wait()
             results[index] = client_for(token).post(
-                url(sent.reference, "fulfil"),
-                {"note": "Here."},
+                url(sent.reference, "no-data-held"),
+                {"searches": "Every system, by the email address given."},
                 format="json",
                 headers={"Idempotency-Key": "race"},
             )
@@ -790,7 +791,7 @@ def test_two_retries_racing_with_one_key_act_once(sent, token):
     assert [r.status_code for r in results] == [200, 200]
     assert results[0].json() == results[1].json()
     assert sorted(r.has_header("Idempotent-Replayed") for r in results) == [False, True]
-    assert RequestEvent.objects.filter(request=sent, kind="request.fulfilled").count() == 1
+    assert RequestEvent.objects.filter(request=sent, kind="request.no_data_held").count() == 1
     assert IdempotentResponse.objects.count() == 1
     assert chain_breaks() == []
     assert connection.vendor == "postgresql"

@@ -113,7 +113,7 @@ def globex_answers(ladder) -> None:
     with at(dt.date(2026, 3, 20)):
         services.request_refuse(
             request_id=ladder["of"]("ada", ladder["globex"]).pk,
-            ground="exemption",
+            ground="legal_privilege",
             reasons="Exempt.",
             actor=CONTROLLER_ACTOR,
         )
@@ -236,7 +236,7 @@ def test_a_refusal_with_a_bare_label_lacks_reasons_and_the_rights_statement(cont
         controller,
         state="refused",
         answered_on=dt.date(2026, 3, 20),
-        refusal_ground="exemption",
+        refusal_ground="legal_privilege",
         refusal_reasons="Exempt.",
     )
     reasons = complaints.escalation_reasons(request, event_kinds=["request.refused"])
@@ -248,7 +248,7 @@ def test_a_reasoned_partial_answer_naming_the_ico_and_the_courts_is_flagged_only
         controller,
         state="partially_fulfilled",
         answered_on=dt.date(2026, 3, 20),
-        refusal_ground="exemption",
+        refusal_ground="legal_privilege",
         refusal_reasons="We withheld the emails of other customers because they hold third-party data (DPA "
         "2018 Sch 2 para 16). You may complain to the Information Commissioner or apply to a court.",
     )

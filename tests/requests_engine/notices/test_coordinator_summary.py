@@ -94,7 +94,7 @@ def test_coordinators_get_one_email_per_community_with_the_days_refusals_questio
     refusals = body[body.index("Refusals (2)") : body.index("Requests for information")]
     assert "R-REF: Acme Ltd, Access (Art 15), refused: Manifestly excessive (Art 12(5))." in refusals
     assert "Third request this month." in refusals
-    assert "R-PART: Acme Ltd, Access (Art 15), partly refused: No personal data held." in refusals
+    assert "R-PART: Acme Ltd, Access (Art 15), partly refused: Other." in refusals
     assert "asks for proof of identity: Your date of birth, please." in body and "R-ASK" in body
     assert "R-FILE: Acme Ltd, Access (Art 15), 1 file: loans.csv (text/plain, 27 bytes)" in body
     for request in day_of_answers.values():

@@ -106,7 +106,7 @@ def test_a_zip_with_the_csv_partly_fulfils_acknowledges_and_fulfils_in_one_go(
 ):
     text = (
         "reference,action,months,reason,ground\n"
-        "B1-M0-AC,partially_fulfil,,Some records are about other people.,exemption\n"
+        "B1-M0-AC,partially_fulfil,,Some records are about other people.,third_party_data\n"
         "B1-M1-AC,acknowledge,,,\n"
     )
     upload = zipped({"B1-M0-AC/data.json": JSON, "B1-M2-AC/nested/export.csv": CSV})
@@ -119,7 +119,7 @@ def test_a_zip_with_the_csv_partly_fulfils_acknowledges_and_fulfils_in_one_go(
         "B1-M2-AC": "fulfilled",
     }
     partial = DataRightsRequest.objects.get(reference="B1-M0-AC")
-    assert partial.refusal_ground == "exemption" and partial.files.get().original_name == "data.json"
+    assert partial.refusal_ground == "third_party_data" and partial.files.get().original_name == "data.json"
     assert DataRightsRequest.objects.get(reference="B1-M2-AC").files.get().original_name == "export.csv"
     page = response.content.decode()
     assert "Partly fulfil" in page and "Acknowledge" in page and "Partly fulfilled" in page

@@ -10,10 +10,10 @@ Acme Data Ltd, 7 requests          answered      days  outcome
   r4 extended 1 month on 20 Mar     20 Apr       49    on time (due 5 May: 2 May is a Saturday, 4 May
                                                        the Early May bank holiday)
   r5                                15 Apr       44    answered late
-  r6 refused (exemption)             9 Mar        7    on time
+  r6 refused (legal privilege)             9 Mar        7    on time
   r7 no answer: overdue 3 Apr, complaint, escalated to the ICO              no answer after the deadline
   → received 7, answered 6, on time 5 of 7 = 71%, median of 7 10 20 28 44 49 = (20 + 28) / 2 = 24,
-    extensions 1, refusals 1 (exemption), complaints: 1 to Acme and 1 to the ICO (a draft is not counted),
+    extensions 1, refusals 1 (legal privilege), complaints: 1 to Acme and 1 to the ICO (a draft is not counted),
     1 request escalated to the ICO.
 Globex, 3 requests, all answered on time → every figure withheld ("fewer than 5").
 Initech: one request approved but never sent → not on the register.
@@ -128,7 +128,7 @@ def world(db, settings):
             engine.request_fulfil(request_id=pk, answered_on=datetime.date(2026, 3, day), actor=ROBOT)
         engine.request_refuse(
             request_id=r[5],
-            ground=RefusalGround.EXEMPTION,
+            ground=RefusalGround.LEGAL_PRIVILEGE,
             reasons="Legal privilege over Ada's file.",
             answered_on=datetime.date(2026, 3, 9),
             actor=ROBOT,
@@ -202,7 +202,11 @@ def test_controller_record_has_every_hand_computed_figure(world, client):
         "extensions": 1,
         "refusals": 1,
         "refusals_by_ground": [
-            {"ground": "exemption", "label": "Exemption under DPA 2018 Schedules 2-4", "count": 1}
+            {
+                "ground": "legal_privilege",
+                "label": "Legal professional privilege (DPA 2018 Sch 2 para 19)",
+                "count": 1,
+            }
         ],
         "complaints_to_controller": 1,
         "complaints_to_ico": 1,
@@ -323,7 +327,7 @@ def test_the_pages_show_the_figures_and_link_each_controller(world, client):
     for shown in (
         "71%",
         "5 on time, 1 answered late, 1 with no answer after the deadline",
-        "Exemption under DPA 2018 Schedules 2-4",
+        "Legal professional privilege (DPA 2018 Sch 2 para 19)",
         'src="/register/controllers/acme/refusals.svg"',
     ):
         assert shown in record
@@ -344,7 +348,7 @@ def test_charts_are_svg_from_our_own_url_without_scripts(world, client):
     outcomes = client.get(reverse("register-chart-outcomes")).content.decode()
     assert "Acme Data Ltd" in outcomes and "Globex" not in outcomes
     assert (
-        "Exemption under DPA 2018"
+        "Legal professional privilege"
         in client.get(reverse("register-chart-refusals", args=["acme"])).content.decode()
     )
 

@@ -57,7 +57,7 @@ def refused_elsewhere(request: DataRightsRequest) -> DataRightsRequest:
         (
             Right.PORTABILITY,
             "partially-fulfil",
-            {"ground": "exemption", "reasons": "Some.", "art15_items": ["copy"]},
+            {"ground": "legal_privilege", "reasons": "Some.", "art15_items": ["copy"]},
             400,
             "art15_items",
         ),

@@ -68,7 +68,7 @@ def answered(member, controller, *, right=Right.ACCESS, partly=False, reference=
         if partly:
             services.request_partially_fulfil(
                 request_id=request.pk,
-                ground="exemption",
+                ground="legal_privilege",
                 reasons="Some of it is legally privileged.",
                 actor=CONTROLLER_ACTOR,
             )
@@ -223,7 +223,7 @@ def test_the_portal_partial_answer_declares_its_items(client, member, controller
     response = client.post(
         f"/respond/requests/{request.reference}/partially-fulfil/",
         {
-            "ground": "exemption",
+            "ground": "legal_privilege",
             "reasons": "Some of it is legally privileged.",
             "art15_items": ["copy"],
         },
@@ -264,7 +264,7 @@ def test_the_api_takes_repeated_art15_items_in_a_multipart_partial_answer(api, m
         "/api/v1/requests/AC-5/partially-fulfil/",
         {
             "files": [upload],
-            "ground": "exemption",
+            "ground": "legal_privilege",
             "reasons": "Some of it is legally privileged.",
             "art15_items": ["copy", "purposes", "rights"],
         },
