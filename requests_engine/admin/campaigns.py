@@ -7,11 +7,13 @@ from datetime import date, timedelta
 from typing import cast
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from core.audit import Actor
 from requests_engine import forms
@@ -177,9 +179,9 @@ class BatchAdmin(admin.ModelAdmin):
         "campaign",
         "controller",
         "state",
-        "letter_pdf",
+        "letter_file",
         "letter_sha256",
-        "manifest",
+        "manifest_file",
         "sent_at",
         "last_error",
         "reply_token",
@@ -188,12 +190,41 @@ class BatchAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    # The stored files are not under a public URL (media is never served): staff download them here.
+    @admin.display(description="Letter (PDF)")
+    def letter_file(self, obj: Batch) -> str:
+        return self._file_link(obj, "letter", obj.letter_pdf)
+
+    @admin.display(description="Manifest (CSV)")
+    def manifest_file(self, obj: Batch) -> str:
+        return self._file_link(obj, "manifest", obj.manifest)
+
+    def _file_link(self, obj: Batch, which: str, field) -> str:
+        if not field:
+            return "—"
+        url = reverse("admin:requests_engine_batch_file", args=[obj.pk, which])
+        return format_html('<a href="{}">Download {}</a>', url, field.name.rsplit("/", 1)[-1])
+
+    def file_view(self, request, batch_id: int, which: str):
+        batch = get_object_or_404(Batch, pk=batch_id)
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        field = {"letter": batch.letter_pdf, "manifest": batch.manifest}.get(which)
+        if not field:
+            raise Http404("This batch has no such file.")
+        return FileResponse(field.open("rb"), as_attachment=True, filename=field.name.rsplit("/", 1)[-1])
+
     def get_urls(self):
         extra = [
             path(
                 "<int:batch_id>/letter-pack/",
                 self.admin_site.admin_view(self.letter_pack_view),
                 name="requests_engine_batch_letter_pack",
+            ),
+            path(
+                "<int:batch_id>/file/<slug:which>/",
+                self.admin_site.admin_view(self.file_view),
+                name="requests_engine_batch_file",
             ),
             path(
                 "<int:batch_id>/posted/",

@@ -188,3 +188,25 @@ def test_an_erasure_campaign_asks_members_to_confirm_from_its_page(
     assert "Members have until" in response.content.decode()
     campaign.refresh_from_db()
     assert campaign.state == "draft" and campaign.requests.count() == 0
+
+
+def test_the_batch_page_downloads_its_stored_letter_and_manifest(
+    client, coordinator, campaign, community, mailbox, django_capture_on_commit_callbacks
+):
+    from core.audit import Actor
+    from requests_engine.campaigns import launch
+    from requests_engine.models import Batch
+
+    make_mandate(make_member(community, "Ada Lovelace"))
+    with django_capture_on_commit_callbacks(execute=True):
+        launch.campaign_launch(campaign_id=campaign.pk, actor=Actor.user(coordinator))
+    batch = Batch.objects.get(campaign=campaign)
+    assert batch.letter_pdf and batch.manifest
+    client.force_login(coordinator)
+    page = client.get(f"/admin/requests_engine/batch/{batch.pk}/change/").content.decode()
+    for which in ("letter", "manifest"):
+        url = f"/admin/requests_engine/batch/{batch.pk}/file/{which}/"
+        assert url in page
+        response = client.get(url)
+        assert response.status_code == 200 and b"".join(response.streaming_content)
+    assert client.get(f"/admin/requests_engine/batch/{batch.pk}/file/other/").status_code == 404
