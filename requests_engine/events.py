@@ -94,6 +94,7 @@ SENTENCES = {
     "request.acknowledged": "The controller acknowledged the request.",
     "request.info_requested": "The controller asked for information.",
     "request.info_received": "The information the controller asked for was given.",
+    "request.info_disputed": "The evidence the controller asked for had been supplied with the request: the time limit runs on from receipt.",
     "request.extended": "The controller extended the deadline.",
     "request.fulfilled": "The controller fulfilled the request.",
     "request.no_data_held": "The controller confirmed it holds no personal data of the member.",

@@ -487,6 +487,20 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         field=state,
         source=S.INFO_REQUESTED,
         target=RETURN_VALUE(S.ACKNOWLEDGED, S.EXTENDED),
+        custom={"label": "Mark the evidence as already supplied"},
+    )
+    def dispute_information(self) -> str:
+        # The request already carried the evidence asked for (the sealed authority document, the verified
+        # identifiers): the question does not restart the clock, which runs from receipt as before (Art 12A;
+        # RULES.md: escalate on the latest plausible date only where the law is unclear, and it is not here).
+        self.clock_paused = False
+        self._recompute_due_on()
+        return S.EXTENDED if self.extension_months else S.ACKNOWLEDGED
+
+    @transition(
+        field=state,
+        source=S.INFO_REQUESTED,
+        target=RETURN_VALUE(S.ACKNOWLEDGED, S.EXTENDED),
         custom={"label": "Record that the information was given"},
     )
     def receive_information(self, *, received_on: datetime.date) -> str:

@@ -51,6 +51,7 @@ _VERBS = {
     "escalate_to_ico": "escalated to the ICO",
     "close": "closed",
     "withdraw": "withdrawn",
+    "dispute_information": "marked as already supplied",
     "hand_over": "handed over to the member",
 }
 
@@ -225,6 +226,51 @@ def request_give_information(
         payload={"received_on": received_on, "answer": answer},
         check=check,
         received_on=received_on,
+    )
+
+
+def request_dispute_information(
+    *, request_id: int, actor: Actor, already_supplied: bool = True, note: str = ""
+) -> DataRightsRequest:
+    """The controller asked for proof of identity or authority the request already carried (the sealed
+    authority document, verified identifiers): a coordinator or the member marks it "already supplied" (or
+    "disputed"), the clock runs on from receipt as before, and the controller is told why."""
+
+    def check(request: DataRightsRequest) -> None:
+        if request.info_kind not in (InformationKind.IDENTITY, InformationKind.AUTHORITY):
+            raise RequestEngineError(
+                "Only a question about identity or authority can be marked as already supplied: a "
+                "clarification is answered."
+            )
+
+    request = _perform(
+        request_id=request_id,
+        transition="dispute_information",
+        event="request.info_disputed",
+        actor=actor,
+        payload={"already_supplied": already_supplied, "note": note.strip()},
+        check=check,
+    )
+    transaction.on_commit(lambda: _queue_dispute_email(request.pk, already_supplied, note.strip()))
+    return request
+
+
+def _queue_dispute_email(request_id: int, already_supplied: bool, note: str) -> None:
+    request = DataRightsRequest.objects.select_related("controller", "member__community").get(pk=request_id)
+    if not request.controller.email:
+        return  # letter and web-form controllers: the coordinators write (the event is on the request)
+    community = request.member.community
+    outbox.queue_email(
+        to=[request.controller.email],
+        reply_to=[community.contact_email],
+        subject=f"Re: data rights request {request.reference}: the evidence was supplied with the request",
+        body_text=render_to_string(
+            "requests_engine/email/information_disputed.txt",
+            {"request": request, "community": community, "already_supplied": already_supplied, "note": note},
+        ),
+        subject_type="request",
+        subject_id=str(request.pk),
+        purpose="request.information_disputed",
     )
 
 

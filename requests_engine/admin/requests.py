@@ -94,6 +94,7 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
         "receive_information": lambda r, a, **kw: services.request_give_information(
             request_id=r.pk, actor=a, **kw
         ),
+        "dispute_information": lambda r, a: services.request_dispute_information(request_id=r.pk, actor=a),
         "extend": lambda r, a, **kw: services.request_extend(request_id=r.pk, actor=a, **kw),
         "fulfil": lambda r, a, **kw: services.request_fulfil(request_id=r.pk, actor=a, **kw),
         "partially_fulfil": lambda r, a, **kw: services.request_partially_fulfil(
