@@ -118,10 +118,11 @@ def main() -> int:
             """INSERT INTO requests_engine_controller (slug, name, runs, categories, email, postal_address,
                      web, webform_url, phone, fax, transport, individual_requests, required_identifiers,
                      needs_id_document, jurisdiction, drp_endpoint, request_language, relevant_countries,
-                     sources, comments, quality, created_at, updated_at, drp_version, send_rate_per_minute)
+                     sources, comments, quality, created_at, updated_at, drp_version, send_rate_per_minute,
+                     uk_representative_name, uk_representative_email, uk_representative_address)
                      SELECT 'ctrl' || g, 'Controller ' || g, '[]', '[]', 'dpo' || g || '@x.test', '', '', '', '',
                      '', 'email', false, '[]', false, 'england-and-wales', '', '', '[]', '[]', '[]', '', now(), now(),
-                     '', 60
+                     '', 60, '', '', ''
                      FROM generate_series(1, %s) g""",
             [CONTROLLERS],
         )

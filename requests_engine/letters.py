@@ -392,3 +392,9 @@ def individual_letter(
     community = batch.campaign.community
     subject = f"Data rights request {request.reference} from {community.name}: {Right(request.right).label}"
     return subject, text
+
+
+def copied_to(controller: Controller) -> list[str]:
+    """Who gets a copy of what we send a controller: its UK representative, where it has one (Art 27(4) UK
+    GDPR: the representative is addressed in addition to, or instead of, the controller on all issues)."""
+    return [controller.uk_representative_email] if controller.uk_representative_email else []

@@ -74,6 +74,11 @@ class Controller(models.Model):
     sources = models.JSONField(default=list, blank=True)
     comments = models.JSONField(default=list, blank=True)
     quality = models.CharField(max_length=20, blank=True)
+    # A controller outside the UK that must have one names a UK representative (Art 27 UK GDPR): our
+    # letters and complaints go to it as well.
+    uk_representative_name = models.CharField("UK representative (Art 27)", max_length=300, blank=True)
+    uk_representative_email = models.EmailField("UK representative's email", blank=True)
+    uk_representative_address = models.TextField("UK representative's postal address", blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -158,6 +158,7 @@ def _dispatch_collectively(batch: Batch) -> str:
         locked.manifest.save(names["manifest"], ContentFile(letter.manifest), save=False)
         message = outbox.queue_email(
             to=[locked.controller.email],
+            cc=letters.copied_to(locked.controller),
             reply_to=[letters.reply_address(locked)],
             subject=letter.subject,
             body_text=letter.text,
@@ -284,6 +285,7 @@ def _dispatch_individually(batch: Batch) -> str:
                 drafts.append(
                     outbox.draft_email(
                         to=[controller.email],
+                        cc=letters.copied_to(controller),
                         reply_to=[letters.reply_address(locked)],
                         subject=subject,
                         body_text=text,

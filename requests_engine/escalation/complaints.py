@@ -43,7 +43,7 @@ from requests_engine.escalation.selectors import ACKNOWLEDGEMENT_MISSED
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.grounds import what_must_be_shown
-from requests_engine.letters import letterhead, long_date
+from requests_engine.letters import copied_to, letterhead, long_date
 from requests_engine.models import (
     CLOCK_STATES,
     Campaign,
@@ -585,6 +585,7 @@ def complaint_approve_and_send(
         covered = covered_requests(complaint, today=today)
         message = outbox.queue_email(
             to=[controller.email],
+            cc=copied_to(controller),
             reply_to=[community.contact_email],
             subject=(
                 f"Complaint {complaint.reference} under section 164A Data Protection Act 2018: "

@@ -34,7 +34,7 @@ from requests_engine import deadlines
 from requests_engine.campaigns.eligibility import require_covered
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.letters import letterhead, long_date, reply_address
+from requests_engine.letters import copied_to, letterhead, long_date, reply_address
 from requests_engine.models import Art15Item, CompletenessReview, DataRightsRequest, RequestState
 
 FOLLOWUP_TEMPLATE = "requests_engine/letters/completeness_followup.txt"
@@ -296,6 +296,7 @@ def followup_send(review: CompletenessReview, actor: Actor) -> CompletenessRevie
         replies = [reply_address(request.batch)] if request.batch else []
         message = outbox.queue_email(
             to=[controller.email],
+            cc=copied_to(controller),
             reply_to=[*replies, community.contact_email],
             subject=subject,
             body_text=body,

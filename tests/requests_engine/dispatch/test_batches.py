@@ -575,3 +575,17 @@ def test_an_individual_dispatch_interrupted_between_chunks_resumes_without_sendi
     assert {r.message_id for r in requests} == {e["Message-ID"] for e in emails}
     assert set(requests.values_list("state", flat=True)) == {"sent"}
     assert Batch.objects.get(pk=batch.pk).state == "sent"
+
+
+def test_a_controller_with_a_uk_representative_has_it_copied_into_the_letter(
+    launch_day, campaign, cast, acme, coordinator_actor, mailbox, django_capture_on_commit_callbacks
+):
+    acme.uk_representative_name = "Acme UK Representative Ltd"
+    acme.uk_representative_email = "rep@acme-uk.test"
+    acme.save()
+    launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
+    [letter] = addressed_to(mailbox, "privacy@acme.test")
+    assert letter["Cc"] == "rep@acme-uk.test"
+    body = letter.get_body(("plain",)).get_content()
+    assert "A copy goes to your UK representative, Acme UK Representative Ltd" in body
+    assert "Article 27" in body
