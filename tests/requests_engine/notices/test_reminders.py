@@ -35,6 +35,11 @@ def test_controllers_are_reminded_a_week_before_and_on_the_day_once(
     assert week.reference in bodies["Reminder: 1 data rights request(s) due in 7 days"]
     assert today.reference in bodies["Reminder: 1 data rights request(s) due today"]
     assert all("R-Later" not in body for body in bodies.values())
+    # One deadline statement: the date the reminder counts, beside the one escalation waits for.
+    due_today = bodies["Reminder: 1 data rights request(s) due today"]
+    assert "due 20 March 2026 on the earliest reading of the time limit" in due_today
+    assert "we take no further step before the end of 23 March 2026" in due_today
+    assert "a posted letter: the day it was delivered" in due_today
 
 
 def test_members_and_coordinators_are_told_when_a_request_goes_overdue(
