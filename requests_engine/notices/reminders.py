@@ -60,7 +60,7 @@ def deadline_reminders_send(*, today: datetime.date | None = None) -> int:
         )
         # One deadline statement (RULES.md): we remind on the earliest plausible date and say so beside the
         # date the engine keeps, which is what escalation waits for.
-        request.earliest_due_on = earliest  # type: ignore[attr-defined]
+        request.earliest_due_on = earliest
         if earliest == today + timedelta(days=REMIND_DAYS_BEFORE):
             due[(request.controller_id, "week")].append(request)
         elif earliest == today:
