@@ -42,7 +42,7 @@ from communities.documents import authorities_for, authority_filename, authority
 from communities.models import Authority, Community, Identifier, Right
 from core.pdf import qr_svg, render_pdf, seal_pdf
 from requests_engine import deadlines
-from requests_engine.models import Batch, Controller, DataRightsRequest, RequestState
+from requests_engine.models import Batch, Confirmation, Controller, DataRightsRequest, RequestState
 
 TEMPLATES = "requests_engine/letters"
 AI_VARIANTS = frozenset({Right.ACCESS, Right.ERASURE, Right.OBJECTION})
@@ -64,6 +64,7 @@ MANIFEST_COLUMNS = [
     "identifiers",
     "mandate_reference",
     "mandate_check_url",
+    "particular_situation",
 ]
 
 
@@ -165,9 +166,13 @@ class Section:
     template: str
     whom: str  # "Ada Lovelace", or "the 12 members listed for this right in the manifest"
     one: bool  # a single member: "the member asks" rather than "the members ask"
+    situation: str = ""  # one member's particular situation, in their words (Art 21(1))
+    individual: bool = False  # a letter about one member's request (not a collective letter)
 
 
-def _sections(controller: Controller, counts: dict[str, int], *, member: str = "") -> list[Section]:
+def _sections(
+    controller: Controller, counts: dict[str, int], *, member: str = "", situation: str = ""
+) -> list[Section]:
     ai = is_ai_developer(controller)
     sections = []
     for right in Right.values:  # the order of the Articles
@@ -177,7 +182,14 @@ def _sections(controller: Controller, counts: dict[str, int], *, member: str = "
         n = counts[right]
         whom = member or f"the {n} member{'s' if n != 1 else ''} listed for this right in the manifest"
         sections.append(
-            Section(right, f"{TEMPLATES}/rights/{variant}.txt", whom=whom, one=bool(member) or n == 1)
+            Section(
+                right,
+                f"{TEMPLATES}/rights/{variant}.txt",
+                whom=whom,
+                one=bool(member) or n == 1,
+                situation=situation if member else "",
+                individual=bool(member),
+            )
         )
     return sections
 
@@ -332,6 +344,7 @@ def manifest_csv(
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(MANIFEST_COLUMNS)
+    situations = objection_situations(requests[0].campaign_id, requests) if requests else {}
     for request in requests:
         disclosed = "; ".join(f"{label}: {value}" for label, value in identifiers.get(request.member_id, []))
         row = [
@@ -342,6 +355,7 @@ def manifest_csv(
             disclosed,
             request.mandate.reference,
             authority_url(authorities[request.mandate_id]),
+            situations.get(request.pk, ""),
         ]
         writer.writerow([_csv_cell(value) for value in row])
     return out.getvalue().encode("utf-8-sig")
@@ -385,13 +399,29 @@ def individual_letter(
         "mandate": mandate,
         "authority_url": authority_url(authority),
         "identifiers": [("Full name", member.full_name), *identifiers],
-        "sections": _sections(batch.controller, {request.right: 1}, member=member.full_name),
+        "sections": _sections(
+            batch.controller,
+            {request.right: 1},
+            member=member.full_name,
+            situation=objection_situations(batch.campaign_id, [request]).get(request.pk, ""),
+        ),
         "rights_exercised": _rights_exercised([request.right]),
     }
     text = _plain(render_to_string(f"{TEMPLATES}/letter.txt", context))
     community = batch.campaign.community
     subject = f"Data rights request {request.reference} from {community.name}: {Right(request.right).label}"
     return subject, text
+
+
+def objection_situations(campaign_id: int | None, requests: Iterable[DataRightsRequest]) -> dict[int, str]:
+    """Each objection's particular situation (Art 21(1) UK GDPR), as its member wrote it when confirming."""
+    objections = {r.member_id: r.pk for r in requests if r.right == Right.OBJECTION}
+    if campaign_id is None or not objections:
+        return {}
+    written = Confirmation.objects.filter(
+        campaign_id=campaign_id, member_id__in=list(objections), state=Confirmation.State.CONFIRMED
+    ).exclude(objection_situation="")
+    return {objections[c.member_id]: c.objection_situation for c in written}
 
 
 def copied_to(controller: Controller) -> list[str]:

@@ -159,6 +159,9 @@ class Confirmation(models.Model):
     # Where the campaign also asks the controller for access, erasure waits for the access answer unless the
     # member chose to send it at once (their data would be gone before they saw it).
     erasure_at_once = models.BooleanField(default=False)
+    # An objection rests on the member's particular situation (Art 21(1) UK GDPR): in their own words, put in
+    # the letters for them (never the campaign's purpose).
+    objection_situation = models.TextField(blank=True, max_length=1000)
 
     class Meta:
         constraints = [

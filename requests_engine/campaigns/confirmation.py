@@ -135,7 +135,13 @@ def campaign_ask_to_confirm(*, campaign_id: int, confirm_by: datetime.date, acto
 
 
 def confirmation_answer(
-    *, token: str, member: Member, confirm: bool, actor: Actor, erasure_at_once: bool = False
+    *,
+    token: str,
+    member: Member,
+    confirm: bool,
+    actor: Actor,
+    erasure_at_once: bool = False,
+    objection_situation: str = "",
 ) -> Confirmation:
     """The member's yes or no. They may change their mind until the confirmation date, while the campaign
     is not launched; after that the answer stands as it was. With a yes, `erasure_at_once` sends an erasure
@@ -160,7 +166,11 @@ def confirmation_answer(
         confirmation.state = Confirmation.State.CONFIRMED if confirm else Confirmation.State.DECLINED
         confirmation.answered_at = timezone.now()
         confirmation.erasure_at_once = confirm and erasure_at_once
-        confirmation.save(update_fields=["state", "answered_at", "erasure_at_once"])
+        situation = " ".join(objection_situation.split())
+        if len(situation) > 1000:
+            raise RequestEngineError("Say your particular situation in 1,000 characters or fewer.")
+        confirmation.objection_situation = situation if confirm else ""
+        confirmation.save(update_fields=["state", "answered_at", "erasure_at_once", "objection_situation"])
         record_event(
             subject=campaign,
             kind="campaign.confirmed" if confirm else "campaign.declined",

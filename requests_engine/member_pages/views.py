@@ -285,6 +285,7 @@ def confirmation(request, token: str):
                 member=found.member,
                 confirm=choice == "confirm",
                 erasure_at_once=request.POST.get("erasure_at_once") == "yes",
+                objection_situation=request.POST.get("objection_situation", ""),
                 actor=Actor(Actor.MEMBER, str(found.member_id)),
             )
         except RequestEngineError as error:
@@ -306,6 +307,7 @@ def confirmation(request, token: str):
             "campaign": campaign,
             "ask": campaign_confirmation.ask_for(found),
             "sequenced": sequencing.is_sequenced(campaign),
+            "objects": "objection" in campaign.rights,
             "open": campaign.state == campaign.State.DRAFT
             and campaign.confirm_by is not None
             and timezone.localdate() <= campaign.confirm_by,

@@ -25,7 +25,7 @@ from requests_engine.campaigns import launch as campaign_launching
 from requests_engine.dispatch import batches
 from requests_engine.events import chain_breaks
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Batch, Controller, DataRightsRequest, RequestEvent
+from requests_engine.models import Batch, Confirmation, Controller, DataRightsRequest, RequestEvent
 from tests.factories import erasure_at_once, make_campaign, make_mandate, make_member
 from tests.smtp import Mailbox, free_port, use_smtp
 
@@ -278,6 +278,14 @@ def test_an_individual_controller_gets_one_email_per_request_spread_at_its_rate(
     campaign = make_campaign(
         community, name="Objections", rights=["access", "objection"], purpose="My novels.", controllers=[acme]
     )
+    # Each member wrote their own situation when confirming the objection (Art 21(1)).
+    for member in members:
+        Confirmation.objects.create(
+            campaign=campaign,
+            member=member,
+            state="confirmed",
+            objection_situation=f"{member.full_name}'s novels are how they earn a living.",
+        )
     launch(campaign, coordinator_actor, django_capture_on_commit_callbacks)
 
     rows = list(OutboundMessage.objects.filter(purpose="request.letter").order_by("not_before"))
@@ -312,7 +320,12 @@ def test_an_individual_controller_gets_one_email_per_request_spread_at_its_rate(
         assert request.state == "sent" and request.received_on == dt.date(2026, 3, 20)
     objection = DataRightsRequest.objects.filter(campaign=campaign, right="objection").first()
     objection_email = next(e for e in emails if e["Message-ID"] == objection.message_id)
-    assert "Their particular situation: My novels." in objection_email.get_body(("plain",)).get_content()
+    objection_text = objection_email.get_body(("plain",)).get_content()
+    assert (
+        f"in their words: “{objection.member.full_name}'s novels are how they earn a living.”"
+        in objection_text
+    )
+    assert "Their particular situation: My novels." not in objection_text  # never the campaign's purpose
     batch.refresh_from_db()
     assert batch.state == "sent"
     assert chain_breaks() == []
@@ -342,7 +355,7 @@ def test_an_ai_developer_is_asked_about_training_sources_and_outputs(
         "outputs of your systems that name or describe them",
         "object to the use of their personal data, and of works they made that contain it",
         "Article 21(1)",
-        "Their particular situation: My poems.",
+        "particular situation, in their own words where they gave one, is in the manifest",
         "remove their data from your training datasets",
         "training, fine-tuning and evaluation datasets",
     ]:
@@ -372,7 +385,7 @@ def test_every_right_has_its_own_section_citing_its_articles(
         "the member asks for this under Article 19",
         "Objection (Article 21 UK GDPR)",
         "we object under Article 21(1)",
-        "Their particular situation: Our reasons.",
+        "particular situation, in their own words where they gave one, is in the manifest",
         "compelling legitimate grounds",
         "Article 21(2)",
         "Rectification (Article 16 UK GDPR)",
