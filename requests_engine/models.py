@@ -219,7 +219,7 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
 
     @transition(field=state, source=State.HELD, target=State.PENDING)
     def release(self) -> None:
-        pass
+        """The access answers are in: the held erasures may now be sent (campaigns/sequencing.py)."""
 
     @transition(field=state, source=[State.PENDING, State.FAILED], target=State.SENDING)
     def start_sending(self) -> None:

@@ -23,6 +23,7 @@ from requests_engine.campaigns.eligibility import require_covered
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.grounds import GROUNDS, ground_problem
+from requests_engine.letters import copied_to
 from requests_engine.models import (
     DataRightsRequest,
     InformationKind,
@@ -256,21 +257,34 @@ def request_dispute_information(
 
 
 def _queue_dispute_email(request_id: int, already_supplied: bool, note: str) -> None:
+    _email_controller_about(
+        request_id,
+        subject="the evidence was supplied with the request",
+        template="requests_engine/email/information_disputed.txt",
+        purpose="request.information_disputed",
+        already_supplied=already_supplied,
+        note=note,
+    )
+
+
+def _email_controller_about(
+    request_id: int, *, subject: str, template: str, purpose: str, **context: Any
+) -> None:
+    """A short email to the controller about one request, in reply to its question. Letter and web-form
+    controllers have no address: the coordinators write, and the event is on the request."""
     request = DataRightsRequest.objects.select_related("controller", "member__community").get(pk=request_id)
     if not request.controller.email:
-        return  # letter and web-form controllers: the coordinators write (the event is on the request)
+        return
     community = request.member.community
     outbox.queue_email(
         to=[request.controller.email],
+        cc=copied_to(request.controller),
         reply_to=[community.contact_email],
-        subject=f"Re: data rights request {request.reference}: the evidence was supplied with the request",
-        body_text=render_to_string(
-            "requests_engine/email/information_disputed.txt",
-            {"request": request, "community": community, "already_supplied": already_supplied, "note": note},
-        ),
+        subject=f"Re: data rights request {request.reference}: {subject}",
+        body_text=render_to_string(template, {"request": request, "community": community, **context}),
         subject_type="request",
         subject_id=str(request.pk),
-        purpose="request.information_disputed",
+        purpose=purpose,
     )
 
 
@@ -300,29 +314,15 @@ def request_answer_from_member(
 
 
 def _queue_answer_email(request_id: int, answer: str, with_document: bool = False) -> None:
-
-    request = DataRightsRequest.objects.select_related("controller", "member__community").get(pk=request_id)
-    if not request.controller.email:
-        return  # letter and web-form controllers: the coordinator forwards it (visible in the history)
-    community = request.member.community
-    outbox.queue_email(
-        to=[request.controller.email],
-        reply_to=[community.contact_email],
-        subject=f"Re: data rights request {request.reference}: the information you asked for",
-        body_text=render_to_string(
-            "requests_engine/email/information_answer.txt",
-            {
-                "request": request,
-                "community": community,
-                "answer": answer,
-                "with_document": with_document,
-                "portal_url": settings.SITE_URL.rstrip("/")
-                + reverse("portal-request", args=[request.reference]),
-            },
-        ),
-        subject_type="request",
-        subject_id=str(request.pk),
+    reference = DataRightsRequest.objects.values_list("reference", flat=True).get(pk=request_id)
+    _email_controller_about(
+        request_id,
+        subject="the information you asked for",
+        template="requests_engine/email/information_answer.txt",
         purpose="request.information_answer",
+        answer=answer,
+        with_document=with_document,
+        portal_url=settings.SITE_URL.rstrip("/") + reverse("portal-request", args=[reference]),
     )
 
 
