@@ -289,15 +289,22 @@ def confirmation(request, token: str):
                 actor=Actor(Actor.MEMBER, str(found.member_id)),
             )
         except RequestEngineError as error:
+            # Shown again with what the member typed, so nothing they wrote is lost.
             messages.error(request, str(error))
-        else:
-            messages.success(
-                request,
-                "Thank you: we will send these requests for you."
-                if choice == "confirm"
-                else "Thank you: we will not send these requests for you.",
-            )
+            found.objection_situation = request.POST.get("objection_situation", "")
+            found.erasure_at_once = request.POST.get("erasure_at_once") == "yes"
+            return _confirmation_page(request, found, status=400)
+        messages.success(
+            request,
+            "Thank you: we will send these requests for you."
+            if choice == "confirm"
+            else "Thank you: we will not send these requests for you.",
+        )
         return redirect("confirmation", token=token)
+    return _confirmation_page(request, found)
+
+
+def _confirmation_page(request, found: Confirmation, *, status: int = 200):
     campaign = found.campaign
     return render(
         request,
@@ -312,4 +319,5 @@ def confirmation(request, token: str):
             and campaign.confirm_by is not None
             and timezone.localdate() <= campaign.confirm_by,
         },
+        status=status,
     )

@@ -196,3 +196,33 @@ def test_at_launch_each_member_included_is_told_what_is_asked_in_their_name(
     client.force_login(cast["ada"].user)
     page = client.get("/me/").content.decode()
     assert "Campaigns acting for you" in page and "Delete it" in page
+
+
+def test_an_objection_situation_too_long_is_refused_and_what_was_typed_is_kept(community, controller, client):
+    community.controllers.add(controller)
+    member = make_member(community, "Olive Objector")
+    make_mandate(member, rights=[Right.ACCESS, Right.OBJECTION], irreversible_without_asking=False)
+    campaign = make_campaign(
+        community,
+        name="Object",
+        rights=[Right.ACCESS, Right.OBJECTION],
+        purpose="No AI training.",
+        controllers=[controller],
+    )
+    with at(ASKED):
+        confirmation.campaign_ask_to_confirm(
+            campaign_id=campaign.pk, confirm_by=CONFIRM_BY, actor=Actor.system()
+        )
+    token = Confirmation.objects.get(member=member).token
+    client.force_login(member.user)
+    typed = "My poems are mine. " * 60
+    with at(ASKED + dt.timedelta(days=1)):
+        page = client.post(f"/me/confirm/{token}/", {"answer": "confirm", "objection_situation": typed})
+    assert page.status_code == 400 and "1,000 characters or fewer" in page.content.decode()
+    assert "My poems are mine." in page.content.decode()
+    assert Confirmation.objects.get(member=member).state == "pending"
+    with at(ASKED + dt.timedelta(days=1)):
+        client.post(
+            f"/me/confirm/{token}/", {"answer": "confirm", "objection_situation": "My poems are mine."}
+        )
+    assert Confirmation.objects.get(member=member).objection_situation == "My poems are mine."
