@@ -10,12 +10,17 @@ is one ZIP stored on the ICO complaint (`evidence_pack`, with its SHA-256):
   the form's limit), a dated timeline generated from the events, the harm, what we ask the ICO to do, the
   evidence enclosed, and an annex of the members represented;
 * `mandates/`: each represented member's sealed mandate (the "signed letter of consent" the ICO asks for);
-* `messages/sent/` and `messages/received/`: every message we sent about these requests (outbox rows) and
-  every reply matched to them (the raw message as received), with dates; `messages.csv` lists them with
-  hashes, including attachments withheld because they name members who are not part of this complaint;
+* `messages/sent/`, `messages/failed/` and `messages/received/`: the emails we sent the controller about
+  these requests and the complaint (outbox rows; notices to members and reminders to ourselves are not
+  correspondence with it), those that could not be delivered, and every reply matched to them (the raw
+  message as received); `messages.csv` lists them with hashes, including attachments withheld because they
+  name members who are not part of this complaint;
 * `requests.csv`, `refusals/`, `controller-complaint/`: each request's dates and flags, the refusal texts,
-  the s.164A complaint's dates and acknowledgement (its PDF is in the complaint's message folder);
+  the s.164A complaint's dates and acknowledgement and the path of its PDF as sent;
 * `manifest.csv`: the SHA-256 of every other file in the ZIP.
+
+A folder with nothing to hold is not in the ZIP; the PDF's list of evidence says what each folder holds,
+or that it is absent and why, from what was put in it (`_contents`).
 
 A coordinator then submits the pack through the ICO's web form (there is no API) and records the case
 reference (`ico_case_record`), later the outcome (`ico_outcome_record`).
@@ -52,6 +57,7 @@ from core.audit import Actor
 from core.models import OutboundMessage
 from core.pdf import render_pdf, seal_pdf, sha256_hex
 from requests_engine import services
+from requests_engine.dispatch.batches import LETTER_PURPOSE, REQUEST_PURPOSE
 from requests_engine.escalation import complaints, selectors
 from requests_engine.escalation.complaints import CoveredRequest
 from requests_engine.escalation.selectors import CLOSED, PACK_BUILT, ico_complaint_for, linked_ico_complaint
@@ -387,8 +393,23 @@ def _message_text(message: OutboundMessage) -> str:
     ]
     if message.reply_to:
         lines.append(f"Reply-To: {', '.join(message.reply_to)}")
-    lines += [f"Subject: {message.subject}", f"Status: {message.get_status_display()}", "", message.body_text]
+    lines += [f"Subject: {message.subject}", f"Status: {message.get_status_display()}"]
+    if message.status == OutboundMessage.Status.FAILED and message.last_error:
+        lines.append(f"Error: {message.last_error}")
+    lines += ["", message.body_text]
     return "\n".join(lines)
+
+
+@dataclass
+class _Sent:
+    """What `_sent_messages` put in the pack, for the sentences that describe it."""
+
+    sent: int = 0
+    failed: int = 0
+    withheld: int = 0
+    letters_in: set[int] = field(default_factory=set)  # requests whose request letter is among the emails
+    complaint_path: str = ""  # the s.164A complaint's PDF as sent, if its email went
+    annex_path: str = ""  # its annex, when it names nobody outside the pack
 
 
 def _sent_messages(
@@ -397,11 +418,16 @@ def _sent_messages(
     controller_complaint: Complaint,
     requests: list[DataRightsRequest],
     listing: list[list[str]],
-) -> None:
+) -> _Sent:
     request_ids = {str(r.pk) for r in requests}
     batch_ids = {str(r.batch_id) for r in requests if r.batch_id}
     references = {r.reference for r in requests}
-    member_addresses = {r.member.user.email.lower() for r in requests}
+    members = {r.member_id for r in requests}
+    # Our own side: a notice to a member or a reminder to the coordinators is not correspondence with the
+    # controller, and the ICO would read it as a message the controller received.
+    ours = {r.member.user.email.lower() for r in requests} | {
+        controller_complaint.community.contact_email.lower()
+    }
     rows = (
         OutboundMessage.objects.filter(
             Q(subject_type="request", subject_id__in=request_ids)
@@ -412,19 +438,37 @@ def _sent_messages(
         .prefetch_related("attachments")
         .order_by("queued_at", "pk")
     )
-    number = 0
+    # Who a collective message names: whoever is in its batch or complaint.
+    named: dict[tuple[str, str], set[int]] = {
+        ("complaint", str(controller_complaint.pk)): set(
+            controller_complaint.requests.values_list("member_id", flat=True)
+        )
+    }
+    for batch_id, member_id in DataRightsRequest.objects.filter(batch_id__in=batch_ids).values_list(
+        "batch_id", "member_id"
+    ):
+        named.setdefault(("batch", str(batch_id)), set()).add(member_id)
+    report = _Sent()
+    numbers = {"sent": 0, "failed": 0}
     for message in rows:
-        if {address.lower() for address in message.to} <= member_addresses:
-            continue  # a notice to the member, not correspondence with the controller
-        number += 1
+        if {address.lower() for address in message.to} <= ours:
+            continue
+        delivered = message.status == OutboundMessage.Status.SENT
+        kind = "sent" if delivered else "failed"  # a failed email never reached anyone: not "sent"
+        numbers[kind] += 1
         when = message.sent_at or message.queued_at
-        folder = f"messages/sent/{number:03d}-{timezone.localdate(when):%Y-%m-%d}-{_safe(message.purpose)}"
+        day = timezone.localdate(when)
+        folder = f"messages/{kind}/{numbers[kind]:03d}-{day:%Y-%m-%d}-{_safe(message.purpose)}"
         digest = pack.add(
-            f"{folder}/message.txt", _message_text(message), f"Message we sent: {message.subject}"
+            f"{folder}/message.txt",
+            _message_text(message),
+            f"Message we sent: {message.subject}"
+            if delivered
+            else f"Message we tried to send, which failed: {message.subject}",
         )
         listing.append(
             [
-                "sent",
+                kind,
                 f"{timezone.localtime(when):%Y-%m-%d %H:%M}",
                 message.from_email,
                 ", ".join(message.to),
@@ -436,12 +480,20 @@ def _sent_messages(
                 "",
             ]
         )
-        collective = message.subject_type in ("batch", "complaint")
+        if delivered:
+            report.sent += 1
+            if message.subject_type == "request" and message.purpose == REQUEST_PURPOSE:
+                report.letters_in.add(int(message.subject_id))
+            elif message.subject_type == "batch" and message.purpose == LETTER_PURPOSE:
+                report.letters_in |= {r.pk for r in requests if str(r.batch_id) == message.subject_id}
+        else:
+            report.failed += 1
+        others = named.get((message.subject_type, message.subject_id), set()) - members
         for attachment in message.attachments.all():
             with attachment.file.open("rb") as stored:
                 content = stored.read()
             note = ""
-            if collective and attachment.filename.lower().endswith(".csv"):
+            if others and attachment.filename.lower().endswith(".csv"):
                 extract = _filtered_manifest(content, references)
                 if extract is not None:
                     path = f"{folder}/extract-of-{_safe(attachment.filename)}"
@@ -449,17 +501,24 @@ def _sent_messages(
                     note = f"withheld (lists other members); extract in {path}"
                 else:
                     note = "withheld: it lists members who are not part of this complaint"
-            elif collective and not attachment.filename.lower().endswith(".pdf"):
-                note = "withheld: it holds the mandates of members who are not part of this complaint"
-            elif message.subject_type == "complaint" and attachment.filename.endswith("-annex.pdf"):
+            elif others and not attachment.filename.lower().endswith(".pdf"):
+                note = "withheld: it holds the documents of members who are not part of this complaint"
+            elif others and attachment.filename.endswith("-annex.pdf"):
                 note = "withheld: it names members who are not part of this complaint (see the pack's annex)"
             else:
                 path = f"{folder}/{_safe(attachment.filename)}"
                 pack.add(path, content, f"Attachment to the message: {attachment.filename}")
                 note = path
+                if delivered and message.purpose == complaints.COMPLAINT_PURPOSE:
+                    if attachment.filename.endswith("-annex.pdf"):
+                        report.annex_path = path
+                    elif attachment.filename.endswith(".pdf"):
+                        report.complaint_path = path
+            if note.startswith("withheld"):
+                report.withheld += 1
             listing.append(
                 [
-                    "sent attachment",
+                    f"{kind} attachment",
                     "",
                     "",
                     "",
@@ -471,20 +530,25 @@ def _sent_messages(
                     str(attachment.size),
                 ]
             )
+    return report
 
 
-def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing: list[list[str]]) -> None:
-
+def _received_messages(
+    pack: _Zip, *, requests: list[DataRightsRequest], listing: list[list[str]]
+) -> tuple[int, int]:
+    """The replies matched to these requests; returns how many are in the pack and how many could not be
+    read (listed only)."""
     request_ids = [r.pk for r in requests]
     batch_ids = {r.batch_id for r in requests if r.batch_id}
     rows = InboundMessage.objects.filter(
         Q(request_id__in=request_ids) | Q(batch_id__in=batch_ids, request__isnull=True)
     )
-    for number, inbound in enumerate(rows.order_by("received_at", "pk"), start=1):
-        folder = f"messages/received/{number:03d}-{timezone.localdate(inbound.received_at):%Y-%m-%d}"
+    number = unreadable = 0
+    for inbound in rows.order_by("received_at", "pk"):
         try:
             raw = crypto.read_encrypted(str(inbound.raw.name), storage=inbound.raw.storage)
         except (crypto.CryptoError, OSError) as exc:
+            unreadable += 1
             listing.append(
                 [
                     "received",
@@ -500,6 +564,8 @@ def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing
                 ]
             )
             continue
+        number += 1
+        folder = f"messages/received/{number:03d}-{timezone.localdate(inbound.received_at):%Y-%m-%d}"
         pack.add(f"{folder}/message.eml", raw, f"Reply received: {inbound.subject} (exactly as received)")
         try:
             text = plain_text(parsed_message(inbound))
@@ -521,6 +587,7 @@ def _received_messages(pack: _Zip, *, requests: list[DataRightsRequest], listing
                 str(len(raw)),
             ]
         )
+    return number, unreadable
 
 
 def _request_files(pack: _Zip, represented: list[Represented]) -> None:
@@ -575,7 +642,7 @@ def _request_files(pack: _Zip, represented: list[Represented]) -> None:
     pack.add("requests.csv", _csv(rows), "Each request: dates, deadlines and what went wrong")
 
 
-def _controller_complaint_summary(complaint: Complaint) -> str:
+def _controller_complaint_summary(complaint: Complaint, sent: _Sent) -> str:
     letter_name, annex_name = complaints.complaint_file_names(complaint)
     closed = complaint.events.filter(kind=CLOSED).order_by("-seq").first()
     resolved = ("yes" if closed.payload.get("resolved") else "no") if closed else "-"
@@ -588,10 +655,101 @@ def _controller_complaint_summary(complaint: Complaint) -> str:
         f"Outcome: {complaint.outcome or 'none given'}",
         f"Outcome resolved the requests: {resolved}",
         f"SHA-256 of {letter_name} as sent: {complaint.evidence_pack_sha256 or '-'}",
-        f"The complaint as sent is in the messages/sent folder; its annex ({annex_name}) is withheld",
-        "because it names members who are not part of this complaint to the ICO.",
     ]
+    if sent.complaint_path:
+        lines.append(f"The complaint as sent: {sent.complaint_path}")
+    else:
+        lines.append("No delivered email of the complaint is in this pack (see messages.csv).")
+    if sent.annex_path:
+        lines.append(f"Its annex as sent: {sent.annex_path}")
+    elif sent.complaint_path:
+        lines += [
+            f"Its annex ({annex_name}) is withheld because it names members who are not part of this",
+            "complaint to the ICO; the annex of the ICO complaint lists the members it covers.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _the(count: int, one: str, many: str) -> str:
+    return f"the one {one}" if count == 1 else f"the {count} {many}"
+
+
+def _contents(
+    pack: _Zip,
+    *,
+    source: Complaint,
+    requests: list[DataRightsRequest],
+    sent: _Sent,
+    received: int,
+    unreadable: int,
+) -> list[str]:
+    """What the pack's folders hold, said from what was put in them: a folder with nothing in it is not in
+    the ZIP, and the sentence says so and why."""
+    sender, controller = source.community.name, source.controller.name
+    paths = [path for path, _data, _desc in pack.files]
+    notes = []
+    if sent.sent:
+        notes.append(
+            f"messages/sent/ holds {_the(sent.sent, 'email', 'emails')} {sender} sent to {controller} "
+            "about these requests, each in its own folder with its attachments as sent"
+            + (
+                f" except {_plural(sent.withheld, 'attachment', 'attachments')} withheld because "
+                f"{'it names' if sent.withheld == 1 else 'they name'} members who are not part of this "
+                "complaint; messages.csv lists every attachment and why any is withheld."
+                if sent.withheld
+                else "."
+            )
+        )
+    else:
+        notes.append(
+            f"There is no messages/sent/ folder: no email {sender} sent to {controller} was delivered."
+        )
+    if sent.failed:
+        notes.append(
+            f"messages/failed/ holds {_the(sent.failed, 'email', 'emails')} {sender} tried to send to "
+            f"{controller} that could not be delivered, with the error given."
+        )
+    elsewhere = sorted(r.reference for r in requests if r.pk not in sent.letters_in)
+    if elsewhere:
+        notes.append(
+            f"No email carrying the request itself is in the pack for {_subject(elsewhere)}, which reached "
+            f"{controller} another way (by post, through its web form or by the Data Rights Protocol); "
+            f"requests.csv and timeline.txt give the date {controller} received each."
+        )
+    if received:
+        notes.append(
+            f"messages/received/ holds {_the(received, 'reply', 'replies')} matched to these requests, "
+            "each exactly as received (message.eml), with a text copy for reading where one could be made."
+        )
+    else:
+        notes.append(
+            f"There is no messages/received/ folder: no reply from {controller} matched to these requests "
+            "could be read."
+            if unreadable
+            else f"There is no messages/received/ folder: no reply from {controller} was matched to these "
+            "requests."
+        )
+    if unreadable:
+        notes.append(
+            f"{_plural(unreadable, 'reply', 'replies')} could not be read: messages.csv lists "
+            f"{'it' if unreadable == 1 else 'them'} with the SHA-256 recorded on arrival."
+        )
+    refusals = sum(1 for path in paths if path.startswith("refusals/"))
+    if refusals:
+        notes.append(
+            f"refusals/ holds the reasons {controller} gave for refusing "
+            f"{_plural(refusals, 'request', 'requests')}, in whole or in part."
+        )
+    else:
+        notes.append(
+            f"There is no refusals/ folder: {controller} gave no ground or reasons for refusing any of "
+            "these requests."
+        )
+    return notes
 
 
 # -- building ---------------------------------------------------------------------------------------------
@@ -599,9 +757,10 @@ def _controller_complaint_summary(complaint: Complaint) -> str:
 
 def _evidence(
     source: Complaint, represented: list[Represented], *, mandate_note: str
-) -> tuple[_Zip, list[DataRightsRequest], list[TimelineEntry]]:
-    """The evidence of a pack (everything but its covering PDF): the mandates, the requests, every message
-    about them, the s.164A complaint and the timeline."""
+) -> tuple[_Zip, list[DataRightsRequest], list[TimelineEntry], list[str]]:
+    """The evidence of a pack (everything but its covering PDF): the mandates, the requests, the messages
+    exchanged with the controller about them, the s.164A complaint and the timeline; and the sentences
+    saying what its folders hold."""
     # Mandates are rendered at signing; render any missing first (slow, and outside any lock).
     for person in represented:
         if not person.mandate.pdf:
@@ -620,20 +779,26 @@ def _evidence(
             f"Signed mandate of {person.member.full_name}, {mandate_note}",
         )
     _request_files(pack, represented)
-    _sent_messages(pack, controller_complaint=source, requests=requests, listing=listing)
-    _received_messages(pack, requests=requests, listing=listing)
+    sent = _sent_messages(pack, controller_complaint=source, requests=requests, listing=listing)
+    received, unreadable = _received_messages(pack, requests=requests, listing=listing)
     header = ["direction", "date", "from", "to", "subject", "message_id", "status", "file", "sha256", "bytes"]
     pack.add(
-        "messages.csv", _csv([header, *listing]), "Every message sent and received, with dates and hashes"
+        "messages.csv",
+        _csv([header, *listing]),
+        "Every email sent to the controller about these requests and every reply matched to them, with "
+        "dates and hashes, and every attachment with where it is or why it is withheld",
     )
     pack.add(
         "controller-complaint/summary.txt",
-        _controller_complaint_summary(source),
-        "The s.164A complaint: dates, acknowledgement and outcome",
+        _controller_complaint_summary(source, sent),
+        "The s.164A complaint: dates, acknowledgement, outcome and where the complaint as sent is",
     )
     entries = timeline(source, requests)
     pack.add("timeline.txt", "\n".join(entry.sentence() for entry in entries) + "\n", "The dated timeline")
-    return pack, requests, entries
+    contents = _contents(
+        pack, source=source, requests=requests, sent=sent, received=received, unreadable=unreadable
+    )
+    return pack, requests, entries, contents
 
 
 def _check_text(value: str, *, name: str, limit: int) -> str:
@@ -691,7 +856,9 @@ def ico_pack_build(
         what_happened = _what_happened(source, represented)
 
     reference = existing.reference if existing else Complaint._meta.get_field("reference").get_default()
-    pack, requests, entries = _evidence(source, represented, mandate_note="sealed (Article 80(1) authority)")
+    pack, requests, entries, contents = _evidence(
+        source, represented, mandate_note="sealed (Article 80(1) authority)"
+    )
 
     context = {
         "reference": reference,
@@ -706,6 +873,7 @@ def ico_pack_build(
         "harm": harm,
         "ask": ask,
         "evidence": pack.manifest(),
+        "contents": contents,
         "today": today,
     }
     who = letterhead(source.community)["sender_name"]
@@ -834,7 +1002,9 @@ def _kit_what_happened(source: Complaint, person: Represented) -> str:
 def _kit(source: Complaint, person: Represented, *, harm: str, ask: str) -> bytes:
     """One member's kit: the evidence of their own requests, and a PDF following the ICO's form for them to
     copy from and send (a complaint they make themselves needs no letter of consent)."""
-    pack, requests, entries = _evidence(source, [person], mandate_note="as signed with the community")
+    pack, requests, entries, contents = _evidence(
+        source, [person], mandate_note="as signed with the community"
+    )
     context = {
         "source": source,
         "community": source.community,
@@ -847,6 +1017,7 @@ def _kit(source: Complaint, person: Represented, *, harm: str, ask: str) -> byte
         "harm": harm,
         "ask": ask,
         "evidence": pack.manifest(),
+        "contents": contents,
         "ico_form_url": ICO_FORM_URL,
         "today": _today(),
     }

@@ -650,6 +650,95 @@ def test_the_pack_holds_replies_as_received_and_only_the_represented_members_row
     )
 
 
+def flat(text: str) -> str:
+    """Text without whitespace, so that words a PDF wrapped across lines still match."""
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("mary_authorised", [False, True])
+def test_the_evidence_list_says_what_each_folder_holds_and_lists_exactly_the_files_in_the_zip(
+    ladder, coordinator_actor, django_capture_on_commit_callbacks, tmp_path, mary_authorised
+):
+    acme = acme_requests(ladder)
+    if mary_authorised:
+        Mandate.objects.update(may_represent_before_ico=True)
+    with at(dt.date(2026, 3, 3)), django_capture_on_commit_callbacks(execute=True):
+        outbox.queue_email(
+            to=["privacy@acme.test"],
+            subject=f"Data rights request {acme['ada'].reference}",
+            body_text="Ada's request.",
+            subject_type="request",
+            subject_id=str(acme["ada"].pk),
+            purpose="request.letter",
+        )
+    with at(dt.date(2026, 3, 20)):
+        failed = outbox.queue_email(
+            to=["privacy@acme.test"],
+            subject=f"Re: data rights request {acme['charles'].reference}",
+            body_text="A follow-up that bounced.",
+            subject_type="request",
+            subject_id=str(acme["charles"].pk),
+            purpose="request.followup",
+        )
+    OutboundMessage.objects.filter(pk=failed.pk).update(status="failed", last_error="550 mailbox full")
+    complaint = send_acme_complaint(ladder, coordinator_actor, django_capture_on_commit_callbacks)
+    with at(dt.date(2026, 6, 26)), django_capture_on_commit_callbacks(execute=True):
+        assert complaints.ico_window_reminders_send() == 1  # to the coordinators, not the controller
+        pack = ico_pack.ico_pack_build(complaint_id=complaint.pk, harm=HARM, ask=ASK, actor=coordinator_actor)
+
+    archive = zipfile.ZipFile(pack.complaint.evidence_pack.open("rb"))
+    names = archive.namelist()
+    pdf_name = f"ico-complaint-{pack.complaint.reference}.pdf"
+    text = pdf_text(archive.read(pdf_name), tmp_path)
+    section = flat(text[text.index("7. Evidence enclosed") : text.index("Annex: the members")])
+
+    # The list of evidence names every file in the ZIP but itself and manifest.csv, and nothing else.
+    table = section[section.index("FileWhatitisSHA-256") :]
+    listed = [name for name in names if name not in (pdf_name, "manifest.csv")]
+    for name in listed:
+        assert name in table and hashlib.sha256(archive.read(name)).hexdigest() in table, name
+    for name in sorted(listed, key=len, reverse=True):
+        table = table.replace(name, "")
+    assert "/" not in table  # no path left that the ZIP does not hold
+
+    # Each sentence about a folder is in the PDF, and says what the ZIP holds.
+    kinds = ("sent", "failed", "received")
+    folders = {kind: {n.split("/")[2] for n in names if n.startswith(f"messages/{kind}/")} for kind in kinds}
+    assert len(folders["sent"]) == 2  # Ada's request and the complaint; not the reminder to ourselves
+    assert flat("messages/sent/ holds the 2 emails Writers sent to Acme Ltd about these requests") in section
+    assert not any("ico_window" in n or "ico-window" in n for n in names)
+    assert "the ICO window closes" not in archive.read("messages.csv").decode()
+    [failed_folder] = folders["failed"]
+    failed_text = archive.read(f"messages/failed/{failed_folder}/message.txt").decode()
+    assert "Status: Failed" in failed_text and "Error: 550 mailbox full" in failed_text
+    assert flat("messages/failed/ holds the one email Writers tried to send to Acme Ltd") in section
+    represented = ["ada", "charles", "mary"] if mary_authorised else ["ada", "charles"]
+    without_letter = sorted(acme[who].reference for who in represented if who != "ada")
+    which = (
+        f"{len(without_letter)} requests ({', '.join(without_letter)})"
+        if len(without_letter) > 1
+        else f"the request {without_letter[0]}"
+    )
+    assert flat(f"No email carrying the request itself is in the pack for {which}, which reached") in section
+    assert acme["ada"].reference not in section[: section.index("FileWhatitisSHA-256")]
+    assert not folders["received"] and flat("There is no messages/received/ folder") in section
+    assert not any(n.startswith("refusals/") for n in names)
+    assert flat("There is no refusals/ folder") in section
+
+    summary = archive.read("controller-complaint/summary.txt").decode()
+    [complaint_pdf] = [n for n in names if n.endswith(f"/complaint-{complaint.reference}.pdf")]
+    assert complaint_pdf.startswith("messages/sent/") and f"The complaint as sent: {complaint_pdf}" in summary
+    annexes = [n for n in names if n.endswith(f"/complaint-{complaint.reference}-annex.pdf")]
+    if mary_authorised:
+        # Everyone the controller complaint names is represented: nothing is withheld, and nothing says so.
+        assert f"Its annex as sent: {annexes[0]}" in summary and "withheld" not in summary
+        assert "withheld" not in archive.read("messages.csv").decode()
+        assert "withheld" not in section[: section.index("FileWhatitisSHA-256")]
+    else:
+        assert annexes == [] and "is withheld because it names members who are not part" in summary
+        assert flat("except 1 attachment withheld because it names members") in section
+
+
 def test_the_pack_is_refused_before_the_complaint_is_sent_or_when_nobody_authorised_the_ico(
     ladder, coordinator_actor, django_capture_on_commit_callbacks
 ):
