@@ -64,7 +64,7 @@ class CampaignAdminForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = ["community", "name", "rights", "controllers", "purpose", "member_note"]
+        fields = ["community", "name", "rights", "objection_to", "controllers", "purpose", "member_note"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from communities.models import Right
-from requests_engine.models import RefusalGround
+from requests_engine.models import DataRightsRequest, RefusalGround
 
 G = RefusalGround
 ALL_RIGHTS = frozenset(Right.values)
@@ -128,19 +128,45 @@ GROUNDS: dict[str, Ground] = {
 }
 
 
-def grounds_for(right: str) -> list[tuple[str, str]]:
-    """(code, label) of the grounds a controller may give for this right, in the order forms offer them."""
-    return [(code, G(code).label) for code, ground in GROUNDS.items() if right in ground.rights]
+# Art 21(3) UK GDPR: where the member objects to direct marketing, the data shall no longer be processed for
+# it. Compelling grounds answer only an Art 21(1) objection; the other grounds (the request itself, identity,
+# authority) still can.
+NOT_AGAINST_DIRECT_MARKETING = frozenset({G.ART21_COMPELLING_GROUNDS})
 
 
-def ground_problem(ground: str, right: str) -> str:
+def grounds_for(right: str, *, direct_marketing: bool = False) -> list[tuple[str, str]]:
+    """(code, label) of the grounds a controller may give for this right, in the order forms offer them;
+    `direct_marketing` for an objection to direct marketing."""
+    return [
+        (code, G(code).label)
+        for code, ground in GROUNDS.items()
+        if right in ground.rights and not (direct_marketing and code in NOT_AGAINST_DIRECT_MARKETING)
+    ]
+
+
+def ground_problem(ground: str, right: str, *, direct_marketing: bool = False) -> str:
     """Why this ground cannot answer a request for this right, or ""."""
     if ground not in GROUNDS:
         return f"Unknown legal ground '{ground}': use one of {', '.join(GROUNDS)}."
+    allowed = ", ".join(code for code, _ in grounds_for(right, direct_marketing=direct_marketing))
     if right not in GROUNDS[ground].rights:
-        allowed = ", ".join(code for code, _ in grounds_for(right))
         return f"“{G(ground).label}” does not apply to {Right(right).label} requests: use one of {allowed}."
+    if direct_marketing and ground in NOT_AGAINST_DIRECT_MARKETING:
+        return (
+            f"“{G(ground).label}” cannot answer an objection to direct marketing, which is absolute "
+            f"(Art 21(2)-(3) UK GDPR): use one of {allowed}."
+        )
     return ""
+
+
+def request_grounds(request: DataRightsRequest) -> list[tuple[str, str]]:
+    """The grounds a controller may give for this request."""
+    return grounds_for(request.right, direct_marketing=request.objects_to_direct_marketing)
+
+
+def request_ground_problem(ground: str, request: DataRightsRequest) -> str:
+    """Why this ground cannot answer this request, or ""."""
+    return ground_problem(ground, request.right, direct_marketing=request.objects_to_direct_marketing)
 
 
 def what_must_be_shown(ground: str) -> str:

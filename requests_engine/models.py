@@ -89,6 +89,11 @@ class Controller(models.Model):
         return self.name
 
 
+class ObjectionTo(models.TextChoices):
+    PROCESSING = "processing", "Processing for a public task or legitimate interests (Art 21(1))"
+    DIRECT_MARKETING = "direct_marketing", "Direct marketing, and profiling for it (Art 21(2))"
+
+
 class Campaign(ConcurrentTransitionMixin, ChainedHistory):
     """A coordinated exercise of rights by a community's members against a set of controllers."""
 
@@ -111,6 +116,16 @@ class Campaign(ConcurrentTransitionMixin, ChainedHistory):
         help_text="Why the community is asking; its text is quoted in every letter.",
     )
     member_note = models.TextField(blank=True, help_text="Shown to members about this campaign.")
+    # What its objection requests object to: an Art 21(1) objection rests on each member's situation and may
+    # meet compelling grounds; an objection to direct marketing is absolute (Art 21(2)-(3) UK GDPR).
+    objection_to = models.CharField(
+        max_length=20,
+        choices=ObjectionTo.choices,
+        default=ObjectionTo.PROCESSING,
+        db_default=ObjectionTo.PROCESSING,
+        help_text="For objection requests: what the members object to. An objection to direct marketing "
+        "cannot be refused, and members need not explain their situation (Art 21(2)-(3) UK GDPR).",
+    )
     # Members asked to confirm its erasure or objection requests answer by this day; silence is "no".
     confirm_by = models.DateField(null=True, blank=True, editable=False)
     state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
@@ -442,6 +457,15 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
         if self.due_on is None or self.clock_paused:
             return None
         return (self.due_on - (today or timezone.localdate())).days
+
+    @property
+    def objects_to_direct_marketing(self) -> bool:
+        """An objection to direct marketing: absolute, no ground answers it (Art 21(2)-(3) UK GDPR)."""
+        return (
+            self.right == Right.OBJECTION
+            and self.campaign is not None
+            and self.campaign.objection_to == ObjectionTo.DIRECT_MARKETING
+        )
 
     def deadline_has_passed(self) -> bool:
         # The deadline is the end of the due day (ICO): overdue from the day after.

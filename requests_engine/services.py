@@ -22,7 +22,7 @@ from core.audit import Actor
 from requests_engine.campaigns.eligibility import require_covered
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.grounds import GROUNDS, ground_problem
+from requests_engine.grounds import GROUNDS, ground_problem, request_ground_problem
 from requests_engine.letters import copied_to
 from requests_engine.models import (
     DataRightsRequest,
@@ -416,7 +416,7 @@ def _check_refusal(ground: str, reasons: str) -> None:
 
 def _ground_fits(ground: str) -> Callable[[DataRightsRequest], None]:
     def check(request: DataRightsRequest) -> None:
-        if problem := ground_problem(ground, request.right):
+        if problem := request_ground_problem(ground, request):
             raise RequestEngineError(problem)
 
     return check

@@ -20,7 +20,7 @@ from communities.models import Authority, Identifier, Right
 from requests_engine.authorities import authority_issue
 from requests_engine.events import describe
 from requests_engine.exceptions import UploadRefused
-from requests_engine.grounds import GROUNDS, grounds_for
+from requests_engine.grounds import GROUNDS, request_grounds
 from requests_engine.models import (
     Art15Item,
     DataRightsRequest,
@@ -276,7 +276,7 @@ class RequestDetailSerializer(RequestSerializer):
     history = EventSerializer(many=True, source="events")
 
     def get_refusal_grounds(self, obj: DataRightsRequest) -> list[str]:
-        return [code for code, _ in grounds_for(obj.right)]
+        return [code for code, _ in request_grounds(obj)]
 
     @extend_schema_field(IdentityDocumentSerializer(many=True))
     def get_identity_documents(self, obj: DataRightsRequest) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ from requests_engine.api.serializers import (
     RequestSerializer,
 )
 from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError, UploadRefused
-from requests_engine.grounds import ground_problem
+from requests_engine.grounds import request_ground_problem
 from requests_engine.letters import needed_kinds
 from requests_engine.models import Controller, DataRightsRequest, IdentityDocument, ReceivedFile, RequestEvent
 from requests_engine.responses import answers, identity_documents
@@ -364,7 +364,7 @@ class RequestActionView(ControllerAPIView):
         inputs = self.input_serializer_class(data=request.data)
         inputs.is_valid(raise_exception=True)
         ground = inputs.validated_data.get("ground")
-        if ground and (problem := ground_problem(ground, data_request.right)):
+        if ground and (problem := request_ground_problem(ground, data_request)):
             # The right is the request's: a ground the law does not give for it is bad input (RULES.md (d)).
             raise exceptions.ValidationError({"ground": [problem]})
 

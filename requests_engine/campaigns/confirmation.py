@@ -23,7 +23,7 @@ from core.audit import Actor
 from requests_engine.campaigns.eligibility import authorised_mandates
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import Campaign, Confirmation
+from requests_engine.models import Campaign, Confirmation, ObjectionTo
 
 # Long enough for a member on a digest to read it and for the reminder to come first.
 MIN_DAYS_TO_CONFIRM = 5
@@ -68,7 +68,13 @@ def ask_for(confirmation: Confirmation) -> Ask:
         for controller in campaign.controllers.order_by("name"):
             mandates = authorised_mandates(campaign=campaign, controller_id=controller.pk, right=right)
             if mandates.filter(member=member).exists():
-                verb = "delete your personal data" if right == Right.ERASURE else "stop using your data"
+                verb = (
+                    "delete your personal data"
+                    if right == Right.ERASURE
+                    else "stop using your data for direct marketing"
+                    if campaign.objection_to == ObjectionTo.DIRECT_MARKETING
+                    else "stop using your data"
+                )
                 lines.append(f"{controller.name}: {verb} ({Right(right).label})")
     assert campaign.purpose is not None
     return Ask(lines=lines, purpose=campaign.purpose.text, note=campaign.member_note)

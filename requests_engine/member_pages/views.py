@@ -27,6 +27,7 @@ from requests_engine.models import (
     Confirmation,
     DataRightsRequest,
     InformationKind,
+    ObjectionTo,
     ReceivedFile,
     RequestEvent,
     RequestState,
@@ -314,7 +315,9 @@ def _confirmation_page(request, found: Confirmation, *, status: int = 200):
             "campaign": campaign,
             "ask": campaign_confirmation.ask_for(found),
             "sequenced": sequencing.is_sequenced(campaign),
-            "objects": "objection" in campaign.rights,
+            # An objection to direct marketing needs no particular situation (Art 21(2)-(3) UK GDPR).
+            "objects": "objection" in campaign.rights
+            and campaign.objection_to != ObjectionTo.DIRECT_MARKETING,
             "open": campaign.state == campaign.State.DRAFT
             and campaign.confirm_by is not None
             and timezone.localdate() <= campaign.confirm_by,

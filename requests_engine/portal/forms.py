@@ -150,10 +150,14 @@ class RefuseForm(AnswerForm):
         },
     )
 
-    def __init__(self, *args, right: str = "", **kwargs):
+    def __init__(self, *args, right: str = "", direct_marketing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only the grounds the law gives for this right, none preselected (grounds.py).
-        offered = grounds_for(right) if right else [(c, RefusalGround(c).label) for c in GROUNDS]
+        # Only the grounds the law gives for this request, none preselected (grounds.py).
+        offered = (
+            grounds_for(right, direct_marketing=direct_marketing)
+            if right
+            else [(c, RefusalGround(c).label) for c in GROUNDS]
+        )
         cast(forms.ChoiceField, self.fields["ground"]).choices = [("", "Choose the legal ground"), *offered]
 
     reasons = forms.CharField(

@@ -159,8 +159,8 @@ def _detail_context(request, data_request) -> dict:
         "extend": forms.ExtendForm(),
         "fulfil": forms.FulfilForm(),
         "nodata": forms.NoDataForm(),
-        "refuse": forms.RefuseForm(right=data_request.right),
-        "partial": forms.PartialForm(right=data_request.right),
+        "refuse": forms.RefuseForm(**_grounds_of(data_request)),
+        "partial": forms.PartialForm(**_grounds_of(data_request)),
         "days_left": data_request.days_left(),
         "allowed": _allowed_actions(data_request),
     }
@@ -170,6 +170,11 @@ def _detail_context(request, data_request) -> dict:
 def request_detail(request, reference: str):
     data_request = _own_request(request, reference)
     return render(request, "requests_engine/portal/detail.html", _detail_context(request, data_request))
+
+
+def _grounds_of(data_request) -> dict:
+    """What the refusal forms need to offer only the grounds that fit this request (grounds.py)."""
+    return {"right": data_request.right, "direct_marketing": data_request.objects_to_direct_marketing}
 
 
 def _allowed_actions(data_request) -> set[str]:
@@ -227,7 +232,7 @@ def act(request, reference: str, action: str):
     if chosen is None:
         raise Http404
     form_class = ACTION_FORMS.get(chosen.name)
-    extra = {"right": data_request.right} if form_class in (forms.RefuseForm, forms.PartialForm) else {}
+    extra = _grounds_of(data_request) if form_class in (forms.RefuseForm, forms.PartialForm) else {}
     form = form_class(request.POST, request.FILES, **extra) if form_class else None
     if form is not None and not form.is_valid():
         return _detail_with_error(request, data_request, action, form)

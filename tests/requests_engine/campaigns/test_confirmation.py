@@ -226,3 +226,28 @@ def test_an_objection_situation_too_long_is_refused_and_what_was_typed_is_kept(c
             f"/me/confirm/{token}/", {"answer": "confirm", "objection_situation": "My poems are mine."}
         )
     assert Confirmation.objects.get(member=member).objection_situation == "My poems are mine."
+
+
+def test_a_direct_marketing_objection_asks_no_situation_and_says_what_stops(community, controller, client):
+    # Art 21(2)-(3) UK GDPR: the objection is absolute, so the member is not asked to justify it.
+    community.controllers.add(controller)
+    member = make_member(community, "Mo Marketing")
+    make_mandate(member, rights=[Right.OBJECTION], irreversible_without_asking=False)
+    campaign = make_campaign(
+        community,
+        name="No more mailings",
+        rights=[Right.OBJECTION],
+        purpose="Stop junk.",
+        controllers=[controller],
+    )
+    campaign.objection_to = "direct_marketing"
+    campaign.save(update_fields=["objection_to"])
+    with at(ASKED):
+        confirmation.campaign_ask_to_confirm(
+            campaign_id=campaign.pk, confirm_by=CONFIRM_BY, actor=Actor.system()
+        )
+    client.force_login(member.user)
+    with at(ASKED + dt.timedelta(days=1)):
+        page = client.get(f"/me/confirm/{Confirmation.objects.get(member=member).token}/").content.decode()
+    assert "stop using your data for direct marketing" in page
+    assert 'name="objection_situation"' not in page
