@@ -4,11 +4,14 @@ Every view renders the dicts from `register.py` unchanged, so the page, its char
 disagree, and suppression is applied once, there. Charts are pygal SVG served from our own URL and shown
 with <img>: pygal puts a <style> element in the SVG, which the pages' Content-Security-Policy refuses
 inline, while an SVG document served on its own gets a policy of its own that allows only its styles.
+A chart's key is HTML beside the image, not text in the SVG: an SVG key cannot wrap, so a long
+organisation name pushed it past the image's right edge, where it was cut off.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import pygal
@@ -26,8 +29,8 @@ CHART_WIDTH = 400
 # The SVG document may style itself and nothing else: no scripts, no fetches, not framed by others.
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
-# GOV.UK Frontend's palette: text #0b0c0c; green, orange and red are told apart by the legend and the
-# table as well, never by colour alone.
+# GOV.UK Frontend's palette: text #0b0c0c; green, orange and red are told apart by the key and the
+# table as well, never by colour alone. register.css gives the key's swatches the same colours.
 CHART_STYLE = Style(
     background="#ffffff",
     plot_background="#ffffff",
@@ -42,7 +45,6 @@ CHART_STYLE = Style(
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif",
     label_font_size=12,
     major_label_font_size=12,
-    legend_font_size=13,
     value_font_size=13,
     title_font_size=16,
     tooltip_font_size=13,
@@ -50,14 +52,28 @@ CHART_STYLE = Style(
 )
 
 
-OUTCOME_SERIES = 3
+# The outcomes chart's series, in the order drawn (and coloured): (label, figure, key for the swatch).
+OUTCOME_SERIES = [
+    ("On time", "answered_on_time", "on-time"),
+    ("Answered late", "answered_late", "late"),
+    ("No answer after the deadline", "unanswered_after_deadline", "unanswered"),
+]
 
 
-def chart_height(rows: int, *, legend_rows: int = 0) -> int:
-    return 90 + 44 * max(rows, 1) + 24 * legend_rows
+# A bar's label, shortened at a word: pygal's truncate_label leaves a horizontal chart's labels whole, and a
+# long name would take the width from the bars. The table beside the chart gives every name in full.
+LABEL_CHARS = 30
 
 
-def _chart_options(*, rows: int, largest: int, legend_rows: int = 0) -> dict[str, Any]:
+def _label(text: str) -> str:
+    return textwrap.shorten(text, width=LABEL_CHARS, placeholder="…")
+
+
+def chart_height(rows: int) -> int:
+    return 90 + 44 * max(rows, 1)
+
+
+def _chart_options(*, rows: int, largest: int) -> dict[str, Any]:
     # Counts are whole numbers: ticks at whole steps, about five of them.
     step = max(1, math.ceil(largest / 5))
     return {
@@ -65,13 +81,10 @@ def _chart_options(*, rows: int, largest: int, legend_rows: int = 0) -> dict[str
         "style": CHART_STYLE,
         # Narrow enough that the text stays legible when a phone scales the image to its width.
         "width": CHART_WIDTH,
-        "height": chart_height(rows, legend_rows=legend_rows),
-        "legend_at_bottom": True,
-        "legend_at_bottom_columns": 1,
+        "height": chart_height(rows),
+        "show_legend": False,  # the page shows the key as HTML, where it wraps
         "print_values": True,
         "print_zeroes": False,
-        "truncate_label": 22,
-        "truncate_legend": -1,
         "show_y_guides": False,
         "margin": 8,
         "range": (0, step * math.ceil(max(largest, 1) / step)),
@@ -113,7 +126,8 @@ def register_page(request: HttpRequest) -> HttpResponse:
     context = {
         "data": data,
         "chart_width": CHART_WIDTH,
-        "chart_height": chart_height(len(data["outcomes_chart"]), legend_rows=OUTCOME_SERIES),
+        "chart_height": chart_height(len(data["outcomes_chart"])),
+        "outcome_series": [{"label": label, "key": key} for label, _figure, key in OUTCOME_SERIES],
         "chart_top": figures.CHART_TOP,
     }
     return render(request, "requests_engine/register/index.html", context)
@@ -151,15 +165,12 @@ def outcomes_chart(request: HttpRequest) -> HttpResponse:
     largest = max(
         (r["answered_on_time"] + r["answered_late"] + r["unanswered_after_deadline"] for r in rows), default=0
     )
-    chart = pygal.HorizontalStackedBar(
-        **_chart_options(rows=len(rows), largest=largest, legend_rows=OUTCOME_SERIES)
-    )
+    chart = pygal.HorizontalStackedBar(**_chart_options(rows=len(rows), largest=largest))
     # pygal draws the first label at the bottom: reverse, so the chart reads top-down like the table.
     rows = list(reversed(rows))
-    chart.x_labels = [row["name"] for row in rows]
-    chart.add("On time", [row["answered_on_time"] for row in rows])
-    chart.add("Answered late", [row["answered_late"] for row in rows])
-    chart.add("No answer after the deadline", [row["unanswered_after_deadline"] for row in rows])
+    chart.x_labels = [_label(row["name"]) for row in rows]
+    for label, figure, _key in OUTCOME_SERIES:
+        chart.add(label, [row[figure] for row in rows])
     return _svg_response(chart)
 
 
@@ -170,8 +181,8 @@ def refusals_chart(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No refusal figures to chart.")  # withheld, or no refusals at all
     grounds = list(reversed(grounds))
     largest = max(row["count"] for row in grounds)
-    chart = pygal.HorizontalBar(show_legend=False, **_chart_options(rows=len(grounds), largest=largest))
-    chart.x_labels = [row["label"] for row in grounds]
+    chart = pygal.HorizontalBar(**_chart_options(rows=len(grounds), largest=largest))
+    chart.x_labels = [_label(row["label"]) for row in grounds]
     chart.add("Refusals", [row["count"] for row in grounds])
     return _svg_response(chart)
 

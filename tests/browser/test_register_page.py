@@ -105,3 +105,53 @@ def test_register_on_a_phone_is_accessible_and_loads_only_our_own_files(
     expect(page.get_by_text("fewer than 5").first).to_be_visible()
     axe_check(page)
     screenshot(page, "register-controller-suppressed-390")
+
+
+def _inside(inner: dict[str, float] | None, outer: dict[str, float] | None) -> bool:
+    assert inner is not None and outer is not None
+    return (
+        inner["x"] >= outer["x"] - 0.5
+        and inner["y"] >= outer["y"] - 0.5
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
+    )
+
+
+def test_the_chart_key_stays_inside_its_figure_on_a_phone_and_a_desktop(
+    mobile_page: Page, desktop_page: Page, live_server, register_data
+):
+    # A charted organisation with a long name: it widened the chart's label column, which pushed a key
+    # drawn inside the SVG past the image's right edge.
+    long_name = Controller.objects.create(
+        slug="long", name="The Very Long Named Holding Company Of Great Britain", email="dpo@long.test"
+    )
+    received = timezone.localdate() - datetime.timedelta(days=60)
+    for member in list(register_data.members.all())[:5]:
+        request = make_request(member, long_name)
+        engine.request_approve(request_id=request.pk, actor=ROBOT)
+        engine.request_dispatch(request_id=request.pk, received_on=received, actor=ROBOT)
+        engine.request_fulfil(
+            request_id=request.pk, answered_on=received + datetime.timedelta(days=9), actor=ROBOT
+        )
+
+    for page, width, name in (
+        (mobile_page, 390, "register-key-390"),
+        (desktop_page, 1280, "register-key-1280"),
+    ):
+        page.goto(f"{live_server.url}/register/#outcomes", wait_until="networkidle")
+        figure = page.locator("figure.register-chart")
+        key = figure.locator(".register-legend")
+        items = key.get_by_role("listitem")
+        expect(items).to_have_text(["On time", "Answered late", "No answer after the deadline"])
+        figure_box = figure.bounding_box()
+        assert _inside(key.bounding_box(), figure_box)
+        for index in range(items.count()):
+            item = items.nth(index)
+            expect(item).to_be_visible()
+            assert _inside(item.bounding_box(), figure_box), item.text_content()
+            # Nothing in an item is cut off: it is as wide as its content.
+            assert item.evaluate("li => li.scrollWidth <= li.clientWidth + 1")
+        assert figure_box is not None and figure_box["x"] + figure_box["width"] <= width
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        axe_check(page)
+        screenshot(page, name)

@@ -353,6 +353,22 @@ def test_charts_are_svg_from_our_own_url_without_scripts(world, client):
     )
 
 
+def test_the_chart_key_is_html_text_beside_the_image_and_not_svg_text_it_could_overflow(
+    world, client, settings
+):
+    # SVG text never wraps: a key drawn in the chart was cut off at the image's edge by a long name.
+    outcomes = client.get(reverse("register-chart-outcomes")).content.decode()
+    index = client.get(reverse("register")).content.decode()
+    figure = index[index.index('<figure class="register-chart">') : index.index("</figure>")]
+    for label, _figure, key in register_views.OUTCOME_SERIES:
+        assert label not in outcomes
+        assert f"register-legend__swatch--{key}" in figure and label in figure
+    colours = register_views.CHART_STYLE.colors
+    css = (settings.BASE_DIR / "static" / "css" / "register.css").read_text()
+    for (_label, _figure, key), colour in zip(register_views.OUTCOME_SERIES, colours, strict=False):
+        assert re.search(rf"\.register-legend__swatch--{key} \{{\s*background: {colour};", css), key
+
+
 def test_no_member_name_or_reference_appears_anywhere(world, client):
     urls = [
         reverse("register"),
