@@ -1,13 +1,17 @@
 """Coordinators create, preview, launch and follow a campaign in the back office."""
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from communities.models import Community, Notice
+from core.audit import Actor
 from core.models import OutboundMessage
-from requests_engine.models import Campaign, Controller
+from requests_engine.campaigns import launch
+from requests_engine.models import Batch, Campaign, Controller
 from tests.factories import make_campaign, make_mandate, make_member, make_purpose
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +31,6 @@ def campaign(community, controller, coordinator):
 
 
 def hidden_inputs(client, url):
-    import re
-
     page = client.get(url).content.decode()
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
     fields.pop("csrfmiddlewaretoken", None)
@@ -210,3 +212,44 @@ def test_the_batch_page_downloads_its_stored_letter_and_manifest(
         response = client.get(url)
         assert response.status_code == 200 and b"".join(response.streaming_content)
     assert client.get(f"/admin/requests_engine/batch/{batch.pk}/file/other/").status_code == 404
+
+
+def test_each_progress_link_lists_only_this_campaign_s_requests_or_batches(
+    client, coordinator, campaign, community, controller
+):
+    for name in ("Ada Lovelace", "Mary Shelley"):
+        make_mandate(make_member(community, name))
+    other = make_campaign(
+        community,
+        name="Other",
+        rights=["access"],
+        purpose="Also.",
+        created_by=coordinator,
+        controllers=[controller],
+    )
+    for launched in (campaign, other):
+        launch.campaign_launch(campaign_id=launched.pk, actor=Actor.user(coordinator))
+    Batch.objects.update(state="failed")  # both campaigns' batches: the "failed" link must pick ours
+    client.force_login(coordinator)
+
+    change = client.get(f"/admin/requests_engine/campaign/{campaign.pk}/change/").content.decode()
+    start = change.index("<h2>Progress</h2>")
+    progress = change[start : change.index("</fieldset>", start)]
+    fragment = client.get(f"/admin/requests_engine/campaign/{campaign.pk}/progress/").content.decode()
+    for shown in (progress, fragment):  # the page as first drawn, and as refreshed in place
+        links = [html.unescape(href) for href in re.findall(r'href="([^"]+)"', shown)]
+        assert {link.split("?")[0] for link in links} == {
+            "/admin/requests_engine/batch/",
+            "/admin/requests_engine/datarightsrequest/",
+        }
+        for link in links:
+            response = client.get(link)
+            assert response.status_code == 200, link  # a lookup the admin does not allow redirects, ?e=1
+            query = response.context["cl"].params
+            assert query.get("campaign__id__exact") == str(campaign.pk), link
+            model = response.context["cl"].model
+            expected = model.objects.filter(campaign=campaign)
+            if "state__exact" in query:
+                expected = expected.filter(state=query["state__exact"])
+            rows = list(response.context["cl"].result_list)
+            assert rows and sorted(r.pk for r in rows) == sorted(expected.values_list("pk", flat=True)), link
