@@ -81,11 +81,12 @@ def setup() -> tuple[str, str]:
         c.execute(f"""INSERT INTO requests_engine_datarightsrequest (reference, member_id, mandate_id, controller_id,
                      "right", state, received_on, clock_start_on, due_on, extension_months, extension_reason,
                      paused_days, clock_paused, info_kind, info_question, message_id, delivery_error, drp_request_id,
-                     drp_status, refusal_ground, refusal_reasons, answer_directly_to, outcome, outcome_statement, history_seq, history_head, created_at,
+                     drp_status, refusal_ground, refusal_reasons, answer_directly_to, outcome, outcome_statement, recipients_told,
+            history_seq, history_head, created_at,
                      updated_at)
                      SELECT 'R' || m.id, m.id, md.id, {controller.pk}, 'access', 'sent',
                      current_date - (m.id % 30)::int, current_date - (m.id % 30)::int,
-                     current_date - (m.id % 30)::int + 31, 0, '', 0, false, '', '', '', '', '', '', '', '', '', '', '', 0, '',
+                     current_date - (m.id % 30)::int + 31, 0, '', 0, false, '', '', '', '', '', '', '', '', '', '', '', '', 0, '',
                      now(), now()
                      FROM communities_member m JOIN communities_mandate md ON md.member_id = m.id""")
         c.execute("ANALYZE")

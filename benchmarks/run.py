@@ -177,10 +177,11 @@ def main() -> int:
                 """INSERT INTO bench_bare (reference, campaign_id, batch_id, member_id, mandate_id,
                 controller_id, "right", state, extension_months, extension_reason, paused_days, clock_paused,
                 info_kind, info_question, message_id, delivery_error, drp_request_id, drp_status,
-                refusal_ground, refusal_reasons, answer_directly_to, outcome, outcome_statement, history_seq, history_head, created_at,
+                refusal_ground, refusal_reasons, answer_directly_to, outcome, outcome_statement, recipients_told,
+            history_seq, history_head, created_at,
                 updated_at)
                 SELECT 'R' || m.id || '-' || b.id, b.campaign_id, b.id, m.member_id, m.id, b.controller_id,
-                'access', 'queued', 0, '', 0, false, '', '', '', '', '', '', '', '', '', '', '', 0, '', now(), now()
+                'access', 'queued', 0, '', 0, false, '', '', '', '', '', '', '', '', '', '', '', '', 0, '', now(), now()
                 FROM communities_mandate m CROSS JOIN requests_engine_batch b
                 WHERE b.campaign_id = %s""",
                 [floor_campaign.pk],

@@ -28,5 +28,13 @@ class ControllerImportError(RequestEngineError):
     """The import file cannot be used at all; the message is one line and says why."""
 
 
+class StatementMissing(RequestEngineError):
+    """An answer lacks a statement the law asks of it (an erasure's Art 19 recipients); `field` names it."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Art15ItemsRefused(RequestEngineError):
     """The Art 15 items given with an answer cannot be recorded (unknown items, or not an access request)."""

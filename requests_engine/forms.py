@@ -5,7 +5,15 @@ from django.utils import timezone
 
 from communities.models import Community, Right
 from requests_engine.grounds import GROUNDS
-from requests_engine.models import Art15Item, Campaign, Controller, InformationKind, RefusalGround
+from requests_engine.models import (
+    CHECKLISTS,
+    Art15Item,
+    Campaign,
+    Controller,
+    InformationKind,
+    ObjectionTo,
+    RefusalGround,
+)
 
 
 def _today():
@@ -72,6 +80,8 @@ class CampaignAdminForm(forms.ModelForm):
         controllers = cast(forms.ModelMultipleChoiceField, self.fields["controllers"])
         purpose = cast(forms.ModelChoiceField, self.fields["purpose"])
         purpose.required = True
+        # Only objection campaigns need it; left out, an objection is the Art 21(1) kind.
+        self.fields["objection_to"].required = False
         if community is not None:
             controllers.queryset = community.controllers.order_by("name")
             purpose.queryset = community.purposes.order_by("name")
@@ -81,6 +91,9 @@ class CampaignAdminForm(forms.ModelForm):
                 Controller.objects.filter(communities__isnull=False).distinct().order_by("name")
             )
             controllers.help_text = "Save with the community chosen to see only its organisations."
+
+    def clean_objection_to(self) -> str:
+        return self.cleaned_data.get("objection_to") or ObjectionTo.PROCESSING
 
     def _community(self) -> Community | None:
         if self.instance.community_id:
@@ -114,7 +127,15 @@ class CampaignAdminForm(forms.ModelForm):
 
 
 class ChecklistForm(forms.Form):
-    """The Art 15 checklist of an access answer (completeness.py): anything left unticked is missing."""
+    """The checklist of an answer, for its request's right (completeness.py): anything left unticked is
+    missing."""
+
+    def __init__(self, *args, right: str = "access", **kwargs):
+        super().__init__(*args, **kwargs)
+        checklist = CHECKLISTS.get(right)
+        cast(forms.MultipleChoiceField, self.fields["present"]).choices = (
+            checklist.choices if checklist else []
+        )
 
     present = forms.MultipleChoiceField(
         choices=Art15Item.choices,

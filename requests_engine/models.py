@@ -401,6 +401,8 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True, editable=False)
     # What the controller states with its outcome: the searches it made for "no data held" (Art 15(1A)).
     outcome_statement = models.TextField(blank=True, editable=False)
+    # Art 19 UK GDPR: with an erasure, who the controller told of it, or its statement that there was no one.
+    recipients_told = models.TextField(blank=True, editable=False)
     closed_on = models.DateField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -563,10 +565,13 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
     @transition(
         field=state, source=ANSWERABLE_STATES, target=S.FULFILLED, custom={"label": "Record fulfilment"}
     )
-    def fulfil(self, *, answered_on: datetime.date, outcome: str = "", statement: str = "") -> None:
+    def fulfil(
+        self, *, answered_on: datetime.date, outcome: str = "", statement: str = "", recipients_told: str = ""
+    ) -> None:
         self.answered_on = answered_on
         self.outcome = outcome or FULFILLED_OUTCOME.get(self.right, Outcome.DONE)
         self.outcome_statement = statement
+        self.recipients_told = recipients_told
         self.clock_paused = False
 
     @transition(
@@ -931,9 +936,45 @@ class Art15Item(models.TextChoices):
     SAFEGUARDS = "safeguards", "The safeguards for transfers outside the UK (Art 15(2))"
 
 
+class ErasureItem(models.TextChoices):
+    """What an answer to an erasure request must say (Art 17, 19 UK GDPR; RULES.md (h))."""
+
+    ERASED = "erased", "The data is erased, or the Art 17(3) exception relied on is named (Art 17(1), (3))"
+    RECIPIENTS_TOLD = (
+        "recipients_told",
+        "Who the data was disclosed to and that each was told of the erasure, or that there was no one (Art 19)",
+    )
+    BACKUPS = (
+        "backups",
+        "What happens to backup copies, and whether a suppression record is kept (Art 17(1); ICO guidance)",
+    )
+
+
+class ObjectionItem(models.TextChoices):
+    """What an answer to an objection must say (Art 21 UK GDPR; RULES.md (i))."""
+
+    STOPPED = (
+        "stopped",
+        "Which processing has stopped, or the compelling grounds for what continues (Art 21(1))",
+    )
+    MARKETING_STOPPED = (
+        "marketing_stopped",
+        "That no processing for direct marketing, or profiling for it, continues (Art 21(3))",
+    )
+
+
+# The checklist each answer is held to, by right (responses/completeness.py).
+CHECKLISTS: dict[str, type[models.TextChoices]] = {
+    "access": Art15Item,
+    "erasure": ErasureItem,
+    "objection": ObjectionItem,
+}
+
+
 class CompletenessReview(models.Model):
-    """The Art 15 checklist for one access response: what the controller declared it sent, what a reviewer
-    found, and the follow-up letter naming what is missing (with its own deadline) before any complaint."""
+    """The checklist for one answer (access, erasure or objection; CHECKLISTS): what the controller declared
+    it sent, what a reviewer found, and the follow-up letter naming what is missing (with its own deadline)
+    before any complaint."""
 
     request = models.OneToOneField(DataRightsRequest, on_delete=models.PROTECT, related_name="completeness")
     declared = models.JSONField(default=list, blank=True, help_text="Items the controller said it provided.")

@@ -363,18 +363,29 @@ def request_extend(
 
 
 def request_fulfil(
-    *, request_id: int, actor: Actor, note: str = "", answered_on: datetime.date | None = None
+    *,
+    request_id: int,
+    actor: Actor,
+    note: str = "",
+    recipients_told: str = "",
+    answered_on: datetime.date | None = None,
 ) -> DataRightsRequest:
+    """The controller did what was asked. With an erasure, `recipients_told` is its Art 19 statement: whom
+    it told of the erasure, or that there was no one (the controller's own surfaces require it)."""
     answered_on = answered_on or _today()
     _check_date(answered_on, name="date of the answer")
+    payload: dict[str, Any] = {"note": note, "answered_on": answered_on}
+    if recipients_told.strip():
+        payload["recipients_told"] = recipients_told.strip()
     return _perform(
         request_id=request_id,
         transition="fulfil",
         event="request.fulfilled",
         actor=actor,
-        payload={"note": note, "answered_on": answered_on},
+        payload=payload,
         answered_on=answered_on,
         statement=note.strip(),  # the controller's note for the member: shown and emailed to them
+        recipients_told=recipients_told.strip(),
     )
 
 

@@ -1,5 +1,5 @@
-"""The Art 15 checklist in the back office: a coordinator checks an access answer against Art 15(1)-(2),
-prefilled with what the controller declared, then reviews and sends the follow-up letter naming what is
+"""The answer checklist in the back office: a coordinator checks an access answer against Art 15(1)-(2), an
+erasure against Art 17 and 19, an objection against Art 21, prefilled with what the controller declared, then reviews and sends the follow-up letter naming what is
 missing, and records when the controller supplies it. Every button calls one function in `completeness`.
 
 Wiring (admin.py): `completeness_urls(self)` in DataRightsRequestAdmin.get_urls, and `request_completeness`
@@ -19,16 +19,22 @@ from core.audit import Actor
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.forms import ChecklistForm
 from requests_engine.letters import long_date
-from requests_engine.models import Art15Item, DataRightsRequest
+from requests_engine.models import DataRightsRequest
 from requests_engine.responses import completeness
 
 URL_NAME = "requests_engine_datarightsrequest_completeness"
 TEMPLATE = "admin/requests_engine/datarightsrequest/completeness.html"
-_LABELS = dict(Art15Item.choices)
+# What each checklist is called, by right.
+LAW = {"access": "Art 15", "erasure": "Art 17 and 19", "objection": "Art 21"}
 
 
-def _labels(items: list[str]) -> list[str]:
-    return [str(_LABELS[item]) for item in items]
+def _labels(right: str, items: list[str]) -> list[str]:
+    labels = completeness.labels_of(right)
+    return [labels.get(item, item) for item in items]
+
+
+def checklist_title(data_request: DataRightsRequest) -> str:
+    return f"{LAW.get(data_request.right, 'Answer')} checklist"
 
 
 def completeness_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
@@ -80,7 +86,7 @@ def completeness_view(model_admin: admin.ModelAdmin, request: HttpRequest, reque
                 completeness.followup_complete(review, actor)
                 done = "Recorded: the controller supplied what was missing."
             else:
-                form = ChecklistForm(request.POST)
+                form = ChecklistForm(request.POST, right=data_request.right)
                 if not form.is_valid():
                     raise RequestEngineError(
                         "Correct the checklist: " + "; ".join(str(e) for e in form.errors["present"])
@@ -96,7 +102,7 @@ def completeness_view(model_admin: admin.ModelAdmin, request: HttpRequest, reque
     problem = completeness.why_not_reviewable(data_request)
     if form is None:
         start = (review.present if review.reviewed_at else review.declared) if review else []
-        form = ChecklistForm(initial={"present": start})
+        form = ChecklistForm(initial={"present": start}, right=data_request.right)
     preview = None
     if not problem and review and review.missing and not review.followup_sent_on:
         review.request = data_request
@@ -108,23 +114,24 @@ def completeness_view(model_admin: admin.ModelAdmin, request: HttpRequest, reque
             **model_admin.admin_site.each_context(request),
             "opts": model_admin.model._meta,
             "original": data_request,
-            "title": f"Art 15 checklist for request {data_request.reference}",
+            "title": f"{checklist_title(data_request)} for request {data_request.reference}",
+            "law": LAW.get(data_request.right, ""),
             "problem": problem,
             "form": form,
             "review": review,
-            "declared": _labels(review.declared) if review else [],
-            "missing": _labels(review.missing) if review else [],
+            "declared": _labels(data_request.right, review.declared) if review else [],
+            "missing": _labels(data_request.right, review.missing) if review else [],
             "preview": preview,
             "can_change": model_admin.has_change_permission(request, data_request),
         },
     )
 
 
-@admin.display(description="Art 15 completeness")
+@admin.display(description="completeness")
 def request_completeness(obj: DataRightsRequest | None) -> str:
     """For DataRightsRequestAdmin (change page): where the checklist stands, with a link to fill it in."""
-    if obj is None or obj.right != "access":
-        return "Only for access requests."
+    if obj is None or obj.right not in LAW:
+        return "Only for access, erasure and objection requests."
     review = completeness.review_for(obj)
     if completeness.why_not_reviewable(obj) and review is None:
         return "Can be checked once the controller has fulfilled or partly fulfilled the request."
@@ -143,4 +150,4 @@ def request_completeness(obj: DataRightsRequest | None) -> str:
         if review.completed_on:
             parts.append(f"Supplied on {long_date(review.completed_on)}.")
     url = reverse(f"admin:{URL_NAME}", args=[obj.pk])
-    return format_html('{} <a href="{}">Open the Art 15 checklist</a>', " ".join(parts), url)
+    return format_html('{} <a href="{}">Open the {}</a>', " ".join(parts), url, checklist_title(obj))

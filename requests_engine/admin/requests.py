@@ -117,7 +117,7 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
     def escalation_flags(self, obj):
         return request_escalation_flags(obj) if obj else "—"
 
-    @admin.display(description="Art 15 completeness")
+    @admin.display(description="completeness")
     def art15_completeness(self, obj):
         return request_completeness(obj)
 

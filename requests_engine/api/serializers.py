@@ -25,6 +25,7 @@ from requests_engine.models import (
     Art15Item,
     DataRightsRequest,
     InformationKind,
+    ObjectionTo,
     Outcome,
     RefusalGround,
     RequestEvent,
@@ -263,6 +264,12 @@ class RequestDetailSerializer(RequestSerializer):
     outcome_statement = serializers.CharField(
         help_text="What the controller stated with it: for no_data_held, the searches made (Art 15(1A))."
     )
+    recipients_told = serializers.CharField(
+        help_text="For an erasure done: whom the controller told of it, or that there was no one (Art 19)."
+    )
+    objection_to = serializers.SerializerMethodField(
+        help_text="For an objection: processing (Art 21(1)) or direct_marketing (Art 21(2), absolute)."
+    )
     refusal = serializers.SerializerMethodField(
         help_text="The legal ground and reasons of a (partial) refusal."
     )
@@ -274,6 +281,11 @@ class RequestDetailSerializer(RequestSerializer):
         help_text="Documents the member uploaded to show who they are (Art 12(6)), until 30 days after close."
     )
     history = EventSerializer(many=True, source="events")
+
+    def get_objection_to(self, obj: DataRightsRequest) -> str:
+        if obj.right != "objection":
+            return ""
+        return ObjectionTo.DIRECT_MARKETING if obj.objects_to_direct_marketing else ObjectionTo.PROCESSING
 
     def get_refusal_grounds(self, obj: DataRightsRequest) -> list[str]:
         return [code for code, _ in request_grounds(obj)]
@@ -368,10 +380,21 @@ def _art15_items_field() -> serializers.ListField:
     )
 
 
+def _recipients_told_field() -> serializers.CharField:
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=4000,
+        help_text="Required for an erasure (Art 19 UK GDPR): the recipients the data was disclosed to, each "
+        "told of the erasure, or a statement that there were none.",
+    )
+
+
 class FulfilInputSerializer(serializers.Serializer):
     files = _files_field("The data: one or more files, or a ZIP (multipart/form-data only).")
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
     art15_items = _art15_items_field()
+    recipients_told = _recipients_told_field()
 
     def validate_files(self, files) -> list[Upload]:
         return _checked_uploads(files)
@@ -382,6 +405,7 @@ class FulfilJsonInputSerializer(serializers.Serializer):
 
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
     art15_items = _art15_items_field()
+    recipients_told = _recipients_told_field()
 
 
 class NoDataInputSerializer(serializers.Serializer):

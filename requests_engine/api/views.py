@@ -51,7 +51,12 @@ from requests_engine.api.serializers import (
     RequestInformationInputSerializer,
     RequestSerializer,
 )
-from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError, UploadRefused
+from requests_engine.exceptions import (
+    Art15ItemsRefused,
+    RequestEngineError,
+    StatementMissing,
+    UploadRefused,
+)
 from requests_engine.grounds import request_ground_problem
 from requests_engine.letters import needed_kinds
 from requests_engine.models import Controller, DataRightsRequest, IdentityDocument, ReceivedFile, RequestEvent
@@ -380,6 +385,8 @@ class RequestActionView(ControllerAPIView):
                 raise exceptions.ValidationError({"files": [str(refused)]}) from None
             except Art15ItemsRefused as refused:
                 raise exceptions.ValidationError({"art15_items": [str(refused)]}) from None
+            except StatementMissing as missing:
+                raise exceptions.ValidationError({missing.field: [str(missing)]}) from None
             except RequestEngineError as error:
                 return Response({"detail": str(error)}, status=409)
             return Response(self.detail(data_request.pk))
@@ -447,7 +454,7 @@ class ExtendView(RequestActionView):
     "with an optional note; or JSON with a note only when there is nothing to send. Files are checked "
     "(size, type sniffed from the content, ZIP safety, names) and stored encrypted; one refused file "
     "refuses the whole upload and nothing is stored. For an access request, `art15_items` says which "
-    "Art 15 items the answer provides.",
+    "Art 15 items the answer provides; for an erasure, `recipients_told` is required (Art 19).",
     request={"multipart/form-data": FulfilInputSerializer, "application/json": FulfilJsonInputSerializer},
 )
 class FulfilView(RequestActionView):
@@ -457,7 +464,11 @@ class FulfilView(RequestActionView):
     answer_action = "fulfil"
 
     def answer(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {"note": data.get("note", ""), **_files_and_items(data)}
+        return {
+            "note": data.get("note", ""),
+            "recipients_told": data.get("recipients_told", ""),
+            **_files_and_items(data),
+        }
 
 
 def _files_and_items(data: dict[str, Any]) -> dict[str, Any]:

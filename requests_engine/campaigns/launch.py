@@ -61,10 +61,11 @@ def _expand_requests(
         INSERT INTO {r} (reference, campaign_id, batch_id, member_id, mandate_id, controller_id, "right",
             state, extension_months, extension_reason, paused_days, clock_paused, info_kind, info_question,
             message_id, delivery_error, drp_request_id, drp_status,
-            refusal_ground, refusal_reasons, answer_directly_to, outcome, outcome_statement, history_seq, history_head, created_at,
+            refusal_ground, refusal_reasons, answer_directly_to, outcome, outcome_statement, recipients_told,
+            history_seq, history_head, created_at,
             updated_at)
         SELECT %s || '-' || m.reference || '-' || %s, %s, %s, m.id, md.id,
-            %s, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', '', '', '', 0, '', %s, %s
+            %s, %s, %s, 0, '', 0, FALSE, '', '', '', '', '', '', '', '', '', '', '', '', 0, '', %s, %s
         FROM {Mandate._meta.db_table} md
         JOIN {Member._meta.db_table} m ON m.id = md.member_id
         WHERE md.id IN ({covered_sql})

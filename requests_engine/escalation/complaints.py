@@ -45,6 +45,7 @@ from requests_engine.exceptions import RequestEngineError
 from requests_engine.grounds import what_must_be_shown
 from requests_engine.letters import copied_to, letterhead, long_date
 from requests_engine.models import (
+    CHECKLISTS,
     CLOCK_STATES,
     Campaign,
     Complaint,
@@ -199,11 +200,11 @@ def escalation_reasons(
             reasons.append(REFUSAL_WITHOUT_RIGHTS_STATEMENT)
     if _PORTABILITY_FLAG in kinds:
         reasons.append(PORTABILITY_NOT_MACHINE_READABLE)
-    # An incomplete access answer is followed up first (completeness.py); only a follow-up whose own
-    # deadline passed unanswered is a reason to complain.
+    # An incomplete answer (access, erasure, objection) is followed up first (completeness.py); only a
+    # follow-up whose own deadline passed unanswered is a reason to complain.
     if (
         answer in ("request.fulfilled", "request.partially_fulfilled")
-        and request.right == "access"
+        and request.right in CHECKLISTS
         and completeness.followup_unanswered(request, today=today)
     ):
         reasons.append(INCOMPLETE_ANSWER)

@@ -11,7 +11,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from communities.models import Right
 from core.audit import Actor
 from requests_engine import services
 from requests_engine.campaigns import confirmation as campaign_confirmation
@@ -23,6 +22,7 @@ from requests_engine.forms import ChecklistForm
 from requests_engine.letters import long_date
 from requests_engine.member_pages.forms import AnswerForm, ForwardForm
 from requests_engine.models import (
+    CHECKLISTS,
     OPEN_STATES,
     Confirmation,
     DataRightsRequest,
@@ -48,6 +48,14 @@ def request_detail(request, reference: str):
         data_request.state == RequestState.INFO_REQUESTED
         and data_request.info_kind != InformationKind.AUTHORITY
     )
+    # Identity or authority evidence the request already carried (DPA 2018 s.54(3C)-(3D): the clock
+    # restarts only for what the controller did not have): the member may say so, as a coordinator may.
+    can_dispute = data_request.state == RequestState.INFO_REQUESTED and data_request.info_kind in (
+        InformationKind.IDENTITY,
+        InformationKind.AUTHORITY,
+    )
+    if request.method == "POST" and "already_supplied" in request.POST:
+        return _already_supplied(request, data_request, allowed=can_dispute)
     if request.method == "POST" and "art15_checklist" in request.POST:
         return _art15_checklist_save(request, data_request)
     identity = data_request.info_kind == InformationKind.IDENTITY
@@ -92,6 +100,7 @@ def request_detail(request, reference: str):
             "community": data_request.member.community,
             "events": events,
             "form": form,
+            "can_dispute": can_dispute,
             "days_left": data_request.days_left() if data_request.state in OPEN_STATES else None,
             "is_open": data_request.state in OPEN_STATES,
             "files": data_request.files.filter(deleted_at__isnull=True),
@@ -101,6 +110,29 @@ def request_detail(request, reference: str):
             **_forwarding(data_request),
         },
     )
+
+
+def _already_supplied(request, data_request: DataRightsRequest, *, allowed: bool):
+    """The member says the controller's question asks for what the request already carried."""
+    if not allowed:
+        messages.error(request, "There is no question about who you are or our authority on this request.")
+        return redirect("request-detail", reference=data_request.reference)
+    try:
+        updated = services.request_dispute_information(
+            request_id=data_request.pk,
+            actor=Actor(Actor.MEMBER, str(data_request.member_id)),
+            note="The member says the request already carried this.",
+        )
+    except RequestEngineError as error:
+        messages.error(request, str(error))
+    else:
+        due = f" Its answer is still due by {long_date(updated.due_on)}." if updated.due_on else ""
+        messages.success(
+            request,
+            f"We told {data_request.controller.name} that your request already carried this, so its "
+            f"deadline does not restart.{due}",
+        )
+    return redirect("request-detail", reference=data_request.reference)
 
 
 def _forwarding(data_request: DataRightsRequest) -> dict:
@@ -158,10 +190,10 @@ def _art15_checklist(data_request: DataRightsRequest) -> dict | None:
 
     review = completeness.review_for(data_request)
     problem = completeness.why_not_reviewable(data_request)
-    if data_request.right != Right.ACCESS or (problem and review is None):
+    if data_request.right not in CHECKLISTS or (problem and review is None):
         return None
     start = (review.present if review.reviewed_at else review.declared) if review else []
-    form = ChecklistForm(initial={"present": start})
+    form = ChecklistForm(initial={"present": start}, right=data_request.right)
     form.fields["present"].label = "What their answer contains"
     form.fields["present"].help_text = (
         "Tick each thing you found in what they sent. We will write to them asking "
@@ -174,7 +206,10 @@ def _art15_checklist(data_request: DataRightsRequest) -> dict | None:
 def _art15_checklist_save(request, data_request: DataRightsRequest):
     """The member's checklist: saved, and a follow-up letter to the controller for anything missing."""
 
-    form = ChecklistForm(request.POST)
+    if problem := completeness.why_not_reviewable(data_request):
+        messages.error(request, problem)
+        return redirect("request-detail", reference=data_request.reference)
+    form = ChecklistForm(request.POST, right=data_request.right)
     if not form.is_valid():
         messages.error(request, "Choose only items from the checklist.")
         return redirect("request-detail", reference=data_request.reference)
@@ -189,7 +224,7 @@ def _art15_checklist_save(request, data_request: DataRightsRequest):
         messages.error(request, str(error))
         return redirect("request-detail", reference=data_request.reference)
     if not review.missing:
-        messages.success(request, f"Saved: {name}'s answer has everything Article 15 requires.")
+        messages.success(request, f"Saved: {name}'s answer has everything the law asks of it.")
     elif asked_before:
         messages.success(
             request,

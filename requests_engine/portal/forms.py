@@ -126,6 +126,15 @@ class FulfilForm(AnswerForm):
         label="A note for the member (optional)",
     )
     art15_items = _art15_items_field("fulfil-art15-items")
+    # Shown for erasure requests only; the answer path requires it there (Art 19 UK GDPR).
+    recipients_told = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=4000,
+        label="Who you told of the erasure",
+        help_text="Article 19: name each recipient the data was disclosed to and say you told them, or say "
+        "that it was disclosed to no one.",
+    )
 
 
 class NoDataForm(AnswerForm):

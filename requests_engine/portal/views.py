@@ -20,7 +20,7 @@ from communities.documents import authority_filename
 from core.audit import Actor
 from requests_engine.authorities import authority_issue
 from requests_engine.events import describe
-from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError
+from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError, StatementMissing
 from requests_engine.letters import disclosed_identifier_rows
 from requests_engine.models import DataRightsRequest, RequestEvent
 from requests_engine.portal import forms, signin
@@ -253,7 +253,12 @@ def act(request, reference: str, action: str):
             question=data.get("question", ""),
             art15_items=items,
             searches=data.get("searches", ""),
+            recipients_told=data.get("recipients_told", ""),
         )
+    except StatementMissing as missing:
+        assert form is not None  # only a fulfil form's answer lacks a statement
+        form.add_error(missing.field, str(missing))
+        return _detail_with_error(request, data_request, action, form)
     except RequestEngineError as error:
         if form is None:
             messages.error(request, str(error))

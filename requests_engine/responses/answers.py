@@ -20,8 +20,13 @@ from communities.models import Right
 from core.audit import Actor
 from requests_engine import services
 from requests_engine.events import record_event
-from requests_engine.exceptions import Art15ItemsRefused, RequestEngineError, UploadRefused
-from requests_engine.models import DataRightsRequest, RequestState
+from requests_engine.exceptions import (
+    Art15ItemsRefused,
+    RequestEngineError,
+    StatementMissing,
+    UploadRefused,
+)
+from requests_engine.models import DataRightsRequest, ErasureItem, RequestState
 from requests_engine.notices.member import files_notice_send
 from requests_engine.responses import completeness
 from requests_engine.responses import files as returned_files
@@ -111,12 +116,14 @@ def request_answer(
     question: str = "",
     art15_items: Sequence[str] | None = None,
     searches: str = "",
+    recipients_told: str = "",
 ) -> DataRightsRequest:
     """Answer a request as the controller: `action` is a name from ACTIONS. Files go only with fulfil or
     partially_fulfil; `art15_items` (None: not given) says which Art 15 items an access answer provides.
 
     An access or portability request is fulfilled only with the data (or answered "no personal data held",
-    action no_data, saying what was searched); portability only with machine-readable data.
+    action no_data, saying what was searched); portability only with machine-readable data; an erasure only
+    with `recipients_told`, whom the controller told of it or that there was no one (Art 19).
 
     Raises UploadRefused for a refused file or a fulfilment without the data it claims, Art15ItemsRefused for items that cannot be recorded, and
     RequestEngineError when the request's state or the answer's content does not allow it. The member is
@@ -137,7 +144,7 @@ def request_answer(
         if chosen.takes_files:
             _check_answerable(request, chosen)
         if chosen.name == "fulfil":
-            _check_fulfilment(request, list(uploads))
+            _check_fulfilment(request, list(uploads), recipients_told=recipients_told)
         stored = _files_stored(request, chosen, list(uploads), actor, ground=ground, reasons=reasons)
         request = _transition(
             chosen,
@@ -150,10 +157,11 @@ def request_answer(
             kind=kind,
             question=question,
             searches=searches,
+            recipients_told=recipients_told,
         )
         if chosen.takes_files:
             _flag_unstructured_portability(request, stored)
-            _declare_art15_items(request, art15_items, actor)
+            _declare_items(request, _items_declared(request, art15_items, recipients_told), actor)
         if stored:
             transaction.on_commit(lambda: _tell_member_of_files(request.pk))
     return request
@@ -176,9 +184,16 @@ def _files_stored(
     return returned_files.received_files_store(request=request, uploads=uploads, actor=actor)
 
 
-def _check_fulfilment(request: DataRightsRequest, uploads: list[Upload]) -> None:
+def _check_fulfilment(request: DataRightsRequest, uploads: list[Upload], *, recipients_told: str) -> None:
     """A fulfilment has what it claims: the data for access (Art 15(1), (3)) and portability (Art 20(1)),
-    and for portability in a structured, commonly used and machine-readable format (RULES.md (g))."""
+    and for portability in a structured, commonly used and machine-readable format (RULES.md (g)); an
+    erasure says whom it was passed on to (Art 19; RULES.md (h))."""
+    if request.right == Right.ERASURE and not recipients_told.strip():
+        raise StatementMissing(
+            "Say whom you told of the erasure (Art 19 UK GDPR: each recipient the data was disclosed to), "
+            "or that the data was disclosed to no one.",
+            field="recipients_told",
+        )
     if request.right not in (Right.ACCESS, Right.PORTABILITY):
         return
     if not uploads:
@@ -215,6 +230,7 @@ def _transition(
     kind: str,
     question: str,
     searches: str,
+    recipients_told: str,
 ) -> DataRightsRequest:
     if action.name == "acknowledge":
         return services.request_acknowledge(request_id=request_id, actor=actor, note=note)
@@ -227,7 +243,9 @@ def _transition(
             raise RequestEngineError("An extension is one or two further months (Art 12(3) UK GDPR).")
         return services.request_extend(request_id=request_id, actor=actor, months=months, reason=reasons)
     if action.name == "fulfil":
-        return services.request_fulfil(request_id=request_id, actor=actor, note=note)
+        return services.request_fulfil(
+            request_id=request_id, actor=actor, note=note, recipients_told=recipients_told
+        )
     if action.name == "no_data":
         return services.request_confirm_no_data(request_id=request_id, actor=actor, searches=searches or note)
     if action.name == "partially_fulfil":
@@ -253,13 +271,25 @@ def _flag_unstructured_portability(request: DataRightsRequest, stored: list) -> 
         )
 
 
-def _declare_art15_items(request: DataRightsRequest, items: Sequence[str] | None, actor: Actor) -> None:
-    """An access answer records the Art 15 items the controller says it provides (an empty list: none).
-    Items sent with another right are refused, in the words of the completeness check."""
+def _items_declared(
+    request: DataRightsRequest, art15_items: Sequence[str] | None, recipients_told: str
+) -> Sequence[str] | None:
+    """What the answer says it provides: the Art 15 items an access answer lists; for an erasure, the erasure
+    and its Art 19 statement."""
+    if art15_items:  # refused below unless the request is for access
+        return art15_items
+    if request.right == Right.ERASURE and request.state == RequestState.FULFILLED and recipients_told.strip():
+        return [ErasureItem.ERASED, ErasureItem.RECIPIENTS_TOLD]
+    return art15_items
+
+
+def _declare_items(request: DataRightsRequest, items: Sequence[str] | None, actor: Actor) -> None:
+    """The answer records the checklist items the controller says it provides (an empty list: none).
+    Items that do not belong to the request's checklist are refused, in the words of the completeness check."""
     if items is None or (not items and request.right != Right.ACCESS):
         return
     try:
-        completeness.art15_items_declare(request, items, actor)
+        completeness.items_declare(request, items, actor)
     except RequestEngineError as error:
         raise Art15ItemsRefused(str(error)) from None
 

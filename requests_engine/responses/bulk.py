@@ -166,11 +166,11 @@ def answer_plan(
 def row_answer(
     *, request_id: int, row: Mapping[str, str], actor: Actor, files: list[Upload] | None = None
 ) -> DataRightsRequest:
-    """Apply one CSV line (`reference,action,months,reason,note,ground,kind,question`) to its request, with
-    the files of its folder if any."""
+    """Apply one CSV line (`reference,action,months,reason,note,ground,kind,question,recipients_told`) to
+    its request, with the files of its folder if any."""
     text = {
         key: (row.get(key) or "").strip()
-        for key in ("months", "reason", "note", "ground", "kind", "question")
+        for key in ("months", "reason", "note", "ground", "kind", "question", "recipients_told")
     }
     action = request_answers.action_named(row.get("action") or "")
     months = None
@@ -191,6 +191,7 @@ def row_answer(
         kind=text["kind"],
         question=text["question"],
         searches=text["note"] or text["reason"],  # for no_data: what was searched (Art 15(1A))
+        recipients_told=text["recipients_told"],  # for an erasure fulfilled (Art 19)
     )
 
 

@@ -1,11 +1,16 @@
-"""Is an access answer complete? The Art 15 checklist, and the follow-up letter naming what is missing.
+"""Is an answer complete? The checklist of what the law says it owes, and the follow-up letter naming what
+is missing, for access, erasure and objection answers alike (models.CHECKLISTS).
 
 An answer to an access request owes more than a copy of the data: Art 15(1)-(2) UK GDPR lists the
 supplementary information that goes with it (purposes, categories, recipients, retention, rights, source,
-automated decision-making, transfer safeguards; RULES.md (k)). The steps, one function each:
+automated decision-making, transfer safeguards; RULES.md (k)). An erasure owes the erasure or its Art 17(3)
+exception, the recipients told under Art 19 (or that there were none) and what happens to backups and the
+suppression record (RULES.md (h)); an objection, which processing stopped and that none continues for direct
+marketing (Art 21(3); RULES.md (i)). The steps, one function each:
 
-1. `art15_items_declare`: when a controller fulfils or partly fulfils an access request (portal, API), it says
-   which items its answer provides. That declaration prefills the checklist; it proves nothing by itself.
+1. `items_declare`: when a controller answers (portal, API), it says which items its answer provides (an
+   erasure's Art 19 statement declares its own). That declaration prefills the checklist; it proves nothing
+   by itself.
 2. `review_save`: a coordinator (back office) or the member (/me/) ticks what the answer really contains;
    everything unticked is missing.
 3. `followup_send`: a targeted letter to the controller names each missing item with its article and gives
@@ -35,7 +40,15 @@ from requests_engine.campaigns.eligibility import require_covered
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError
 from requests_engine.letters import copied_to, letterhead, long_date, reply_address
-from requests_engine.models import Art15Item, CompletenessReview, DataRightsRequest, RequestState
+from requests_engine.models import (
+    CHECKLISTS,
+    Art15Item,
+    CompletenessReview,
+    DataRightsRequest,
+    ErasureItem,
+    ObjectionItem,
+    RequestState,
+)
 
 FOLLOWUP_TEMPLATE = "requests_engine/letters/completeness_followup.txt"
 FOLLOWUP_PURPOSE = "request.completeness_followup"  # outbox rows: subject ("request", request id)
@@ -76,11 +89,58 @@ ITEM_WORDS: dict[str, tuple[str, str]] = {
         "where the data is transferred outside the UK, the safeguards relied on for the transfer",
         "Article 15(2)",
     ),
+    # The words of letters/rights/erasure.txt and objection.txt.
+    ErasureItem.ERASED: (
+        "confirmation that the personal data has been erased or, if any is kept, which exception in Article "
+        "17(3) you rely on and for which data",
+        "Article 17(1) and (3)",
+    ),
+    ErasureItem.RECIPIENTS_TOLD: (
+        "the recipients to whom the data was disclosed, and confirmation that each was told of the erasure, "
+        "or a statement that there were none",
+        "Article 19",
+    ),
+    ErasureItem.BACKUPS: (
+        "what will happen to copies in backup systems, and whether you keep a suppression record so that "
+        "the data is not collected or used again",
+        "Article 17(1), as the ICO's guidance on erasure explains",
+    ),
+    ObjectionItem.STOPPED: (
+        "which processing you have stopped or, for any you continue, the compelling legitimate grounds you "
+        "demonstrate for it",
+        "Article 21(1)",
+    ),
+    ObjectionItem.MARKETING_STOPPED: (
+        "confirmation that no processing for direct marketing, including profiling related to it, continues",
+        "Article 21(2) and (3)",
+    ),
+}
+# What each right's follow-up letter calls the request.
+REQUEST_WORDS: dict[str, tuple[str, str]] = {
+    Right.ACCESS: ("access request", "access to personal data, Article 15 UK GDPR"),
+    Right.ERASURE: ("erasure request", "erasure of personal data, Articles 17 and 19 UK GDPR"),
+    Right.OBJECTION: ("objection", "objection to processing, Article 21 UK GDPR"),
+}
+LAW_WORDS: dict[str, str] = {
+    Right.ACCESS: "Article 15",
+    Right.ERASURE: "Articles 17 and 19",
+    Right.OBJECTION: "Article 21",
 }
 
 
 def _today() -> datetime.date:
     return timezone.localdate()
+
+
+def items_of(right: str) -> list[str]:
+    """The checklist for an answer to this right, in the order of the law (none for other rights)."""
+    checklist = CHECKLISTS.get(right)
+    return list(checklist.values) if checklist else []
+
+
+def labels_of(right: str) -> dict[str, str]:
+    checklist = CHECKLISTS.get(right)
+    return {value: str(label) for value, label in checklist.choices} if checklist else {}
 
 
 def item_phrase(item: str) -> str:
@@ -118,16 +178,16 @@ def followup_due_date(sent_on: datetime.date, *, jurisdiction: str) -> datetime.
 
 
 def why_not_reviewable(request: DataRightsRequest) -> str:
-    """Why this request's answer cannot be checked against Art 15, or "" when it can."""
-    if request.right != Right.ACCESS:
+    """Why this request's answer cannot be checked against its checklist, or "" when it can."""
+    if request.right not in CHECKLISTS:
         return (
-            f"Request {request.reference} is not an access request ({request.get_right_display()}): "
-            "the Art 15 checklist is for access requests only."
+            f"Request {request.reference} is a {request.get_right_display()} request: answers are checked "
+            "for access, erasure and objection requests."
         )
     if request.state not in REVIEWABLE_STATES:
         return (
             f"Request {request.reference} is {request.get_state_display().lower()}: only a fulfilled or "
-            "partly fulfilled access request can be checked for completeness."
+            "partly fulfilled request can be checked for completeness."
         )
     return ""
 
@@ -152,18 +212,19 @@ def _lock_reviewable(request_id: int) -> DataRightsRequest:
     return request
 
 
-def _clean(items: Iterable[str]) -> list[str]:
-    """Known items only, each once, in the order of Art 15."""
+def _clean(items: Iterable[str], right: str) -> list[str]:
+    """Known items of this right's checklist only, each once, in the order of the law."""
     if isinstance(items, str):
-        raise RequestEngineError("Give the Art 15 items as a list, not a single string.")
+        raise RequestEngineError("Give the checklist items as a list, not a single string.")
+    known = items_of(right)
     given = set()
     for item in items:
-        if item not in Art15Item.values:
+        if item not in known:
             raise RequestEngineError(
-                f"Unknown Art 15 item '{item}': use one of {', '.join(Art15Item.values)}."
+                f"Unknown item '{item}' for the {Right(right).label} checklist: use one of {', '.join(known)}."
             )
         given.add(item)
-    return [item for item in Art15Item.values if item in given]
+    return [item for item in known if item in given]
 
 
 def _review_of(request: DataRightsRequest) -> CompletenessReview:
@@ -186,11 +247,11 @@ def review_for(request: DataRightsRequest) -> CompletenessReview | None:
 # -- the steps --------------------------------------------------------------------------------------------
 
 
-def art15_items_declare(request: DataRightsRequest, items: Iterable[str], actor: Actor) -> CompletenessReview:
-    """The controller says which Art 15 items its answer provides (portal or API, with the answer)."""
+def items_declare(request: DataRightsRequest, items: Iterable[str], actor: Actor) -> CompletenessReview:
+    """The controller says which checklist items its answer provides (portal or API, with the answer)."""
     with transaction.atomic():
         locked = _lock_reviewable(request.pk)
-        declared = _clean(items)
+        declared = _clean(items, locked.right)
         review = _review_of(locked)
         review.declared = declared
         review.save(update_fields=["declared"])
@@ -203,7 +264,7 @@ def _complete(
 ) -> None:
     supplied = list(review.missing)
     review.completed_on = on
-    review.present = list(Art15Item.values)
+    review.present = items_of(request.right)
     review.missing = []
     record_event(
         subject=request,
@@ -218,10 +279,10 @@ def review_save(request: DataRightsRequest, present: Iterable[str], actor: Actor
     with nothing missing means the controller supplied the rest, and the follow-up is complete."""
     with transaction.atomic():
         locked = _lock_reviewable(request.pk)
-        found = _clean(present)
+        found = _clean(present, locked.right)
         review = _review_of(locked)
         review.present = found
-        review.missing = [item for item in Art15Item.values if item not in found]
+        review.missing = [item for item in items_of(locked.right) if item not in found]
         review.reviewed_at = timezone.now()
         review.reviewed_by = _who(actor)
         record_event(
@@ -253,9 +314,13 @@ def followup_letter(review: CompletenessReview, *, sent_on: datetime.date | None
         "due_on": followup_due_date(sent_on, jurisdiction=controller.jurisdiction),
         "missing": [item_phrase(item) for item in review.missing],
         "portal_url": f"{site}/respond/",
+        "request_kind": REQUEST_WORDS[request.right][0],
+        "request_law": REQUEST_WORDS[request.right][1],
+        "law": LAW_WORDS[request.right],
     }
     answered = f" of {long_date(request.answered_on)}" if request.answered_on else ""
-    subject = f"Access request {request.reference}: your answer{answered} is incomplete"
+    kind = REQUEST_WORDS[request.right][0]
+    subject = f"{kind[0].upper()}{kind[1:]} {request.reference}: your answer{answered} is incomplete"
     return subject, render_to_string(FOLLOWUP_TEMPLATE, context)
 
 
@@ -370,5 +435,5 @@ def escalation_sentence(request: DataRightsRequest) -> str:
     return (
         f"The answer lacks {items_in_words(review.missing)}; the follow-up of "
         f"{long_date(review.followup_sent_on)} went unanswered by {long_date(review.followup_due_on)} "
-        "(Article 15 UK GDPR)."
+        f"({LAW_WORDS[request.right]} UK GDPR)."
     )

@@ -301,7 +301,7 @@ def test_the_art15_checklist_sends_a_follow_up_naming_the_unticked_items(
     make_mandate(member)
     request = sent(member, acme, reference="B1-M1-AC")
     engine.request_fulfil(request_id=request.pk, actor=CONTROLLER)
-    completeness.art15_items_declare(request, ["copy", "purposes", "categories"], CONTROLLER)
+    completeness.items_declare(request, ["copy", "purposes", "categories"], CONTROLLER)
     page = signed_in(mobile_page, member, live_server.url)
     traffic = record_traffic(page)
 

@@ -34,7 +34,7 @@ from core.models import OutboundMessage
 from core.pdf import verify_seal
 from requests_engine import deadlines, services, tasks
 from requests_engine.campaigns import launch as campaign_launching
-from requests_engine.escalation import complaints
+from requests_engine.escalation import complaints, selectors
 from requests_engine.events import chain_breaks
 from requests_engine.models import Complaint, Controller, DataRightsRequest, RequestEvent
 from tests.factories import make_art80_record, make_campaign, make_mandate, make_member
@@ -137,7 +137,7 @@ class Story:
             dt.date(2026, 11, 5): self.globex_acknowledges_and_extends_one,
             dt.date(2026, 11, 20): self.globex_fulfils_two,
             dt.date(2026, 12, 1): self.coordinator_drafts_the_complaint_to_acme,
-            dt.date(2026, 12, 2): self.coordinator_approves_and_sends_it,
+            dt.date(2026, 12, 2): self.coordinator_approves_and_sends_it_and_cannot_go_to_the_ico_yet,
             dt.date(2027, 1, 4): self.the_last_day_to_acknowledge_passes_quietly,
             dt.date(2027, 1, 5): self.the_sweep_flags_the_missing_acknowledgement,
             dt.date(2027, 1, 6): self.coordinator_builds_and_downloads_the_ico_pack,
@@ -170,6 +170,22 @@ class Story:
             {"action": "draft_complaints_for_requests_action", "_selected_action": request_ids},
         )
 
+    def the_ico_gate_holds_until_the_acknowledgement_date_passes(self, day: dt.date) -> None:
+        """Every morning from the complaint's sending (s.165 DPA 2018: the controller first has its chance
+        under s.164A): no ICO pack until the day after the acknowledgement due date, and the admin says
+        when. Checked on the page on the first and last day of waiting and the first day it may be built."""
+        complaint = Complaint.objects.select_related("controller").get(pk=self.draft.pk)
+        if complaint.state == "draft":
+            return
+        warranted = Complaint.objects.filter(selectors.ico_pack_warranted(day), pk=complaint.pk).exists()
+        assert warranted == (day >= dt.date(2027, 1, 5)), day
+        assert ("ico-pack" in dict(selectors.available_steps(complaint, today=day))) == warranted, day
+        if day in (dt.date(2026, 12, 2), dt.date(2027, 1, 4), dt.date(2027, 1, 5)):
+            page = self.get(f"/admin/requests_engine/complaint/{complaint.pk}/change/")
+            assert ("/step/ico-pack/" in page) == warranted, day
+            waiting = "The ICO pack can be built from 5 January 2027: Acme Ltd has until 4 January 2027"
+            assert (waiting in page) != warranted, day
+
     # -- the days --
 
     def launch(self) -> None:
@@ -180,6 +196,8 @@ class Story:
         """What beat runs daily: the deadline sweep with its reminders and notices, the complaints sweep."""
         call_command("sweep_deadlines", stdout=io.StringIO())
         tasks.sweep_complaints()
+        if self.draft is not None and self.ico is None:
+            self.the_ico_gate_holds_until_the_acknowledgement_date_passes(day)
         overdue = DataRightsRequest.objects.filter(campaign=self.campaign, state="overdue")
         for request_id in overdue.values_list("pk", flat=True):
             self.first_overdue.setdefault(request_id, day)
@@ -214,7 +232,7 @@ class Story:
         ]
         assert set(self.draft.requests.values_list("pk", flat=True)) == set(acme_ids)
 
-    def coordinator_approves_and_sends_it(self) -> None:
+    def coordinator_approves_and_sends_it_and_cannot_go_to_the_ico_yet(self) -> None:
         draft, today = self.draft, dt.date(2026, 12, 2)
         form = self.get(step_url(draft, "send"))
         grounds = initial_of(form, "grounds") + "\n\nNone of our reminders was answered either."
@@ -234,6 +252,7 @@ class Story:
         names = {f"complaint-{draft.reference}.pdf", f"complaint-{draft.reference}-annex.pdf"}
         assert set(attached) == names and all(verify_seal(pdf).ok for pdf in attached.values())
         assert "None of our reminders was answered either." in sent.get_body(("plain",)).get_content()
+        self.the_ico_gate_holds_until_the_acknowledgement_date_passes(today)
 
     def the_last_day_to_acknowledge_passes_quietly(self) -> None:
         assert not RequestEvent.objects.filter(kind=complaints.ACKNOWLEDGEMENT_MISSED).exists()

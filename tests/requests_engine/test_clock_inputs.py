@@ -65,3 +65,26 @@ def test_a_clarification_cannot_be_marked_as_already_supplied(member, controller
     request = asked(member, controller, "clarification", "R-CL")
     with pytest.raises(RequestEngineError, match="Only a question about identity or authority"):
         services.request_dispute_information(request_id=request.pk, actor=SYSTEM)
+
+
+def test_the_member_can_say_from_their_page_that_the_request_already_carried_it(
+    client, member, controller, mailbox, django_capture_on_commit_callbacks
+):
+    request = asked(member, controller, "identity", "R-ME")
+    client.force_login(member.user)
+    with at(RECEIVED + dt.timedelta(days=11)):
+        page = client.get("/me/requests/R-ME/").content.decode()
+        assert "Our request already carried this" in page
+        with django_capture_on_commit_callbacks(execute=True):
+            done = client.post(
+                "/me/requests/R-ME/", {"already_supplied": "yes"}, follow=True
+            ).content.decode()
+    assert "so its deadline does not restart" in done
+    marked = DataRightsRequest.objects.get(pk=request.pk)
+    assert marked.state == "acknowledged" and marked.due_on == request.due_on
+    event = marked.events.get(kind="request.info_disputed")
+    assert (event.actor_kind, event.actor_id) == ("member", str(member.pk))
+    assert [m for m in mailbox.messages() if "privacy@acme.test" in m["To"]]
+    # Once answered, nothing more can be marked.
+    again = client.post("/me/requests/R-ME/", {"already_supplied": "yes"}, follow=True).content.decode()
+    assert "There is no question about who you are" in again

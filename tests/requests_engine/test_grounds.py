@@ -96,7 +96,9 @@ def test_a_direct_marketing_objection_never_meets_compelling_grounds(member, con
     )
     assert response.status_code == 400
     assert "absolute" in response.json()["ground"][0]
-    assert "art21_compelling_grounds" not in api.get(url(objection.reference)).json()["refusal_grounds"]
+    detail = api.get(url(objection.reference)).json()
+    assert "art21_compelling_grounds" not in detail["refusal_grounds"]
+    assert detail["objection_to"] == "direct_marketing"
     # An Art 21(1) objection may still meet them: the controller bears the burden of showing them.
     ordinary = sent_request(member, controller, "B1-M1-OB2", right="objection")
     assert "art21_compelling_grounds" in api.get(url(ordinary.reference)).json()["refusal_grounds"]

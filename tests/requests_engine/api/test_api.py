@@ -476,7 +476,13 @@ def test_fulfil_without_files_as_json(api, sent, member, controller):
     # An access answer needs the data (or "no personal data held"); an erasure needs none.
     assert api.post(url(sent.reference, "fulfil"), {"note": "Done."}, format="json").status_code == 400
     erasure = sent_request(member, controller, "B1-M1-ER", right="erasure")
-    response = api.post(url(erasure.reference, "fulfil"), {"note": "Erased everywhere."}, format="json")
+    unsaid = api.post(url(erasure.reference, "fulfil"), {"note": "Erased everywhere."}, format="json")
+    assert unsaid.status_code == 400 and "Art 19" in unsaid.json()["recipients_told"][0]
+    response = api.post(
+        url(erasure.reference, "fulfil"),
+        {"note": "Erased everywhere.", "recipients_told": "It was disclosed to no one."},
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["state"] == "fulfilled" and response.json()["outcome"] == "erasure_done"
     assert response.json()["answered_on"] == timezone.localdate().isoformat()

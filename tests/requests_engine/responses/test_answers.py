@@ -52,7 +52,9 @@ def refused_elsewhere(request: DataRightsRequest) -> DataRightsRequest:
     ("right", "step", "body", "status", "field"),
     [
         # The files pass every check and are stored; the Art 15 items then fail: not an access request.
-        (Right.ERASURE, "fulfil", {"art15_items": ["copy"]}, 400, "art15_items"),
+        (Right.ERASURE, "fulfil", {"art15_items": ["copy"], "recipients_told": "None."}, 400, "art15_items"),
+        # An erasure says whom it told (Art 19).
+        (Right.ERASURE, "fulfil", {}, 400, "recipients_told"),
         (Right.ACCESS, "fulfil", {"art15_items": ["everything"]}, 400, "art15_items"),
         (
             Right.PORTABILITY,
@@ -106,9 +108,10 @@ def test_a_portal_answer_refused_leaves_no_file_in_storage(client, member, contr
     session.save()
     before = files_in_storage()
     page = client.post(
-        f"/respond/requests/{request.reference}/fulfil/", {"files": [upload()], "art15_items": ["copy"]}
+        f"/respond/requests/{request.reference}/fulfil/",
+        {"files": [upload()], "art15_items": ["copy"], "recipients_told": "None."},
     )
-    assert page.status_code == 400 and "is not an access request" in page.content.decode()
+    assert page.status_code == 400 and "for the Erasure (Art 17) checklist" in page.content.decode()
     assert files_in_storage() == before and not ReceivedFile.objects.exists()
 
 

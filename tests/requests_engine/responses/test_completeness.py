@@ -198,20 +198,30 @@ def test_the_portal_declaration_prefills_the_members_checklist(client, member, c
     assert ticked(detail, "present") == ["copy", "purposes"]
 
 
-def test_the_portal_offers_no_checklist_for_other_rights(client, member, controller):
+def test_the_portal_asks_an_erasure_whom_it_told_and_declares_that(client, member, controller):
+    # Art 19 UK GDPR: an erasure done names the recipients told, or says there were none.
     erasure = sent(member, controller, right=Right.ERASURE, reference="ER-1")
     contact = ControllerContact.objects.create(controller=controller, email="dpo@acme.test")
     session = client.session
     session[signin.SESSION_KEY] = contact.pk
     session.save()
-    assert "art15_items" not in client.get("/respond/requests/ER-1/").content.decode()
-    client.post("/respond/requests/ER-1/fulfil/", {"note": "Erased."})
-    assert fresh(erasure).state == "fulfilled"
-    assert not CompletenessReview.objects.filter(request=erasure).exists()
-    # A forged list on another right is refused in words, and the answer with it is not recorded.
+    page = client.get("/respond/requests/ER-1/").content.decode()
+    assert "art15_items" not in page and 'name="recipients_told"' in page
+    missing = client.post("/respond/requests/ER-1/fulfil/", {"note": "Erased."})
+    assert missing.status_code == 400 and "Say whom you told of the erasure" in missing.content.decode()
+    assert fresh(erasure).state == "sent"
+    client.post(
+        "/respond/requests/ER-1/fulfil/", {"note": "Erased.", "recipients_told": "Our mailing house."}
+    )
+    assert (fresh(erasure).state, fresh(erasure).recipients_told) == ("fulfilled", "Our mailing house.")
+    assert review_of(erasure).declared == ["erased", "recipients_told"]
+    # A forged Art 15 list on another right is refused in words, and the answer with it is not recorded.
     other = sent(member, controller, right=Right.ERASURE, reference="ER-2")
-    page = client.post("/respond/requests/ER-2/fulfil/", {"art15_items": ["copy"]}).content.decode()
-    assert "is not an access request" in page and fresh(other).state == "sent"
+    page = client.post(
+        "/respond/requests/ER-2/fulfil/", {"art15_items": ["copy"], "recipients_told": "None."}
+    ).content.decode()
+    assert "Unknown item &#x27;copy&#x27; for the Erasure (Art 17) checklist" in page
+    assert fresh(other).state == "sent"
 
 
 def test_the_portal_partial_answer_declares_its_items(client, member, controller):
@@ -288,9 +298,11 @@ def test_the_api_refuses_bad_art15_items_as_field_errors_and_records_nothing(api
     unknown = api.post("/api/v1/requests/AC-7/fulfil/", {"art15_items": ["everything"]}, format="json")
     assert unknown.status_code == 400 and "art15_items" in unknown.json()
     erasure = sent(member, controller, right=Right.ERASURE, reference="ER-3")
-    wrong_right = api.post("/api/v1/requests/ER-3/fulfil/", {"art15_items": ["copy"]}, format="json")
+    wrong_right = api.post(
+        "/api/v1/requests/ER-3/fulfil/", {"art15_items": ["copy"], "recipients_told": "None."}, format="json"
+    )
     assert wrong_right.status_code == 400
-    assert "is not an access request" in wrong_right.json()["art15_items"][0]
+    assert "for the Erasure (Art 17) checklist" in wrong_right.json()["art15_items"][0]
     assert fresh(access).state == "sent" and fresh(erasure).state == "sent"  # the answer was rolled back
     assert not CompletenessReview.objects.exists()
     assert "art15_items" in api.get("/api/schema/").content.decode()
@@ -302,7 +314,7 @@ def test_the_api_refuses_bad_art15_items_as_field_errors_and_records_nothing(api
 def test_the_member_checklist_sends_a_follow_up_naming_exactly_the_missing_items(
     client, member, controller, access_answer, mailbox, django_capture_on_commit_callbacks
 ):
-    completeness.art15_items_declare(access_answer, ["copy", "purposes", "recipients"], CONTROLLER_ACTOR)
+    completeness.items_declare(access_answer, ["copy", "purposes", "recipients"], CONTROLLER_ACTOR)
     client.force_login(member.user)
     with at(FOLLOWUP_DAY), django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -342,24 +354,24 @@ def test_a_complete_checklist_sends_nothing(
     client, member, access_answer, mailbox, django_capture_on_commit_callbacks
 ):
     client.force_login(member.user)
-    everything = list(completeness.ITEM_WORDS)
+    everything = completeness.items_of(Right.ACCESS)
     with django_capture_on_commit_callbacks(execute=True):
         page = client.post("/me/requests/AC-1/", {"art15_checklist": "1", "present": everything}, follow=True)
-    assert "answer has everything Article 15 requires" in page.content.decode()
+    assert "answer has everything the law asks of it" in page.content.decode()
     assert review_of(access_answer).missing == [] and addressed_to(mailbox, "privacy@acme.test") == []
 
 
 def test_the_member_sees_no_checklist_on_other_requests_and_cannot_post_one(client, member, controller):
-    erasure = answered(member, controller, right=Right.ERASURE, reference="ER-4")
+    portability = answered(member, controller, right=Right.PORTABILITY, reference="PO-4")
     waiting = sent(member, controller, reference="AC-8")
     client.force_login(member.user)
-    assert "Is their answer complete?" not in client.get("/me/requests/ER-4/").content.decode()
+    assert "Is their answer complete?" not in client.get("/me/requests/PO-4/").content.decode()
     assert "Is their answer complete?" not in client.get("/me/requests/AC-8/").content.decode()
     page = client.post("/me/requests/AC-8/", {"art15_checklist": "1", "present": ["copy"]}, follow=True)
-    assert "only a fulfilled or partly fulfilled access request can be checked" in page.content.decode()
-    page = client.post("/me/requests/ER-4/", {"art15_checklist": "1", "present": ["copy"]}, follow=True)
-    assert "is not an access request" in page.content.decode()
-    assert not CompletenessReview.objects.filter(request__in=[erasure, waiting]).exists()
+    assert "only a fulfilled or partly fulfilled request can be checked" in page.content.decode()
+    page = client.post("/me/requests/PO-4/", {"art15_checklist": "1", "present": ["copy"]}, follow=True)
+    assert "answers are checked for access, erasure and objection requests" in page.content.decode()
+    assert not CompletenessReview.objects.filter(request__in=[portability, waiting]).exists()
     answered(member, controller, reference="AC-F")
     forged = client.post(
         "/me/requests/AC-F/", {"art15_checklist": "1", "present": ["everything"]}, follow=True
@@ -381,7 +393,7 @@ def test_an_outsider_cannot_see_or_fill_a_members_checklist(client, outsider, ac
 def test_the_coordinator_fills_the_checklist_reviews_and_sends_the_follow_up(
     client, coordinator, member, access_answer, mailbox, django_capture_on_commit_callbacks
 ):
-    completeness.art15_items_declare(access_answer, ["copy", "purposes"], CONTROLLER_ACTOR)
+    completeness.items_declare(access_answer, ["copy", "purposes"], CONTROLLER_ACTOR)
     client.force_login(coordinator)
     change = client.get(
         f"/admin/requests_engine/datarightsrequest/{access_answer.pk}/change/"
@@ -427,10 +439,10 @@ def test_the_checklist_page_refuses_a_request_that_cannot_be_reviewed(
     client.force_login(coordinator)
     url = f"/admin/requests_engine/datarightsrequest/{waiting.pk}/completeness/"
     page = client.get(url).content.decode()
-    assert "only a fulfilled or partly fulfilled access request can be checked" in page
+    assert "only a fulfilled or partly fulfilled request can be checked" in page
     assert 'name="_save"' not in page
     refused = client.post(url, {"_save": "1", "present": ["copy"]}, follow=True).content.decode()
-    assert "only a fulfilled or partly fulfilled access request can be checked" in refused
+    assert "only a fulfilled or partly fulfilled request can be checked" in refused
     assert not CompletenessReview.objects.exists()
 
 
@@ -558,8 +570,8 @@ def test_the_complaint_draft_names_what_the_answer_lacks(community, controller, 
 # -- refusals ---------------------------------------------------------------------------------------------
 
 
-def test_only_answered_access_requests_can_be_checked(member, controller):
-    erasure = answered(member, controller, right=Right.ERASURE, reference="ER-5")
+def test_only_answered_access_erasure_and_objection_requests_can_be_checked(member, controller):
+    erasure = answered(member, controller, right=Right.PORTABILITY, reference="PO-5")
     waiting = sent(member, controller, reference="AC-W")
     refused = sent(member, controller, reference="AC-R")
     services.request_refuse(
@@ -569,12 +581,12 @@ def test_only_answered_access_requests_can_be_checked(member, controller):
         actor=CONTROLLER_ACTOR,
     )
     for action in (
-        lambda r: completeness.art15_items_declare(r, ["copy"], CONTROLLER_ACTOR),
+        lambda r: completeness.items_declare(r, ["copy"], CONTROLLER_ACTOR),
         lambda r: completeness.review_save(r, ["copy"], SYSTEM),
         lambda r: completeness.review_save_and_follow_up(r, ["copy"], SYSTEM),
     ):
         with pytest.raises(
-            RequestEngineError, match="ER-5 is not an access request \\(Erasure \\(Art 17\\)\\)"
+            RequestEngineError, match="PO-5 is a Portability \\(Art 20\\) request: answers are checked"
         ):
             action(erasure)
         with pytest.raises(
@@ -587,15 +599,15 @@ def test_only_answered_access_requests_can_be_checked(member, controller):
 
 
 def test_a_follow_up_needs_a_checklist_something_missing_and_an_address(member, controller, access_answer):
-    review = completeness.art15_items_declare(access_answer, ["copy"], CONTROLLER_ACTOR)
+    review = completeness.items_declare(access_answer, ["copy"], CONTROLLER_ACTOR)
     with pytest.raises(RequestEngineError, match="Fill in the checklist for request AC-1 first"):
         completeness.followup_send(review, SYSTEM)
     with pytest.raises(RequestEngineError, match="No follow-up was sent for request AC-1"):
         completeness.followup_complete(review, SYSTEM)
-    everything = completeness.review_save(access_answer, list(completeness.ITEM_WORDS), SYSTEM)
+    everything = completeness.review_save(access_answer, completeness.items_of(Right.ACCESS), SYSTEM)
     with pytest.raises(RequestEngineError, match="Nothing is missing from the answer to request AC-1"):
         completeness.followup_send(everything, SYSTEM)
-    with pytest.raises(RequestEngineError, match="Unknown Art 15 item 'all'"):
+    with pytest.raises(RequestEngineError, match="Unknown item 'all' for the Access \\(Art 15\\) checklist"):
         completeness.review_save(access_answer, ["all"], SYSTEM)
     Controller.objects.filter(pk=controller.pk).update(email="")
     partial = completeness.review_save(access_answer, ["copy"], SYSTEM)
@@ -630,3 +642,41 @@ def test_a_complete_fulfilled_answer_gives_nothing_to_complain_about(member, con
     with at(EASTER_ROLLED + dt.timedelta(days=30)), pytest.raises(RequestEngineError):
         complaints.request_complain_to_controller(request_id=request.pk, actor=SYSTEM)
     assert fresh(request).state == "fulfilled"
+
+
+def test_an_erasure_answer_is_checked_against_art_17_and_19_and_followed_up(
+    member, controller, mailbox, django_capture_on_commit_callbacks
+):
+    # RULES.md (h): the erasure or its Art 17(3) exception, the Art 19 recipients, backups and suppression.
+    mandate = member.mandates.first()
+    mandate.rights = [Right.ACCESS, Right.ERASURE]
+    mandate.save(update_fields=["rights"])
+    erasure = answered(member, controller, right=Right.ERASURE, reference="ER-9")
+    with at(FOLLOWUP_DAY), django_capture_on_commit_callbacks(execute=True):
+        review = completeness.review_save_and_follow_up(erasure, ["erased"], SYSTEM)
+    assert review.missing == ["recipients_told", "backups"]
+    letter = followup_to(mailbox, "privacy@acme.test")
+    assert letter["Subject"] == "Erasure request ER-9: your answer of 18 March 2026 is incomplete"
+    text = " ".join(body(letter).split())
+    assert "under Articles 17 and 19 UK GDPR" in text
+    assert "or a statement that there were none (Article 19 UK GDPR)" in text
+    assert "whether you keep a suppression record" in text
+    with at(EASTER_ROLLED + dt.timedelta(days=1)):
+        request = fresh(erasure)
+        assert complaints.escalation_reasons(request) == [complaints.INCOMPLETE_ANSWER]
+        [sentence] = complaints.reason_sentences(request, [complaints.INCOMPLETE_ANSWER])
+    assert sentence.endswith("(Articles 17 and 19 UK GDPR).")
+
+
+def test_an_objection_answer_must_say_what_stopped_and_that_no_marketing_continues(member, controller):
+    # RULES.md (i): Art 21(1) processing stopped (or grounds shown); direct marketing stopped absolutely.
+    objection = answered(member, controller, right=Right.OBJECTION, reference="OB-9")
+    with at(FOLLOWUP_DAY):
+        review = completeness.review_save(objection, ["stopped"], SYSTEM)
+    assert review.missing == ["marketing_stopped"]
+    subject, text = completeness.followup_letter(review, sent_on=FOLLOWUP_DAY)
+    assert subject == "Objection OB-9: your answer of 18 March 2026 is incomplete"
+    assert (
+        "direct marketing, including profiling related to it, continues (Article 21(2) and (3) UK GDPR)"
+        in (" ".join(text.split()))
+    )
