@@ -442,3 +442,36 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class Role(models.TextChoices):
+    """What a staff user may do in one community's back office (communities/tenancy.py says exactly what)."""
+
+    COORDINATOR = "coordinator", "Coordinator: runs campaigns, approves escalations"
+    CASEWORKER = "caseworker", "Caseworker: answers members, handles the inbox"
+    VIEWER = "viewer", "Viewer: reads only (an auditor)"
+
+
+class StaffMembership(models.Model):
+    """A staff user works for a community in one role: the one source of who sees and does what in its back
+    office. Superusers need none (they see every community)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_roles")
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="staff")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["community", "role", "user"]
+        constraints = [
+            # Serves "this user's role in this community" on every back-office page.
+            models.UniqueConstraint(fields=["user", "community"], name="one_staff_role_per_community")
+        ]
+        # Steps only a coordinator takes, given to the Coordinator group.
+        permissions = [
+            ("launch_campaigns", "Can launch campaigns and ask members about them"),
+            ("approve_escalations", "Can approve requests, complaints and ICO packs"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} – {self.get_role_display().split(':')[0]} of {self.community}"
