@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any
 from django.utils import timezone
 
 from communities.models import Mandate
-from core.audit import Actor, ChainedHistory, event_digest, normalise_payload
+from core.audit import Actor, ChainedHistory, audit_keys, current_key, event_digest, normalise_payload
 from requests_engine.models import Batch, Campaign, Complaint, DataRightsRequest, RequestEvent
 
 # Which aggregates own a chain, and the RequestEvent foreign key that points at each.
@@ -40,7 +41,9 @@ def record_event(
     created_at = at or timezone.now()
     seq = subject.history_seq + 1
     stream = f"{label}:{subject.pk}"
+    key = current_key()
     digest = event_digest(
+        key=key,
         prev_hash=subject.history_head,
         stream=stream,
         seq=seq,
@@ -64,6 +67,7 @@ def record_event(
         created_at=created_at,
         prev_hash=subject.history_head,
         hash=digest,
+        key_id=key.id,
         **{label: subject},
     )
     type(subject)._default_manager.filter(pk=subject.pk).update(history_seq=seq, history_head=digest)
@@ -159,6 +163,9 @@ class ChainBreak:
         return f"{where}: {self.problem}"
 
 
+OWNER_COLUMNS = tuple(f"{label}_id" for label in STREAM_LABELS.values())
+
+
 def _events_in_chain_order() -> Iterator[tuple[Any, ...]]:
     fields = (
         "id",
@@ -173,12 +180,30 @@ def _events_in_chain_order() -> Iterator[tuple[Any, ...]]:
         "payload",
         "prev_hash",
         "hash",
+        "key_id",
+        *OWNER_COLUMNS,
     )
     return RequestEvent.objects.order_by("stream", "seq").values_list(*fields).iterator(chunk_size=5000)
 
 
-def chain_breaks() -> list[ChainBreak]:
-    """Every place where the stored history no longer matches its hashes, earliest event first."""
+def _owner_problem(stream: str, owners: tuple[Any, ...]) -> str:
+    """The stream (which the hash covers) names the owner; the foreign key, which it does not, must agree,
+    or an event could be moved onto another request's history unnoticed."""
+    label, _, pk = stream.partition(":")
+    expected = tuple(pk if f"{label}_id" == column else None for column in OWNER_COLUMNS)
+    found = tuple(None if value is None else str(value) for value in owners)
+    if found != expected:
+        where = ", ".join(f"{c}={v}" for c, v in zip(OWNER_COLUMNS, found, strict=True) if v is not None)
+        return f"belongs to {stream} but points at {where or 'no record'} (re-pointed)"
+    return ""
+
+
+def chain_breaks(*, checkpoint: dict[str, tuple[int, str]] | None = None) -> list[ChainBreak]:
+    """Every place where the stored history no longer matches its keyed hashes, earliest event first. With
+    `checkpoint` (stream -> (seq, hash) as sealed outside the database), also every stream that no longer
+    reaches, or no longer has, the event the checkpoint recorded: a rollback or truncation since."""
+    keys = {key.id: key for key in audit_keys()}
+    pinned = dict(checkpoint or {})
     breaks: list[ChainBreak] = []
     heads: dict[str, tuple[int, str]] = {}  # stream -> (last seq, last hash) as found in the events
     stream, expected_seq, prev = None, 0, ""
@@ -196,29 +221,52 @@ def chain_breaks() -> list[ChainBreak]:
             payload,
             prev_hash,
             h,
-        ) = row
+            key_id,
+        ) = row[:13]
         if row_stream != stream:
             stream, expected_seq, prev = row_stream, 1, ""
-        recomputed = event_digest(
-            prev_hash=prev_hash,
-            stream=row_stream,
-            seq=seq,
-            kind=kind,
-            actor_kind=actor_kind,
-            actor_id=actor_id,
-            from_state=from_state,
-            to_state=to_state,
-            created_at=at,
-            payload=payload,
+        key = keys.get(key_id)
+        recomputed = (
+            event_digest(
+                key=key,
+                prev_hash=prev_hash,
+                stream=row_stream,
+                seq=seq,
+                kind=kind,
+                actor_kind=actor_kind,
+                actor_id=actor_id,
+                from_state=from_state,
+                to_state=to_state,
+                created_at=at,
+                payload=payload,
+            )
+            if key is not None
+            else None
         )
         if seq != expected_seq:
             breaks.append(ChainBreak(event_id, row_stream, f"expected event #{expected_seq}, found #{seq}"))
         elif prev_hash != prev:
             breaks.append(ChainBreak(event_id, row_stream, "does not link to the event before it"))
-        elif recomputed != h:
+        elif key is None:
+            problem = f"signed with an unknown key {key_id!r}" if key_id else "not signed with an audit key"
+            breaks.append(ChainBreak(event_id, row_stream, f"{problem} (forged, or its key was removed)"))
+        elif not hmac.compare_digest(recomputed or "", h):
             breaks.append(ChainBreak(event_id, row_stream, "content does not match its hash (edited)"))
+        elif problem := _owner_problem(row_stream, row[13:]):
+            breaks.append(ChainBreak(event_id, row_stream, problem))
+        if row_stream in pinned and pinned[row_stream][0] == seq:
+            if pinned.pop(row_stream)[1] != h:
+                breaks.append(
+                    ChainBreak(event_id, row_stream, "differs from the event the checkpoint sealed")
+                )
         heads[row_stream] = (seq, h)
         expected_seq, prev = seq + 1, h
+    for stream_key, (seq, _) in pinned.items():
+        found = heads.get(stream_key)
+        now = f"ends at #{found[0]}" if found else "has no events"
+        breaks.append(
+            ChainBreak(None, stream_key, f"history {now}, the checkpoint sealed #{seq} (rolled back)")
+        )
     for model, label in STREAM_LABELS.items():
         owners = model._default_manager.filter(history_seq__gt=0).values_list(
             "pk", "history_seq", "history_head"

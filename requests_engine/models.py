@@ -650,7 +650,8 @@ class DataRightsRequest(ConcurrentTransitionMixin, ChainedHistory):
 
 
 class RequestEvent(models.Model):
-    """Append-only history of every transition and message, hash-chained per aggregate (core.audit)."""
+    """Append-only history of every transition and message, hash-chained per aggregate with a keyed HMAC
+    (core.audit). On PostgreSQL a trigger refuses UPDATE and DELETE of its rows (migration 0021)."""
 
     stream = models.CharField(max_length=40, editable=False, help_text="Whose chain: e.g. request:42.")
     seq = models.PositiveIntegerField(editable=False)
@@ -682,6 +683,9 @@ class RequestEvent(models.Model):
     created_at = models.DateTimeField(editable=False)
     prev_hash = models.CharField(max_length=64, blank=True, editable=False)
     hash = models.CharField(max_length=64, editable=False)
+    # Which AUDIT_KEYS key signed `hash`, so events stay verifiable after the key is rotated. Empty only on
+    # events from before keyed signing that the upgrade could not re-sign (their chain was already broken).
+    key_id = models.CharField(max_length=16, blank=True, db_default="", editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.audit import event_digest, timestamp_text
+from core.audit import SQL_FUNCTION, current_key, event_digest, timestamp_text
 from requests_engine.models import (
     CLOCK_STATES,
     DataRightsRequest,
@@ -32,7 +32,8 @@ def deadlines_sweep(*, today: datetime.date | None = None) -> int:
 
 
 def _digest_sql(prev: str, stream: str, seq: str, from_state: str, payload: str) -> str:
-    """The SQL twin of core.audit.event_digest for a system 'request.overdue' event."""
+    """The SQL twin of core.audit.event_digest for a system 'request.overdue' event: audit_hmac() is the
+    keyed digest on both backends (core.audit), with the key passed as the %(audit_key)s parameter."""
     parts = [
         prev,
         stream,
@@ -45,7 +46,7 @@ def _digest_sql(prev: str, stream: str, seq: str, from_state: str, payload: str)
         "%(ts)s",
         payload,
     ]
-    return f"encode(sha256(convert_to(concat_ws(chr(31), {', '.join(parts)}), 'UTF8')), 'hex')"
+    return f"{SQL_FUNCTION}(concat_ws(chr(31), {', '.join(parts)}), %(audit_key)s)"
 
 
 def _sweep_postgresql(*, today: datetime.date, now: datetime.datetime, chunk: int = 5000) -> int:
@@ -69,12 +70,16 @@ def _sweep_postgresql(*, today: datetime.date, now: datetime.datetime, chunk: in
             RETURNING t.id, d.stream, d.seq, d.from_state, d.prev_hash, d.due_on, t.history_head
         )
         INSERT INTO {e} (stream, seq, request_id, kind, actor_kind, actor_id, from_state, to_state, payload,
-                         created_at, prev_hash, hash)
+                         created_at, prev_hash, hash, key_id)
         SELECT stream, seq, id, 'request.overdue', 'system', 'sweep', from_state, 'overdue',
-               jsonb_build_object('due_on', to_char(due_on, 'YYYY-MM-DD')), %(now)s, prev_hash, history_head
+               jsonb_build_object('due_on', to_char(due_on, 'YYYY-MM-DD')), %(now)s, prev_hash, history_head,
+               %(key_id)s
         FROM moved
     """
+    key = current_key()
     params: dict[str, Any] = {
+        "audit_key": key.secret,
+        "key_id": key.id,
         "states": [str(s) for s in CLOCK_STATES],
         "today": today,
         "now": now,
@@ -96,6 +101,7 @@ def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int 
     """The same sweep for SQLite (the embedded default): chunks of candidate rows, each claimed with a
     conditional UPDATE on its current state, events bulk-inserted."""
     moved = 0
+    key = current_key()
     while True:
         with transaction.atomic():
             rows = list(
@@ -110,6 +116,7 @@ def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int 
                 payload = {"due_on": due_on.isoformat()}
                 stream = f"request:{pk}"
                 digest = event_digest(
+                    key=key,
                     prev_hash=head,
                     stream=stream,
                     seq=seq + 1,
@@ -139,6 +146,7 @@ def _sweep_portable(*, today: datetime.date, now: datetime.datetime, chunk: int 
                             created_at=now,
                             prev_hash=head,
                             hash=digest,
+                            key_id=key.id,
                         )
                     )
             RequestEvent.objects.bulk_create(events)

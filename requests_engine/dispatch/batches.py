@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from communities.documents import authorities_for, authority_filename, authority_pdf
 from core import outbox
-from core.audit import Actor, event_digest, normalise_payload
+from core.audit import Actor, current_key, event_digest, normalise_payload
 from core.models import OutboundMessage
 from core.pdf import sha256_hex
 from requests_engine import letters
@@ -695,6 +695,7 @@ def _apply(
     per_row: Callable[[DataRightsRequest], tuple[dict[str, Any], dict[str, Any]]] | None = None,
 ) -> None:
     now = timezone.now()
+    key = current_key()
     events = []
     changed: set[str] = set()
     common_payload = payload
@@ -710,6 +711,7 @@ def _apply(
         seq = request.history_seq + 1
         stream = f"request:{request.pk}"
         digest = event_digest(
+            key=key,
             prev_hash=request.history_head,
             stream=stream,
             seq=seq,
@@ -735,6 +737,7 @@ def _apply(
                 created_at=now,
                 prev_hash=request.history_head,
                 hash=digest,
+                key_id=key.id,
             )
         )
         request.history_seq, request.history_head, request.updated_at = seq, digest, now

@@ -10,6 +10,7 @@ from core.audit import Actor
 from requests_engine import services
 from requests_engine.events import chain_breaks
 from requests_engine.models import DataRightsRequest, RequestEvent
+from tests.tampering import behind_the_engines_back
 
 SYSTEM = Actor.system()
 
@@ -44,36 +45,41 @@ def test_verify_passes_on_an_intact_history(history):
 
 
 def test_verify_names_an_event_edited_by_hand(history):
-    RequestEvent.objects.filter(pk=history[1].pk).update(payload={"received_on": "2026-03-01"})
+    with behind_the_engines_back():
+        RequestEvent.objects.filter(pk=history[1].pk).update(payload={"received_on": "2026-03-01"})
     code, message = verify()
     assert code != 0
     assert f"event {history[1].pk}" in message and "edited" in message
 
 
 def test_verify_notices_a_changed_actor_or_time(history):
-    RequestEvent.objects.filter(pk=history[0].pk).update(actor_id="someone-else")
-    assert chain_breaks()[0].event_id == history[0].pk
-    RequestEvent.objects.filter(pk=history[0].pk).update(actor_id=history[0].actor_id)
-    RequestEvent.objects.filter(pk=history[2].pk).update(
-        created_at=history[2].created_at + dt.timedelta(seconds=1)
-    )
+    with behind_the_engines_back():
+        RequestEvent.objects.filter(pk=history[0].pk).update(actor_id="someone-else")
+        assert chain_breaks()[0].event_id == history[0].pk
+        RequestEvent.objects.filter(pk=history[0].pk).update(actor_id=history[0].actor_id)
+        RequestEvent.objects.filter(pk=history[2].pk).update(
+            created_at=history[2].created_at + dt.timedelta(seconds=1)
+        )
     assert chain_breaks()[0].event_id == history[2].pk
 
 
 def test_verify_notices_a_deleted_event_in_the_middle(history):
-    RequestEvent.objects.filter(pk=history[1].pk).delete()
+    with behind_the_engines_back():
+        RequestEvent.objects.filter(pk=history[1].pk).delete()
     code, message = verify()
     assert code != 0 and f"event {history[2].pk}" in message
 
 
 def test_verify_notices_the_latest_event_deleted(history):
-    RequestEvent.objects.filter(pk=history[2].pk).delete()
+    with behind_the_engines_back():
+        RequestEvent.objects.filter(pk=history[2].pk).delete()
     code, message = verify()
     assert code != 0 and f"request:{history[0].request_id}" in message
 
 
 def test_verify_names_the_first_of_several_breaks(history):
-    RequestEvent.objects.filter(pk__in=[history[0].pk, history[2].pk]).update(kind="request.fulfilled")
+    with behind_the_engines_back():
+        RequestEvent.objects.filter(pk__in=[history[0].pk, history[2].pk]).update(kind="request.fulfilled")
     breaks = chain_breaks()
     assert [b.event_id for b in breaks[:2]] == [history[0].pk, history[2].pk]
 
