@@ -7,6 +7,7 @@ in full, and re-rendered at signing to prove the signed text is the one shown.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -95,3 +96,31 @@ def render_mandate_text(*, member: Member, choices: MandateChoices, version: str
 
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+TERMS_VERSION = 1
+
+
+def terms_sha256(mandate: Mandate) -> str:
+    """SHA-256 over the terms stored on the mandate's row and its lists, bound to the hash of the signed text.
+    The signing event carries it (under the audit key), so verify_audit_log can tell when what the engine
+    acts on (rights, organisations, purposes, dates, choices) no longer says what the member signed."""
+    terms = {
+        "version": TERMS_VERSION,
+        "member": mandate.member_id,
+        "rights": sorted(mandate.rights),
+        "all_controllers": mandate.all_controllers,
+        # .all() so that a caller checking many mandates can prefetch the lists
+        "controllers": sorted(c.pk for c in mandate.controllers.all()),
+        "purposes": sorted(p.pk for p in mandate.purposes.all()),
+        "valid_from": mandate.valid_from.isoformat(),
+        "valid_until": mandate.valid_until.isoformat(),
+        "send_responses_to": mandate.send_responses_to,
+        "may_complain_to_controllers": mandate.may_complain_to_controllers,
+        "may_represent_before_ico": mandate.may_represent_before_ico,
+        "may_represent_in_court": mandate.may_represent_in_court,
+        "irreversible_without_asking": mandate.irreversible_without_asking,
+        "template_version": mandate.template_version,
+        "text_sha256": mandate.text_sha256,
+    }
+    return hashlib.sha256(json.dumps(terms, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -26,7 +26,7 @@ from requests_engine.dispatch.withdrawals import EXPIRED, NARROWED, REVOKED
 from requests_engine.events import describe, record_event
 from requests_engine.models import HANDOVER_STATES, OPEN_STATES, DataRightsRequest, RequestEvent
 
-from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, text_sha256
+from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, terms_sha256, text_sha256
 from .models import IRREVERSIBLE_RIGHTS, Community, Identifier, Invite, Mandate, Member, Notice, Right
 
 
@@ -221,6 +221,8 @@ def mandate_sign(
             to_state=mandate.state,
             payload={
                 "text_sha256": mandate.text_sha256,
+                # The stored terms, bound to the signed text: verify_audit_log re-checks them.
+                "terms_sha256": terms_sha256(mandate),
                 "template_version": TEMPLATE_VERSION,
                 "ip": ip,
                 **({"replaces": replaced.reference} if replaced else {}),

@@ -277,6 +277,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "requests_engine.tasks.send_coordinator_summaries",
         "schedule": crontab(hour=DAILY_EMAILS_HOUR, minute=5),
     },
+    # The audit log: checked, then its heads checkpointed outside the database, every night.
+    "verify-audit-log": {
+        "task": "requests_engine.tasks.verify_audit_log",
+        "schedule": crontab(hour=env.int("AUDIT_HOUR", default=3), minute=0),
+    },
+    "audit-checkpoint": {
+        "task": "requests_engine.tasks.audit_checkpoint",
+        "schedule": crontab(hour=env.int("AUDIT_HOUR", default=3), minute=20),
+    },
 }
 
 REST_FRAMEWORK = {
@@ -314,6 +323,17 @@ FIELD_ENCRYPTION_KEYS = (
     env.list("FIELD_ENCRYPTION_KEYS") if PRODUCTION else env.list("FIELD_ENCRYPTION_KEYS", default=[])
 )
 KEY_DIR = env.path("KEY_DIR", default=str(VAR_DIR / "keys"))
+# The audit log's HMAC keys (core.audit): "id:base64key,id:base64key", current first, older ones kept so
+# their events still verify. From the environment only, never the database: a database writer must not be
+# able to sign a forged event. Outside production an empty value means a key file created in KEY_DIR.
+AUDIT_KEYS = env.str("AUDIT_KEYS") if PRODUCTION else env.str("AUDIT_KEYS", default="")
+# Sealed checkpoints of every event stream's head (manage.py audit_checkpoint), kept outside the database so
+# that a rollback or truncation after one is caught; each is also emailed to AUDIT_CHECKPOINT_EMAIL if set.
+AUDIT_CHECKPOINT_DIR = env.path("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit"))
+AUDIT_CHECKPOINT_EMAIL = env.str("AUDIT_CHECKPOINT_EMAIL", default="")
+# Who runs the installation: told, with the coordinators of the communities concerned, when the audit log
+# fails its check.
+OPERATOR_EMAIL = env.str("OPERATOR_EMAIL", default="")
 # Returned data: upload limits per file and for a ZIP once unpacked.
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=100 * 1024 * 1024)
 UPLOAD_MAX_UNZIPPED_BYTES = env.int("UPLOAD_MAX_UNZIPPED_BYTES", default=1024 * 1024 * 1024)

@@ -185,3 +185,25 @@ def send_coordinator_summaries() -> int:
     from requests_engine.notices import coordinators
 
     return coordinators.coordinator_summaries_send()
+
+
+@shared_task
+def verify_audit_log() -> bool:
+    """Nightly, as `manage.py verify_audit_log`: on failure the operator and the coordinators of each
+    community concerned are told (once a day)."""
+    from requests_engine.audit import verification
+
+    return verification.audit_verify_and_notify()
+
+
+@shared_task
+def audit_checkpoint() -> str:
+    """Nightly, as `manage.py audit_checkpoint`: seal the heads outside the database, unless the check fails
+    (then the failure is reported instead, as verify_audit_log does)."""
+    from requests_engine.audit import checkpoints, verification
+
+    report = verification.audit_verify()
+    if not report.intact:
+        verification.audit_failure_notify(report)
+        return ""
+    return checkpoints.checkpoint_write().name

@@ -20,10 +20,12 @@ def seal_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _files_stay_in_tmp(settings, tmp_path, seal_dir):
-    """Uploaded and generated files, and the seal key, never land in the project's own var/."""
+    """Uploaded and generated files, the seal and audit keys and the audit checkpoints never land in the
+    project's own var/."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.SEAL_DIR = str(seal_dir)
     settings.KEY_DIR = str(tmp_path / "keys")
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "audit")
 
 
 @pytest.fixture
