@@ -35,6 +35,7 @@ PRODUCTION_VARIABLES = [
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
     "FIELD_ENCRYPTION_KEYS",
+    "AUDIT_KEYS",
 ]
 RUNTIME_DEBIAN_PACKAGES = [
     "libpango-1.0-0",
@@ -166,7 +167,8 @@ def test_every_env_example_variable_has_a_comment_line_above_it():
 
 
 @pytest.mark.parametrize(
-    "name", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "POSTGRES_PASSWORD", "DATABASE_URL", "EMAIL_URL"]
+    "name",
+    ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "AUDIT_KEYS", "POSTGRES_PASSWORD", "DATABASE_URL", "EMAIL_URL"],
 )
 def test_secrets_in_env_example_are_placeholders(name):
     assert "change-me" in env_example()[name]
