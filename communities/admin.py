@@ -7,8 +7,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import representation
-from .models import Community, Identifier, Invite, Mandate, Member, Purpose
+from . import representation, tenancy
+from .admin_tenancy import TenantAdminMixin, TenantInlineMixin
+from .models import Community, Identifier, Invite, Mandate, Member, Purpose, StaffMembership
 from .services import CommunityError
 
 
@@ -29,7 +30,7 @@ class PurposeForm(forms.ModelForm):
         return data
 
 
-class PurposeInline(admin.TabularInline):
+class PurposeInline(TenantInlineMixin, admin.TabularInline):
     model = Purpose
     form = PurposeForm
     extra = 1
@@ -61,7 +62,7 @@ class CommunityForm(forms.ModelForm):
 
 
 @admin.register(Community)
-class CommunityAdmin(admin.ModelAdmin):
+class CommunityAdmin(TenantAdminMixin, admin.ModelAdmin):
     form = CommunityForm
     list_display = ["name", "slug", "join_policy", "contact_email", "represents_before_ico"]
     prepopulated_fields = {"slug": ["name"]}
@@ -140,14 +141,14 @@ class CommunityAdmin(admin.ModelAdmin):
             representation.constitution_store(community_id=obj.pk, data=data)
 
 
-class IdentifierInline(admin.TabularInline):
+class IdentifierInline(TenantInlineMixin, admin.TabularInline):
     model = Identifier
     extra = 0
     autocomplete_fields = ["controller"]
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = ["full_name", "reference", "community", "joined_at", "left_at"]
     list_filter = ["community"]
     search_fields = ["full_name", "reference", "user__email"]
@@ -157,7 +158,7 @@ class MemberAdmin(admin.ModelAdmin):
 
 
 @admin.register(Mandate)
-class MandateAdmin(admin.ModelAdmin):
+class MandateAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "member", "state", "valid_from", "valid_until", "signed_at"]
     list_filter = ["state", "member__community"]
     search_fields = ["reference", "member__full_name", "member__reference"]
@@ -197,7 +198,7 @@ def _in_two_weeks():
 
 
 @admin.register(Invite)
-class InviteAdmin(admin.ModelAdmin):
+class InviteAdmin(TenantAdminMixin, admin.ModelAdmin):
     """Invite links for closed communities: a coordinator creates one and sends the link to the person."""
 
     list_display = ["community", "note", "link", "uses", "max_uses", "expires_at"]
@@ -222,3 +223,48 @@ class InviteAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(StaffMembership)
+class StaffMembershipAdmin(admin.ModelAdmin):
+    """Who works in which community's back office, and in which role. Only superusers give roles: a role is
+    access to members' data."""
+
+    list_display = ["user", "community", "role", "created_at"]
+    list_filter = ["role", "community"]
+    search_fields = ["user__email", "user__username", "community__name"]
+    autocomplete_fields = ["user"]
+    fields = ["user", "community", "role"]
+
+    def _superuser(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self._superuser(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._superuser(request)
+
+    def has_add_permission(self, request):
+        return self._superuser(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._superuser(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._superuser(request)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A role moves to another person or community by removing it and giving a new one.
+        return ["user", "community"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so the user's role groups follow their roles.
+        obj.pk = tenancy.staff_role_grant(user=obj.user, community=obj.community, role=obj.role).pk
+
+    def delete_model(self, request, obj):
+        tenancy.staff_role_revoke(user=obj.user, community=obj.community)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("user", "community"):
+            tenancy.staff_role_revoke(user=membership.user, community=membership.community)

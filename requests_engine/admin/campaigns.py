@@ -10,11 +10,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from communities import tenancy
+from communities.admin_tenancy import TenantAdminMixin
 from core.audit import Actor
 from requests_engine import forms
 from requests_engine.admin.complaints import (
@@ -54,6 +56,7 @@ class CampaignAdmin(ServiceTransitionAdmin):
     service_actions = {
         "launch": lambda c, a: launch.campaign_launch(campaign_id=c.pk, actor=a),
     }
+    transition_perms = {"launch": tenancy.LAUNCH}
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_requests=Count("requests"))
@@ -100,18 +103,24 @@ class CampaignAdmin(ServiceTransitionAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def progress_view(self, request, campaign_id: int):
-        campaign = get_object_or_404(Campaign, pk=campaign_id)
-        if not self.has_view_permission(request, campaign):
-            raise Http404
+        campaign = self.tenant_object_or_404(request, campaign_id)
         return render(
             request,
             "admin/requests_engine/campaign/progress.html",
             {"campaign": campaign, "progress": campaign_selectors.campaign_progress(campaign)},
         )
 
-    def ask_identifiers_view(self, request, campaign_id: int):
-        if request.method != "POST" or not self.has_change_permission(request):
+    def _campaign_to_ask_about(self, request, campaign_id: int) -> Campaign:
+        """Asking members about a campaign is part of running it: the coordinator's, in its community."""
+        if request.method != "POST":
             raise Http404
+        campaign = self.tenant_object_or_404(request, campaign_id, perm=tenancy.LAUNCH)
+        if not self.has_change_permission(request, campaign):
+            raise Http404
+        return campaign
+
+    def ask_identifiers_view(self, request, campaign_id: int):
+        self._campaign_to_ask_about(request, campaign_id)
         asked = campaign_identifiers.campaign_ask_for_identifiers(
             campaign_id=campaign_id, actor=Actor.user(request.user)
         )
@@ -119,8 +128,7 @@ class CampaignAdmin(ServiceTransitionAdmin):
         return redirect("admin:requests_engine_campaign_change", campaign_id)
 
     def ask_confirmation_view(self, request, campaign_id: int):
-        if request.method != "POST" or not self.has_change_permission(request):
-            raise Http404
+        self._campaign_to_ask_about(request, campaign_id)
         try:
             confirm_by = date.fromisoformat(request.POST.get("confirm_by", ""))
         except ValueError:
@@ -143,8 +151,7 @@ class CampaignAdmin(ServiceTransitionAdmin):
         return redirect("admin:requests_engine_campaign_change", campaign_id)
 
     def ask_authority_view(self, request, campaign_id: int):
-        if request.method != "POST" or not self.has_change_permission(request):
-            raise Http404
+        self._campaign_to_ask_about(request, campaign_id)
         asked = campaign_authorise.campaign_ask_to_authorise(
             campaign_id=campaign_id, actor=Actor.user(request.user)
         )
@@ -166,7 +173,7 @@ class CampaignAdmin(ServiceTransitionAdmin):
 
 
 @admin.register(Batch)
-class BatchAdmin(admin.ModelAdmin):
+class BatchAdmin(TenantAdminMixin, admin.ModelAdmin):
     """Batches, and for letter controllers the print pack and the "posted" step."""
 
     change_form_template = "admin/requests_engine/batch/change_form.html"
@@ -206,9 +213,7 @@ class BatchAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">Download {}</a>', url, field.name.rsplit("/", 1)[-1])
 
     def file_view(self, request, batch_id: int, which: str):
-        batch = get_object_or_404(Batch, pk=batch_id)
-        if not self.has_view_permission(request, batch):
-            raise PermissionDenied
+        batch = self.tenant_object_or_404(request, batch_id)
         field = {"letter": batch.letter_pdf, "manifest": batch.manifest}.get(which)
         if not field:
             raise Http404("This batch has no such file.")
@@ -235,16 +240,16 @@ class BatchAdmin(admin.ModelAdmin):
         return extra + super().get_urls()
 
     def letter_pack_view(self, request, batch_id: int):
-
-        batch = get_object_or_404(Batch, pk=batch_id)
+        batch = self.tenant_object_or_404(request, batch_id)
         pdf = manual.letter_pack(batch_id=batch.pk)
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="letter-pack-{batch.reference}.pdf"'
         return response
 
     def posted_view(self, request, batch_id: int):
-
-        batch = get_object_or_404(Batch, pk=batch_id)
+        batch = self.tenant_object_or_404(request, batch_id)
+        if not self.has_change_permission(request, batch):
+            raise PermissionDenied
         form = forms.PostedForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:

@@ -25,6 +25,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from communities import tenancy
+from communities.admin_tenancy import TenantAdminMixin
 from core.audit import Actor
 from requests_engine.admin.dashboard import AcknowledgementFilter
 from requests_engine.admin.shared import ComplaintEventInline
@@ -212,7 +214,7 @@ class NextStepFilter(admin.SimpleListFilter):
         return queryset if rule is None else queryset.filter(rule)
 
 
-class ComplaintAdmin(admin.ModelAdmin):
+class ComplaintAdmin(TenantAdminMixin, admin.ModelAdmin):
     change_form_template = f"{TEMPLATES}/change_form.html"
     list_display = [
         "reference",
@@ -324,11 +326,26 @@ class ComplaintAdmin(admin.ModelAdmin):
         ]
         return extra + super().get_urls()
 
+    def may_take(self, request: HttpRequest, complaint: Complaint, step: str) -> bool:
+        """A caseworker records the controller's acknowledgement; approving, sending, outcomes and the ICO
+        pack (building it or downloading it) are the coordinator's; a viewer downloads a controller
+        complaint's file only."""
+        if step == "download":
+            return complaint.kind != K.ICO or self.may(request, tenancy.APPROVE, complaint)
+        if not self.has_change_permission(request, complaint):
+            return False
+        return step == "acknowledge" or self.may(request, tenancy.APPROVE, complaint)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         complaint = self.get_object(request, object_id)
+        steps = [
+            (step, label)
+            for step, label in (available_steps(complaint) if complaint else [])
+            if complaint and self.may_take(request, complaint, step)
+        ]
         extra_context = {
             **(extra_context or {}),
-            "steps": available_steps(complaint) if complaint else [],
+            "steps": steps,
             "ico_not_yet": selectors.ico_pack_not_yet(complaint) if complaint else "",
             "ico_window": selectors.ico_window_closes_on(complaint)
             if complaint
@@ -351,10 +368,10 @@ class ComplaintAdmin(admin.ModelAdmin):
         if step not in dict(available_steps(complaint)):
             self.message_user(request, f"{complaint} cannot do that now.", messages.ERROR)
             return redirect("admin:requests_engine_complaint_change", complaint.pk)
+        if not self.may_take(request, complaint, step):
+            raise Http404
         if step == "download":
             return self._download(complaint)
-        if not self.has_change_permission(request, complaint):
-            raise Http404
         if step == "ico-pack":
             return self._ico_pack_view(request, complaint)
         form_class, title, action = STEPS[step]
@@ -496,7 +513,8 @@ def _draft_for_pairs(request: HttpRequest, modeladmin, pairs: set[tuple[int, int
 @admin.action(description="Draft complaints to controllers for escalated requests", permissions=["change"])
 def draft_complaints_action(modeladmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     """For CampaignAdmin.actions: one draft per controller of each selected campaign that has escalated
-    requests (updating any draft already there)."""
+    requests (updating any draft already there). Only in communities where the user approves escalations."""
+    queryset = modeladmin.tenant_actionable(request, queryset, tenancy.APPROVE)
     pairs = set(
         Campaign.controllers.through.objects.filter(campaign_id__in=queryset.values("pk")).values_list(
             "campaign_id", "controller_id"
@@ -508,7 +526,9 @@ def draft_complaints_action(modeladmin, request: HttpRequest, queryset: QuerySet
 @admin.action(description="Draft complaints to their controllers", permissions=["change"])
 def draft_complaints_for_requests_action(modeladmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     """For DataRightsRequestAdmin.actions: drafts for the campaign × controller of the selected requests
-    (each draft covers every escalated request of that pair, not only the selected ones)."""
+    (each draft covers every escalated request of that pair, not only the selected ones). Only in
+    communities where the user approves escalations."""
+    queryset = modeladmin.tenant_actionable(request, queryset, tenancy.APPROVE)
     pairs = set(
         queryset.exclude(campaign__isnull=True).values_list("campaign_id", "controller_id").distinct()
     )

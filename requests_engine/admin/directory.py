@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 
+from communities import tenancy
+from communities.admin_tenancy import TenantAdminMixin
 from requests_engine.directory.contacts import contact_issue_api_token, contact_revoke
 from requests_engine.models import (
     Controller,
@@ -23,7 +25,7 @@ class ControllerContactInline(admin.TabularInline):
 
 
 @admin.register(ControllerContact)
-class ControllerContactAdmin(admin.ModelAdmin):
+class ControllerContactAdmin(TenantAdminMixin, admin.ModelAdmin):
     """Contacts at controllers: portal access by emailed link, and API tokens shown once when issued."""
 
     list_display = ["email", "controller", "is_active", "api_token_hint", "last_seen_at"]
@@ -33,7 +35,7 @@ class ControllerContactAdmin(admin.ModelAdmin):
     readonly_fields = ["api_token_hint", "last_seen_at", "created_at"]
     actions = ["issue_api_token", "revoke_access"]
 
-    @admin.action(description="Issue a new API token (shown once)")
+    @admin.action(description="Issue a new API token (shown once)", permissions=["change"])
     def issue_api_token(self, request, queryset):
 
         for contact in queryset.filter(is_active=True):
@@ -44,7 +46,7 @@ class ControllerContactAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Revoke portal and API access")
+    @admin.action(description="Revoke portal and API access", permissions=["change"])
     def revoke_access(self, request, queryset):
 
         for contact in queryset:
@@ -53,7 +55,7 @@ class ControllerContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(Controller)
-class ControllerAdmin(admin.ModelAdmin):
+class ControllerAdmin(TenantAdminMixin, admin.ModelAdmin):
     inlines = [ControllerContactInline]
     list_display = ["name", "slug", "transport", "email", "jurisdiction", "open_requests"]
     list_filter = ["transport", "jurisdiction", "individual_requests", "quality"]
@@ -61,13 +63,18 @@ class ControllerAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
     def get_queryset(self, request):
+        # The directory is shared; the open requests counted are those of the user's own communities.
+        mine = Q()
+        if not request.user.is_superuser:
+            mine = Q(requests__member__community__in=tenancy.communities_of(request.user))
         return (
             super()
             .get_queryset(request)
             .annotate(
                 _open=Count(
                     "requests",
-                    filter=Q(
+                    filter=mine
+                    & Q(
                         requests__state__in=[
                             s.value
                             for s in RequestState

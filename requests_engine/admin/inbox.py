@@ -15,10 +15,12 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
+from communities import tenancy
+from communities.admin_tenancy import TenantAdminMixin
 from core import crypto
 from core.audit import Actor
 from requests_engine.exceptions import RequestEngineError
-from requests_engine.models import InboundMessage
+from requests_engine.models import Batch, DataRightsRequest, InboundMessage
 from requests_engine.responses import inbound
 
 MAX_EML_BYTES = 25 * 1024 * 1024  # about the largest message mail servers accept
@@ -44,6 +46,9 @@ class ReplyUploadForm(forms.Form):
         return raw
 
 
+CHANGE = "requests_engine.change_inboundmessage"
+
+
 class InboxActionForm(ActionForm):
     reference = forms.CharField(
         required=False,
@@ -54,7 +59,7 @@ class InboxActionForm(ActionForm):
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(admin.ModelAdmin):
+class InboundMessageAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = ["received_at", "from_address", "subject", "status", "matched_by", "batch", "request"]
     list_filter = ["status", "matched_by"]
     list_select_related = ["batch__controller", "request"]
@@ -118,6 +123,14 @@ class InboundMessageAdmin(admin.ModelAdmin):
         # The changelist's actions need "change"; a message itself is never edited.
         return obj is None and super().has_change_permission(request, obj)
 
+    def _reference_is_mine(self, request, reference: str) -> bool:
+        """A reply is attached only to a request or batch where the user handles the inbox."""
+        forms = list(dict.fromkeys([reference.strip(), reference.strip().upper()]))
+        return any(
+            tenancy.scope(model.objects.filter(reference__in=forms), request.user, perm=CHANGE).exists()
+            for model in (DataRightsRequest, Batch)
+        )
+
     def _message(self, obj: InboundMessage):
         # Parsed once per row: several columns read the same message.
         if not hasattr(obj, "_parsed"):
@@ -156,7 +169,14 @@ class InboundMessageAdmin(admin.ModelAdmin):
         reference = request.POST.get("reference", "")
         actor = Actor.user(request.user)
         attached = 0
-        for pk in queryset.values_list("pk", flat=True):
+        if not self._reference_is_mine(request, reference):
+            self.message_user(
+                request,
+                f"No request or batch of your communities has the reference {reference.strip()!r}.",
+                messages.ERROR,
+            )
+            return
+        for pk in self.tenant_actionable(request, queryset, CHANGE).values_list("pk", flat=True):
             try:
                 inbound.inbound_attach(inbound_id=pk, reference=reference, actor=actor)
             except RequestEngineError as exc:
@@ -170,7 +190,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
     def dismiss(self, request, queryset):
         actor = Actor.user(request.user)
         dismissed = 0
-        for pk in queryset.values_list("pk", flat=True):
+        for pk in self.tenant_actionable(request, queryset, CHANGE).values_list("pk", flat=True):
             try:
                 inbound.inbound_dismiss(inbound_id=pk, actor=actor)
             except RequestEngineError as exc:

@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
+from communities import tenancy
+from communities.admin_tenancy import TenantAdminMixin
 from core.audit import Actor
 from requests_engine import forms, services
 from requests_engine.admin import dashboard as admin_dashboard
@@ -111,6 +113,16 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
         "withdraw": lambda r, a, **kw: services.request_withdraw(request_id=r.pk, actor=a, **kw),
     }
 
+    # Approving a request for dispatch, taking it to a complaint or the ICO, closing or withdrawing it are
+    # the coordinator's; a caseworker records what controllers answer.
+    transition_perms = {
+        "approve": tenancy.APPROVE,
+        "complain_to_controller": tenancy.APPROVE,
+        "escalate_to_ico": tenancy.APPROVE,
+        "close": tenancy.APPROVE,
+        "withdraw": tenancy.APPROVE,
+    }
+
     actions = ["mark_submitted_by_web_form", draft_complaints_for_requests_action]
 
     @admin.display(description="escalation flags")
@@ -149,11 +161,11 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
             manual.webform_text(obj),
         )
 
-    @admin.action(description="Mark submitted through the web form today")
+    @admin.action(description="Mark submitted through the web form today", permissions=["change"])
     def mark_submitted_by_web_form(self, request, queryset):
-
         done, problems = 0, []
-        for data_request in queryset.filter(state=RequestState.QUEUED):
+        mine = self.tenant_actionable(request, queryset, "requests_engine.change_datarightsrequest")
+        for data_request in mine.filter(state=RequestState.QUEUED):
             try:
                 manual.request_mark_submitted(
                     request_id=data_request.pk,
@@ -175,14 +187,14 @@ class DataRightsRequestAdmin(ServiceTransitionAdmin):
 
 
 @admin.register(ReceivedFile)
-class ReceivedFileAdmin(admin.ModelAdmin):
+class ReceivedFileAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = ["original_name", "request", "content_type", "size", "received_at", "delete_after"]
     readonly_fields = ["request", "original_name", "stored", "size", "content_type", "sha256", "received_at"]
     list_select_related = ["request"]
 
 
 @admin.register(RequestEvent)
-class RequestEventAdmin(admin.ModelAdmin):
+class RequestEventAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "stream", "seq", "kind", "actor_kind", "from_state", "to_state"]
     list_filter = ["kind", "actor_kind"]
     search_fields = ["stream"]

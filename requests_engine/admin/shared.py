@@ -8,6 +8,7 @@ from collections.abc import Callable
 from django.contrib import admin, messages
 from django_fsm.admin import FSMAdminMixin
 
+from communities.admin_tenancy import TenantAdminMixin
 from core.audit import Actor
 from requests_engine.events import describe
 from requests_engine.exceptions import RequestEngineError
@@ -16,16 +17,37 @@ from requests_engine.models import (
 )
 
 
-class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
-    """Routes django-fsm admin buttons to services.<action>(…, actor=coordinator)."""
+class ServiceTransitionAdmin(TenantAdminMixin, FSMAdminMixin, admin.ModelAdmin):
+    """Routes django-fsm admin buttons to services.<action>(…, actor=coordinator). A button needs "change"
+    on the record in its community, and the steps in `transition_perms` a permission only coordinators hold
+    (communities/tenancy.py: launching, approving, escalating)."""
 
     fsm_fields = ["state"]
     service_actions: dict[str, Callable[..., object]] = {}
+    transition_perms: dict[str, str] = {}
 
     def get_help_text(self, transition) -> str:
         return transition.custom.get("help_text") or ""
 
+    def may_transition(self, request, obj, transition_name: str) -> bool:
+        if not self.has_change_permission(request, obj):
+            return False
+        perm = self.transition_perms.get(transition_name)
+        return perm is None or self.may(request, perm, obj)
+
+    def _get_fsm_extra_context(self, *, request, obj):
+        # Only the buttons this user may press on this record are shown.
+        for block in super()._get_fsm_extra_context(request=request, obj=obj):
+            block.available_transitions = [
+                t for t in block.available_transitions if self.may_transition(request, obj, t.name)
+            ]
+            if block.available_transitions:
+                yield block
+
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None) -> bool:
+        if not self.may_transition(request, obj, transition_name):
+            self.message_user(request, "You may not do that in this community.", messages.ERROR)
+            return False
         action = self.service_actions.get(transition_name)
         if action is None:
             self.message_user(

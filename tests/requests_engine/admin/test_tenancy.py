@@ -1,0 +1,355 @@
+"""Communities are tenants: two communities on one installation, each with its coordinator, caseworker and
+viewer, and a staff user with no community. Every admin URL (lists, change, history and delete pages, every
+custom view and transition) and every admin action is tried by each of another community's staff against
+this community's records: none may show them or change them. Then what each role may do at home."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.test import Client, RequestFactory
+from django.utils import timezone
+
+from communities import tenancy
+from communities.models import Community, Identifier, Invite, Role, StaffMembership
+from core import crypto
+from core.audit import Actor
+from core.models import OutboundMessage
+from requests_engine import services
+from requests_engine.admin.complaints import STEPS
+from requests_engine.campaigns import launch
+from requests_engine.models import (
+    Batch,
+    Campaign,
+    Complaint,
+    DataRightsRequest,
+    InboundMessage,
+    ReceivedFile,
+    RequestEvent,
+)
+from tests.factories import make_campaign, make_mandate, make_member, make_purpose, make_request
+
+pytestmark = pytest.mark.django_db
+SYSTEM = Actor.system()
+CONTROLLER_ACTOR = Actor(Actor.CONTROLLER, "1")
+TODAY = timezone.localdate
+
+
+@dataclass
+class Tenant:
+    """One community's staff and a record of every kind the back office shows."""
+
+    community: Community
+    staff: dict[str, Any] = field(default_factory=dict)  # role → user
+    objects: dict[str, Any] = field(default_factory=dict)  # model label → a record of this community
+    markers: set[str] = field(default_factory=set)  # text that only this community's records carry
+
+    def fingerprint(self) -> tuple:
+        """Everything an attempt could change in this community, or send."""
+        community = self.community
+        return (
+            RequestEvent.objects.filter(tenancy._in(RequestEvent, [community.pk])).count(),
+            sorted(DataRightsRequest.objects.filter(member__community=community).values_list("pk", "state")),
+            sorted(Campaign.objects.filter(community=community).values_list("pk", "state", "name")),
+            sorted(
+                Batch.objects.filter(campaign__community=community).values_list("pk", "state", "posted_on")
+            ),
+            sorted(Complaint.objects.filter(community=community).values_list("pk", "state", "grounds")),
+            sorted(InboundMessage.objects.values_list("pk", "status", "request_id", "batch_id")),
+            sorted(community.members.values_list("pk", "full_name", "left_at")),
+            Identifier.objects.filter(member__community=community).count(),
+            sorted(Invite.objects.filter(community=community).values_list("pk", "note", "max_uses")),
+            sorted(community.purposes.values_list("pk", "name", "text")),
+            Community.objects.filter(pk=community.pk).values_list("name", "contact_email", "purpose").get(),
+            ReceivedFile.objects.filter(request__member__community=community).count(),
+            sorted(StaffMembership.objects.values_list("user_id", "community_id", "role")),
+            OutboundMessage.objects.count(),
+        )
+
+
+def staff_user(email: str):
+    return get_user_model().objects.create_user(email, email, "pw", is_staff=True)
+
+
+def build_tenant(community: Community, controller, word: str) -> Tenant:
+    """A community with its three staff roles and one record of each kind, named with `word`."""
+    tenant = Tenant(community)
+    for role in Role:
+        user = staff_user(f"{role.value}@{word.lower()}.test")
+        tenancy.staff_role_grant(user=user, community=community, role=role)
+        tenant.staff[role.value] = user
+    community.controllers.add(controller)
+    purpose = make_purpose(community, f"Purpose of the {word} people.")
+    member = make_member(community, f"{word} Member", email=f"member@{word.lower()}.test")
+    mandate = make_mandate(member)
+    identifier = Identifier.objects.create(
+        member=member, kind=Identifier.Kind.ACCOUNT_ID, value=f"ACCOUNT-{word.upper()}"
+    )
+    invite = Invite.objects.create(
+        community=community, note=f"Invite for {word}", expires_at=timezone.now() + dt.timedelta(days=3)
+    )
+    draft = make_campaign(
+        community, name=f"{word} draft campaign", rights=["access"], purpose=purpose, controllers=[controller]
+    )
+    launched = make_campaign(
+        community,
+        name=f"{word} launched campaign",
+        rights=["access"],
+        purpose=purpose,
+        controllers=[controller],
+    )
+    launch.campaign_launch(campaign_id=launched.pk, actor=SYSTEM, dispatch=False)
+    launched.refresh_from_db()
+    batch = Batch.objects.get(campaign=launched)
+    queued = DataRightsRequest.objects.get(campaign=launched)
+    draft_request = make_request(member, controller, reference=f"R-{word.upper()}-DRAFT")
+    sent = make_request(member, controller, reference=f"R-{word.upper()}-SENT")
+    services.request_approve(request_id=sent.pk, actor=SYSTEM)
+    services.request_dispatch(request_id=sent.pk, received_on=TODAY() - dt.timedelta(days=40), actor=SYSTEM)
+    refused = make_request(member, controller, reference=f"R-{word.upper()}-REFUSED")
+    services.request_approve(request_id=refused.pk, actor=SYSTEM)
+    services.request_dispatch(request_id=refused.pk, received_on=TODAY() - dt.timedelta(days=3), actor=SYSTEM)
+    services.request_refuse(request_id=refused.pk, ground="other", reasons="No.", actor=CONTROLLER_ACTOR)
+    received = ReceivedFile.objects.create(
+        request=refused,
+        original_name=f"{word.lower()}-data.csv",
+        stored=crypto.save_encrypted(f"received/{word}.csv.enc", b"a,b\n"),
+        size=4,
+        content_type="text/csv",
+        sha256="0" * 64,
+    )
+    complaint = Complaint.objects.create(
+        reference=f"K-{word.upper()}",
+        kind=Complaint.Kind.CONTROLLER,
+        state=Complaint.State.DRAFT,
+        community=community,
+        controller=controller,
+        grounds=f"Grounds of the {word} complaint.",
+    )
+    complaint.requests.add(refused)
+    complaint.evidence_pack.save(f"{word}-complaint.pdf", ContentFile(b"%PDF-1.4 evidence"), save=True)
+    inbound = InboundMessage.objects.create(
+        mailbox="replies@host/INBOX",
+        uid_validity=1,
+        uid=community.pk,
+        subject=f"Re: the {word} request",
+        from_address="dpo@acme.test",
+        raw=crypto.save_encrypted(f"inbound/{word}.eml.enc", f"Subject: Re: {word}\n\nHello.\n".encode()),
+        raw_sha256="-",
+        status=InboundMessage.Status.MATCHED,
+        request=sent,
+    )
+    tenant.objects = {
+        "communities.community": community,
+        "communities.member": member,
+        "communities.mandate": mandate,
+        "communities.invite": invite,
+        "requests_engine.campaign": draft,
+        "requests_engine.campaign/launched": launched,
+        "requests_engine.batch": batch,
+        "requests_engine.datarightsrequest": sent,
+        "requests_engine.datarightsrequest/draft": draft_request,
+        "requests_engine.datarightsrequest/queued": queued,
+        "requests_engine.datarightsrequest/refused": refused,
+        "requests_engine.receivedfile": received,
+        "requests_engine.complaint": complaint,
+        "requests_engine.inboundmessage": inbound,
+        "requests_engine.requestevent": RequestEvent.objects.filter(request=sent).first(),
+    }
+    tenant.markers = {
+        f"{word} Member",
+        member.reference,
+        mandate.reference,
+        identifier.value,
+        invite.note,
+        purpose.name,
+        draft.name,
+        draft.reference,
+        launched.name,
+        launched.reference,
+        batch.reference,
+        queued.reference,
+        draft_request.reference,
+        sent.reference,
+        refused.reference,
+        received.original_name,
+        complaint.reference,
+        inbound.subject,
+        f"{word} Guild",
+    }
+    return tenant
+
+
+@pytest.fixture
+def second_community_cast(community, controller):
+    """The standing community ("Writers") and a second one ("Readers") on the same installation, each with
+    its coordinator, caseworker, viewer and records; plus a staff user who belongs to no community."""
+    Community.objects.filter(pk=community.pk).update(name="Alpha Guild")
+    community.refresh_from_db()
+    readers = Community.objects.create(
+        slug="readers",
+        name="Beta Guild",
+        purpose="Reading.",
+        contact_email="r@readers.test",
+        rights=["access"],
+    )
+    home = build_tenant(community, controller, "Alpha")
+    other = build_tenant(readers, controller, "Beta")
+    return {"home": home, "other": other, "nobody": staff_user("nobody@staff.test")}
+
+
+# -- every URL and action, tried across tenants ----------------------------------------------------------
+
+OBJECT_PARAMS = {"object_id", "campaign_id", "batch_id", "complaint_id", "request_id"}
+FORM_DATA = {
+    # Enough for any step's form to be valid, so that a missing check would let it through.
+    "months": "1",
+    "reason": "Because.",
+    "noticed_on": "2026-01-05",
+    "kind": "identity",
+    "question": "Who?",
+    "asked_on": "2026-01-05",
+    "received_on": "2026-01-05",
+    "answer": "Here.",
+    "note": "Note.",
+    "answered_on": "2026-01-05",
+    "ground": "other",
+    "reasons": "No.",
+    "outcome": "Done.",
+    "case_reference": "IC-1",
+    "posted_on": "2026-01-05",
+    "confirm_by": "2027-01-31",
+    "grounds": "Grounds.",
+    "acknowledged_on": "2026-01-05",
+    "submitted_on": "2026-01-05",
+    "what_happened": "It happened.",
+    "harm": "Harm.",
+    "ask": "Ask.",
+    "present": ["purposes"],
+    "name": "Changed",
+    "full_name": "Changed",
+    "text": "Changed",
+    "contact_email": "changed@x.test",
+    "purpose": "Changed",
+    "note_": "x",
+    "max_uses": "9",
+    "post": "yes",  # confirms a delete page
+}
+
+
+def _route_values(param: str, model_admin, obj) -> list[str]:
+    if param in OBJECT_PARAMS:
+        return [str(obj.pk)]
+    if param == "which":
+        return ["letter", "manifest"]
+    if param == "step":
+        return [*STEPS, "download", "ico-pack"]
+    if param == "transition_name":
+        return sorted(getattr(model_admin, "service_actions", {}) or ["none"])
+    return ["x"]
+
+
+def admin_urls(model_admin, obj) -> list[str]:
+    """Every URL the model admin serves, filled in with `obj` (and every step, file or transition)."""
+    opts = model_admin.model._meta
+    base = f"/admin/{opts.app_label}/{opts.model_name}/"
+    urls: list[str] = []
+    for pattern in model_admin.get_urls():
+        route = str(pattern.pattern)
+        params = re.findall(r"<(?:\w+:)?(\w+)>", route)
+        if not params or not (set(params) & OBJECT_PARAMS):
+            continue
+        filled = [route]
+        for param in params:
+            values = _route_values(param, model_admin, obj)
+            filled = [re.sub(rf"<(?:\w+:)?{param}>", value, r, count=1) for r in filled for value in values]
+        urls += [base + r for r in filled]
+    return urls
+
+
+EXPECTED_ATTEMPTS = 1452
+AUTOCOMPLETE_USERS = (
+    "/admin/autocomplete/?app_label=communities&model_name=staffmembership&field_name=user&term=alpha"
+)
+
+
+def _superuser_request():
+    request = RequestFactory().get("/admin/")
+    request.user = get_user_model()(is_superuser=True, is_staff=True, is_active=True)
+    return request
+
+
+def _leaked(response, markers: set[str]) -> str | None:
+    if response.status_code in (301, 302, 403, 404, 405):
+        return None
+    if getattr(response, "streaming", False):
+        return f"a file ({response.status_code})"
+    body = response.content.decode(errors="replace")
+    shown = sorted(m for m in markers if m in body)
+    if response.status_code != 200:
+        return f"status {response.status_code}"
+    return f"shows {shown}" if shown else None
+
+
+def test_no_admin_url_or_action_shows_or_changes_another_community_s_records(second_community_cast):
+    home: Tenant = second_community_cast["home"]
+    other: Tenant = second_community_cast["other"]
+    intruders = [*other.staff.values(), second_community_cast["nobody"]]
+    attempts, leaks = 0, []
+    before = home.fingerprint()
+    # The reference an intruder types into the inbox's "attach" box is echoed in the refusal on the next page:
+    # they typed it, so it is not shown to them by us (a listed row would carry the member's name as well).
+    typed = home.objects["requests_engine.datarightsrequest"].reference
+    markers = home.markers - {typed}
+
+    def attempt(client, method: str, url: str, data: dict | None = None, who: str = "") -> None:
+        nonlocal attempts, before
+        attempts += 1
+        response = getattr(client, method)(url, data or {})
+        problem = _leaked(response, markers)
+        now = home.fingerprint()
+        if now != before:
+            problem = f"changed the community's records ({problem or response.status_code})"
+            before = now
+        if problem:
+            leaks.append(f"{who} {method.upper()} {url}: {problem}")
+
+    for intruder in intruders:
+        client = Client()
+        client.force_login(intruder)
+        who = intruder.email
+        attempt(client, "get", "/admin/", who=who)
+        for model, model_admin in admin.site._registry.items():
+            opts = model._meta
+            changelist = f"/admin/{opts.app_label}/{opts.model_name}/"
+            attempt(client, "get", changelist, who=who)
+            attempt(client, "get", changelist + "?q=Alpha", who=who)
+            attempt(client, "get", changelist + "add/", who=who)
+            targets = [o for label, o in home.objects.items() if label.split("/")[0] == opts.label_lower]
+            for target in targets:
+                for url in admin_urls(model_admin, target):
+                    attempt(client, "get", url, who=who)
+                    attempt(client, "post", url, FORM_DATA, who=who)
+                # Every action of the model, on this community's record.
+                for action in model_admin.get_actions(_superuser_request()):
+                    data = {
+                        "action": action,
+                        "_selected_action": [target.pk],
+                        "index": "0",
+                        "post": "yes",
+                        "reference": typed,
+                    }
+                    attempt(client, "post", changelist, data, who=who)
+        # The one autocomplete over people: choosing whom to give a role.
+        attempt(client, "get", AUTOCOMPLETE_USERS, who=who)
+    assert leaks == [], "\n".join(leaks)
+    # Four intruders × (the index, 20 admins' lists, searches and add pages, every URL and action on each of
+    # 15 records, one autocomplete): if a new admin, URL or action appears, this number says so.
+    assert (attempts, len(leaks)) == (EXPECTED_ATTEMPTS, 0), f"{attempts} attempts, {len(leaks)} leaks"
