@@ -76,6 +76,8 @@ class CampaignAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "controllers" not in self.fields:
+            return  # read-only for this user (a viewer or caseworker): the admin shows the fields as text
         community = self._community()
         controllers = cast(forms.ModelMultipleChoiceField, self.fields["controllers"])
         purpose = cast(forms.ModelChoiceField, self.fields["purpose"])

@@ -361,15 +361,13 @@ class ComplaintAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     def step_view(self, request: HttpRequest, complaint_id: int, step: str) -> HttpResponseBase:
         complaint = get_object_or_404(
-            Complaint.objects.select_related("controller", "community"), pk=complaint_id
+            self.get_queryset(request).select_related("controller", "community"), pk=complaint_id
         )
-        if not self.has_view_permission(request, complaint):
+        if not self.has_view_permission(request, complaint) or not self.may_take(request, complaint, step):
             raise Http404
         if step not in dict(available_steps(complaint)):
             self.message_user(request, f"{complaint} cannot do that now.", messages.ERROR)
             return redirect("admin:requests_engine_complaint_change", complaint.pk)
-        if not self.may_take(request, complaint, step):
-            raise Http404
         if step == "download":
             return self._download(complaint)
         if step == "ico-pack":

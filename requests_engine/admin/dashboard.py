@@ -15,10 +15,11 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from communities import tenancy
 from requests_engine.escalation import selectors
 from requests_engine.models import CLOCK_STATES, Complaint, DataRightsRequest, RefusalGround, RequestState
 
@@ -114,9 +115,12 @@ def _requests_url(**params: str) -> str:
     return _changelist(DataRightsRequest, **params)
 
 
-def request_figures(today: datetime.date) -> tuple[list[Figure], list[Figure]]:
-    """(deadline figures, refusals by ground); two queries."""
-    counts = DataRightsRequest.objects.filter(due_soon(today) | overdue(today)).aggregate(
+def request_figures(
+    today: datetime.date, requests: QuerySet[DataRightsRequest] | None = None
+) -> tuple[list[Figure], list[Figure]]:
+    """(deadline figures, refusals by ground) over `requests` (every request by default); two queries."""
+    requests = DataRightsRequest.objects.all() if requests is None else requests
+    counts = requests.filter(due_soon(today) | overdue(today)).aggregate(
         soon=Count("pk", filter=due_soon(today)), late=Count("pk", filter=overdue(today))
     )
     deadlines = [
@@ -124,7 +128,7 @@ def request_figures(today: datetime.date) -> tuple[list[Figure], list[Figure]]:
         Figure("requests overdue", counts["late"], _requests_url(due="overdue")),
     ]
     by_ground = dict(
-        DataRightsRequest.objects.filter(state__in=REFUSAL_STATES)
+        requests.filter(state__in=REFUSAL_STATES)
         .order_by()
         .values_list("refusal_ground")
         .annotate(n=Count("pk"))
@@ -143,8 +147,8 @@ def request_figures(today: datetime.date) -> tuple[list[Figure], list[Figure]]:
     return deadlines, refusals
 
 
-def complaint_figures(today: datetime.date) -> list[Figure]:
-    """One query. The "next step" filter of the complaints admin already lists drafts and ICO complaints;
+def complaint_figures(today: datetime.date, complaints: QuerySet[Complaint] | None = None) -> list[Figure]:
+    """One query, over `complaints` (every complaint by default). The "next step" filter of the complaints admin already lists drafts and ICO complaints;
     the acknowledgement filter above lists what it cannot express."""
     queries = {
         "approve": selectors.waiting_for_approval(),
@@ -154,7 +158,8 @@ def complaint_figures(today: datetime.date) -> list[Figure]:
         "ico_submit": selectors.ico_pack_to_submit(),
         "ico_open": selectors.ico_case_open(),
     }
-    counts = Complaint.objects.aggregate(**{name: Count("pk", filter=q) for name, q in queries.items()})
+    complaints = Complaint.objects.all() if complaints is None else complaints
+    counts = complaints.aggregate(**{name: Count("pk", filter=q) for name, q in queries.items()})
     return [
         Figure("complaints waiting for approval", counts["approve"], _changelist(Complaint, next="approve")),
         Figure(
@@ -174,10 +179,13 @@ def complaint_figures(today: datetime.date) -> list[Figure]:
 
 
 def dashboard(*, user, today: datetime.date | None = None) -> Dashboard:
-    """The figures this user may see: requests and complaints each need their view permission."""
+    """The figures this user may see: requests and complaints each need their view permission, and count
+    only the user's communities (the same tenant filter as the lists they link to)."""
     board = Dashboard(today=today or timezone.localdate())
     if user.has_perm("requests_engine.view_datarightsrequest"):
-        board.requests, board.refusals = request_figures(board.today)
+        board.requests, board.refusals = request_figures(
+            board.today, tenancy.scope(DataRightsRequest.objects.all(), user)
+        )
     if user.has_perm("requests_engine.view_complaint"):
-        board.complaints = complaint_figures(board.today)
+        board.complaints = complaint_figures(board.today, tenancy.scope(Complaint.objects.all(), user))
     return board

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from communities.models import Community
+from communities.models import Community, Role
 from core import outbox
 from core.models import OutboundMessage
 from requests_engine.models import InformationKind, RefusalGround, RequestEvent
@@ -46,11 +47,19 @@ class Summary:
     files: list[Item] = field(default_factory=list)
 
 
+# Who is copied on a community's summary: those who act on it (a viewer only reads the back office).
+COPIED_ROLES = (Role.COORDINATOR, Role.CASEWORKER)
+
+
 def coordinator_addresses(community: Community) -> tuple[str, list[str]]:
-    """The community's own address, and the coordinators' (active staff users) to copy."""
+    """The community's own address, and those to copy: its active coordinators and caseworkers, and the
+    superusers (who see every community). Staff of other communities are not copied."""
     staff = (
         get_user_model()
         .objects.filter(is_staff=True, is_active=True)
+        .filter(
+            Q(is_superuser=True) | Q(staff_roles__community=community, staff_roles__role__in=COPIED_ROLES)
+        )
         .exclude(email="")
         .order_by("email")
         .values_list("email", flat=True)

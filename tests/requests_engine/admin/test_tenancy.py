@@ -23,6 +23,7 @@ from core import crypto
 from core.audit import Actor
 from core.models import OutboundMessage
 from requests_engine import services
+from requests_engine.admin import dashboard as admin_dashboard
 from requests_engine.admin.complaints import STEPS
 from requests_engine.campaigns import launch
 from requests_engine.models import (
@@ -34,6 +35,7 @@ from requests_engine.models import (
     ReceivedFile,
     RequestEvent,
 )
+from requests_engine.notices import coordinators as coordinator_notices
 from tests.factories import make_campaign, make_mandate, make_member, make_purpose, make_request
 
 pytestmark = pytest.mark.django_db
@@ -353,3 +355,221 @@ def test_no_admin_url_or_action_shows_or_changes_another_community_s_records(sec
     # Four intruders × (the index, 20 admins' lists, searches and add pages, every URL and action on each of
     # 15 records, one autocomplete): if a new admin, URL or action appears, this number says so.
     assert (attempts, len(leaks)) == (EXPECTED_ATTEMPTS, 0), f"{attempts} attempts, {len(leaks)} leaks"
+
+
+# -- what each role may do in its own community ----------------------------------------------------------
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def press(client: Client, url: str, button: str, **data):
+    """Submit the change form as a browser does: its hidden inputs plus a transition button."""
+    page = client.get(url).content.decode()
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    fields.pop("csrfmiddlewaretoken", None)
+    return client.post(url, {**fields, **data, "_fsm_transition_to": button})
+
+
+def change_url(obj) -> str:
+    opts = obj._meta
+    return f"/admin/{opts.app_label}/{opts.model_name}/{obj.pk}/change/"
+
+
+def campaign_form(campaign) -> dict:
+    return {
+        "community": campaign.community_id,
+        "name": campaign.name,
+        "rights": ["access"],
+        "controllers": [c.pk for c in campaign.controllers.all()],
+        "purpose": campaign.purpose_id,
+    }
+
+
+def test_a_caseworker_records_answers_but_launches_approves_and_escalates_nothing(second_community_cast):
+    home: Tenant = second_community_cast["home"]
+    client = logged_in(home.staff["caseworker"])
+    draft, sent = home.objects["requests_engine.campaign"], home.objects["requests_engine.datarightsrequest"]
+    draft_request = home.objects["requests_engine.datarightsrequest/draft"]
+    complaint = home.objects["requests_engine.complaint"]
+
+    assert 'value="launch"' not in client.get(change_url(draft)).content.decode()
+    press(client, change_url(draft), "launch", **campaign_form(draft))
+    assert Campaign.objects.get(pk=draft.pk).state == "draft"
+    assert 'value="approve"' not in client.get(change_url(draft_request)).content.decode()
+    press(client, change_url(draft_request), "approve")
+    assert DataRightsRequest.objects.get(pk=draft_request.pk).state == "draft"
+    for step in ("send", "redraft", "ico-pack"):
+        url = f"/admin/requests_engine/complaint/{complaint.pk}/step/{step}/"
+        assert client.get(url).status_code == 404
+        assert client.post(url, FORM_DATA).status_code == 404
+    assert Complaint.objects.get(pk=complaint.pk).state == "draft"
+    asked = f"/admin/requests_engine/campaign/{draft.pk}/ask-identifiers/"
+    assert client.post(asked).status_code == 404
+    drafted = Complaint.objects.count()
+    client.post(
+        "/admin/requests_engine/datarightsrequest/",
+        {"action": "draft_complaints_for_requests_action", "_selected_action": [sent.pk], "index": "0"},
+    )
+    assert Complaint.objects.count() == drafted
+
+    # What a caseworker is for: recording what the controller answered.
+    assert 'value="acknowledge"' in client.get(change_url(sent)).content.decode()
+    assert press(client, change_url(sent), "acknowledge").status_code == 302
+    assert DataRightsRequest.objects.get(pk=sent.pk).state == "acknowledged"
+
+
+def test_a_viewer_reads_the_whole_community_and_changes_nothing(second_community_cast):
+    home: Tenant = second_community_cast["home"]
+    client = logged_in(home.staff["viewer"])
+    before = home.fingerprint()
+    listing = client.get("/admin/requests_engine/datarightsrequest/").content.decode()
+    assert {"R-ALPHA-SENT", "R-ALPHA-REFUSED", "Alpha Member"} <= {m for m in home.markers if m in listing}
+    sent, member = home.objects["requests_engine.datarightsrequest"], home.objects["communities.member"]
+    page = client.get(change_url(sent)).content.decode()
+    assert "R-ALPHA-SENT" in page and "_fsm_transition_to" not in page
+    assert press(client, change_url(sent), "acknowledge").status_code == 403
+    extend = f"/admin/requests_engine/datarightsrequest/{sent.pk}/transition/extend/"
+    client.post(extend, FORM_DATA)
+    assert client.post(change_url(member), {"full_name": "Renamed"}).status_code == 403
+    complaint = home.objects["requests_engine.complaint"]
+    download = client.get(f"/admin/requests_engine/complaint/{complaint.pk}/step/download/")
+    assert download.status_code == 200 and b"".join(download.streaming_content).startswith(b"%PDF")
+    assert home.fingerprint() == before
+
+
+def test_a_coordinator_launches_and_approves_in_their_own_community(second_community_cast):
+    home: Tenant = second_community_cast["home"]
+    client = logged_in(home.staff["coordinator"])
+    draft, draft_request = (
+        home.objects["requests_engine.campaign"],
+        home.objects["requests_engine.datarightsrequest/draft"],
+    )
+    assert press(client, change_url(draft_request), "approve").status_code == 302
+    assert DataRightsRequest.objects.get(pk=draft_request.pk).state == "queued"
+    assert press(client, change_url(draft), "launch", **campaign_form(draft)).status_code == 302
+    assert Campaign.objects.get(pk=draft.pk).state == "launched"
+    # The community a new campaign goes in: only theirs is offered.
+    add = client.get("/admin/requests_engine/campaign/add/").content.decode()
+    assert "Alpha Guild" in add and "Beta Guild" not in add
+
+
+def test_a_superuser_sees_every_community(second_community_cast, coordinator):
+    listing = logged_in(coordinator).get("/admin/requests_engine/datarightsrequest/").content.decode()
+    assert "R-ALPHA-SENT" in listing and "R-BETA-SENT" in listing
+    communities = logged_in(coordinator).get("/admin/communities/community/").content.decode()
+    assert "Alpha Guild" in communities and "Beta Guild" in communities
+
+
+def test_someone_with_roles_in_two_communities_does_in_each_what_that_role_allows(second_community_cast):
+    home: Tenant = second_community_cast["home"]
+    other: Tenant = second_community_cast["other"]
+    both = home.staff["viewer"]
+    tenancy.staff_role_grant(user=both, community=other.community, role=Role.COORDINATOR)
+    assert {g.name for g in both.groups.all()} == {"Viewer", "Coordinator"}
+    theirs, ours = (
+        other.objects["requests_engine.datarightsrequest"],
+        home.objects["requests_engine.datarightsrequest"],
+    )
+    both = get_user_model().objects.get(pk=both.pk)
+    assert both.has_perm("requests_engine.change_datarightsrequest", theirs)
+    assert not both.has_perm("requests_engine.change_datarightsrequest", ours)
+    assert both.has_perm("requests_engine.view_datarightsrequest", ours)
+    client = logged_in(both)
+    assert press(client, change_url(ours), "acknowledge").status_code == 403
+    assert press(client, change_url(theirs), "acknowledge").status_code == 302
+    assert DataRightsRequest.objects.get(pk=theirs.pk).state == "acknowledged"
+    tenancy.staff_role_revoke(user=both, community=other.community)
+    assert {g.name for g in both.groups.all()} == {"Viewer"}
+
+
+def test_the_dashboard_counts_only_the_user_s_communities(second_community_cast, coordinator):
+    home: Tenant = second_community_cast["home"]
+    other: Tenant = second_community_cast["other"]
+
+    def counts(user) -> dict[str, int]:
+        board = admin_dashboard.dashboard(user=user)
+        return {f.label: f.count for f in board.requests + board.refusals + board.complaints if f.count}
+
+    ours = {"requests overdue": 1, "refused: Other": 1, "complaints waiting for approval": 1}
+    assert counts(home.staff["viewer"]) == ours
+    assert counts(other.staff["coordinator"]) == ours
+    assert counts(coordinator) == {label: 2 for label in ours}
+    assert counts(second_community_cast["nobody"]) == {}
+    index = logged_in(home.staff["caseworker"]).get("/admin/").content.decode()
+    assert "requests overdue" in index
+
+
+def test_the_daily_summary_tells_each_community_s_coordinators_and_caseworkers_only_its_own_day(
+    second_community_cast, django_capture_on_commit_callbacks
+):
+    home: Tenant = second_community_cast["home"]
+    other: Tenant = second_community_cast["other"]
+    for tenant, word in ((home, "alpha"), (other, "beta")):
+        assert coordinator_notices.coordinator_addresses(tenant.community) == (
+            tenant.community.contact_email,
+            [f"caseworker@{word}.test", f"coordinator@{word}.test"],
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert coordinator_notices.coordinator_summaries_send(day=TODAY()) == 2
+    summaries = {m.to[0]: m for m in OutboundMessage.objects.filter(purpose="community.daily_summary")}
+    assert "R-ALPHA-REFUSED" in summaries[home.community.contact_email].body_text
+    assert "R-BETA-REFUSED" not in summaries[home.community.contact_email].body_text
+    assert "R-BETA-REFUSED" in summaries["r@readers.test"].body_text
+    assert "coordinator@alpha.test" not in summaries["r@readers.test"].cc
+
+
+def test_an_unmatched_reply_is_the_only_community_s_or_else_the_superusers(
+    community, controller, coordinator
+):
+    home = build_tenant(community, controller, "Alpha")
+    InboundMessage.objects.create(
+        mailbox="replies@host/INBOX",
+        uid_validity=1,
+        uid=999,
+        subject="Who is this for?",
+        raw="x",
+        raw_sha256="-",
+    )
+    caseworker = get_user_model().objects.get(pk=home.staff["caseworker"].pk)
+    inbox = "/admin/requests_engine/inboundmessage/"
+    assert "Who is this for?" in logged_in(caseworker).get(inbox).content.decode()
+    Community.objects.create(slug="readers", name="Beta Guild", purpose="Reading.", contact_email="r@r.test")
+    assert "Who is this for?" not in logged_in(caseworker).get(inbox).content.decode()
+    assert "Who is this for?" in logged_in(coordinator).get(inbox).content.decode()
+
+
+def test_existing_staff_become_coordinators_of_every_community_so_nobody_loses_access(community, coordinator):
+    import importlib
+
+    from django.apps import apps
+
+    readers = Community.objects.create(slug="readers", name="Readers", purpose="R.", contact_email="r@r.test")
+    clerk = staff_user("clerk@community.test")
+    get_user_model().objects.create_user("member@community.test", "member@community.test", "pw")
+    migration = importlib.import_module("communities.migrations.0014_existing_staff_become_coordinators")
+    migration.existing_staff_become_coordinators(apps, None)
+    assert sorted(StaffMembership.objects.values_list("user__email", "community__slug", "role")) == [
+        ("clerk@community.test", "readers", "coordinator"),
+        ("clerk@community.test", "writers", "coordinator"),
+    ]
+    clerk = get_user_model().objects.get(pk=clerk.pk)
+    assert clerk.has_perm("communities.launch_campaigns")
+    assert clerk.has_perm("requests_engine.change_campaign", make_campaign(readers, name="Theirs"))
+
+
+def test_only_superusers_give_roles(second_community_cast, coordinator):
+    home: Tenant = second_community_cast["home"]
+    url = "/admin/communities/staffmembership/"
+    assert logged_in(home.staff["coordinator"]).get(url).status_code == 403
+    client = logged_in(coordinator)
+    newcomer = staff_user("new@alpha.test")
+    response = client.post(
+        url + "add/", {"user": newcomer.pk, "community": home.community.pk, "role": Role.CASEWORKER}
+    )
+    assert response.status_code == 302
+    assert tenancy.role_in(newcomer, home.community) == Role.CASEWORKER
+    assert {g.name for g in newcomer.groups.all()} == {"Caseworker"}
