@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, parsers, permissions, serializers
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -343,12 +344,21 @@ class IdentityDocumentView(ControllerAPIView):
 # -- actions -------------------------------------------------------------------------------------------------
 
 
+class ActionMetadata(SimpleMetadata):
+    """OPTIONS on an action endpoint describes what its POST takes: the view's input serializer (these views
+    have no serializer_class, which DRF's default metadata asks for)."""
+
+    def determine_actions(self, request, view) -> dict[str, Any]:
+        return {"POST": self.get_serializer_info(view.input_serializer_class())}
+
+
 class RequestActionView(ControllerAPIView):
     """POST /requests/<reference>/<step>/: validate with `input_serializer_class`, then `act` (one service
     call), under the Idempotency-Key when one is sent."""
 
     input_serializer_class: type[serializers.Serializer]
     answer_action: str  # a name in answers.ACTIONS
+    metadata_class = ActionMetadata
 
     def answer(self, data: dict[str, Any]) -> dict[str, Any]:
         """The answer's content, from the validated input, as answers.request_answer takes it."""

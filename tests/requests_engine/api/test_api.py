@@ -801,3 +801,13 @@ def test_two_retries_racing_with_one_key_act_once(sent, token):
     assert IdempotentResponse.objects.count() == 1
     assert chain_breaks() == []
     assert connection.vendor == "postgresql"
+
+
+def test_options_on_every_action_endpoint_describes_what_its_post_takes(api, sent):
+    steps = ["acknowledge", "request-information", "extend", "fulfil", "no-data-held", "partially-fulfil"]
+    for step in [*steps, "refuse"]:
+        response = api.options(url(sent.reference, step))
+        assert response.status_code == 200, step
+        assert "POST" in response.json()["actions"], step
+    assert "recipients_told" in api.options(url(sent.reference, "fulfil")).json()["actions"]["POST"]
+    assert APIClient().options(url(sent.reference, "fulfil")).status_code == 401
