@@ -17,6 +17,7 @@ Records are identified in reports by their 0-based position in the list, like `.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -125,6 +126,10 @@ def controller_records(path: str | Path) -> list[Any]:
         ) from None
     except RecursionError:
         raise ControllerImportError(f"{path}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # Python refuses integers of more than 4,300 digits (CVE-2020-10735)
+        raise ControllerImportError(f"{path}: invalid JSON: {exc}") from None
+    if problem := _unstorable_text(data):
+        raise ControllerImportError(f"{path}: {problem}")
     if isinstance(data, list):
         return data
     if isinstance(data, dict) and "records" in data:
@@ -136,6 +141,42 @@ def controller_records(path: str | Path) -> list[Any]:
         f'{path}: the top level must be a list of records or an object with a "records" list, '
         f"not {_kind(data)}" + (' without "records"' if isinstance(data, dict) else "")
     )
+
+
+def _unstorable_text(data: Any) -> str:
+    """Text no database column can hold, anywhere in the file: a NUL (PostgreSQL refuses it in text) or a
+    lone surrogate (not encodable as UTF-8). Such a file is not a directory export: refuse it whole."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character (\\u0000), which no record may hold"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text"
+    return ""
+
+
+# Control characters (Unicode category Cc and Cf's bidirectional overrides) in a name would garble letters,
+# complaints and the register; line breaks and tabs are allowed only in multi-line fields.
+_MULTI_LINE = frozenset({"postal_address", "comments"})
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _control_character(value: str, field_name: str) -> str:
+    for char in value:
+        if char in "\n\r\t" and field_name in _MULTI_LINE:
+            continue
+        if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS:
+            return f"U+{ord(char):04X}"
+    return ""
 
 
 # -- one record ------------------------------------------------------------------------------------------
@@ -157,6 +198,8 @@ def _text(record: dict, key: str, field_name: str, *, required: bool = False, st
         value = value.strip()
     if required and not value:
         raise _Rejected(f"{key} is empty")
+    if found := _control_character(value, field_name):
+        raise _Rejected(f"{key} contains a control character ({found})")
     limit = _max_length(field_name)
     if limit is not None and len(value) > limit:
         raise _Rejected(f"{key} is longer than {limit} characters")

@@ -416,7 +416,26 @@ BAD_FILES = {
     "nonexistent": None,
     "invalid-json": b'{"records": [',
     "top-level-string": b'"controllers"',
+    # Hostile input: Python's integer limit, text no database column can hold.
+    "5000-digit-number": b'[{"slug": "acme", "name": "Acme", "quality": ' + b"9" * 5000 + b"}]",
+    "nul": b'[{"slug": "acme", "name": "Ac\\u0000me"}]',
+    "lone-surrogate": b'[{"slug": "acme", "name": "\\ud800"}]',
 }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["Acme\x07 Ltd", "Acme\u202e dtL", "Acme\nLtd"])
+def test_a_name_with_a_control_character_is_rejected(name: str) -> None:
+    report = controllers_import([record("acme", name=name)])
+    assert [reason for _, reason in report.rejected] == [
+        f"name contains a control character (U+{ord(next(c for c in name if not c.isprintable())):04X})"
+    ]
+
+
+@pytest.mark.django_db
+def test_a_postal_address_keeps_its_line_breaks() -> None:
+    report = controllers_import([{**record("acme"), "address": "1 High St\nLondon"}])
+    assert report.rejected == [] and Controller.objects.get(slug="acme").postal_address == "1 High St\nLondon"
 
 
 def bad_file(tmp_path: Path, case: str) -> Path:
