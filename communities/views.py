@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from core.audit import Actor
+from core.client_ip import client_ip
 from requests_engine.authorities import authority_context, authority_issue
 from requests_engine.models import (
     OPEN_STATES,
@@ -42,10 +43,6 @@ from .models import Authority, Community, Invite, Mandate, Member, Right
 
 SESSION_CHOICES = "mandate_choices"
 RECENT_NOTICES = 10  # shown on /me/ for each community
-
-
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _own_member(request, reference: str) -> Member:
@@ -358,7 +355,7 @@ def mandate_review(request, reference: str):
                 choices=choices,
                 shown_text_sha256=form.cleaned_data["text_sha256"],
                 signed_name=form.cleaned_data["signed_name"],
-                ip=_client_ip(request),
+                ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
                 keep=ending.kept(),
                 answer_to=ending.cleaned_data.get("answer_to", ""),

@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "core.middleware.IdleSessionMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "communities.middleware.StaffMfaMiddleware",
@@ -115,6 +116,22 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # mail scanners open links: confirming tak
 ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Behind the reverse proxy every request comes from the proxy's address: the client's is the one the
+# trusted proxies append to X-Forwarded-For (counted from the right, so a client cannot forge it). One
+# helper reads it (core/client_ip.py) for rate limits and signature evidence. 0: no proxy in front.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Members' and staff sessions end after this many minutes unused (core/middleware.py); 0 turns it off, as in
+# the embedded demo. Controller portal sessions end after PORTAL_IDLE_MINUTES.
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=120 if PRODUCTION else 0)
+PORTAL_IDLE_MINUTES = env.int("PORTAL_IDLE_MINUTES", default=30)
+# Failed logins: per client address, and per account with a growing wait (5 in 5 minutes, then 10 in an
+# hour, then 20 in a day), so one account under attack locks only itself and nobody else.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key,10/1h/key,20/1d/key",
+    # Controller portal sign-in links: per client address, and per address asked for.
+    "portal_sign_in_per_client": "20/h/ip",
+    "portal_sign_in_per_address": "3/15m/key,10/1d/key",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Data community")
 # Coordinators and staff must use a second factor for the back office. The embedded demo relaxes it so

@@ -207,3 +207,11 @@ def audit_checkpoint() -> str:
         verification.audit_failure_notify(report)
         return ""
     return checkpoints.checkpoint_write().name
+
+
+@shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=8)
+def send_portal_sign_in_link(email: str) -> bool:
+    """Off the web request, so that asking for a link takes the same time for known and unknown addresses."""
+    from requests_engine.portal import signin
+
+    return signin.send_sign_in_link(email=email)

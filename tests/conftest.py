@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from communities.models import Community, Right
 from core.audit import Actor
@@ -26,6 +27,14 @@ def _files_stay_in_tmp(settings, tmp_path, seal_dir):
     settings.SEAL_DIR = str(seal_dir)
     settings.KEY_DIR = str(tmp_path / "keys")
     settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "audit")
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits_start_afresh():
+    """Rate limits count in the cache: each test starts with none used (a test of a limit uses its own)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -1,12 +1,20 @@
 """Password-less sign-in for controller contacts: a single-use link, valid for a short time, emailed to
 the contact's address. Only the token's hash is stored; the link signs in after a POST from its confirm
-page (mail scanners open links) and fails closed when expired, reused, forged or the contact revoked."""
+page (mail scanners open links) and fails closed when expired, reused, forged, superseded by a newer link
+or the contact revoked.
+
+Asking for a link answers the same, in the same time, for known and unknown addresses: the page only
+queues a task, which looks the address up and sends (or not). Asking is rate-limited per client address
+(a 429, which says nothing about the address) and per address asked for (silently: the same page, no
+email). A portal session ends after PORTAL_IDLE_MINUTES without a request, and at once when the contact
+is deactivated."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
 
+from allauth.core import ratelimit
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -29,6 +37,10 @@ from requests_engine.models import (
 HIDDEN = [RequestState.DRAFT, RequestState.QUEUED]
 
 SESSION_KEY = "portal_contact_id"
+SEEN_KEY = "portal_seen_at"  # when the session last made a request (epoch seconds)
+# ACCOUNT_RATE_LIMITS in settings.
+RATE_PER_CLIENT = "portal_sign_in_per_client"
+RATE_PER_ADDRESS = "portal_sign_in_per_address"
 
 
 def _hash(token: str) -> str:
@@ -52,6 +64,23 @@ def _directory_contacts(email: str) -> None:
         )
 
 
+def idle_limit() -> timedelta:
+    return timedelta(minutes=getattr(settings, "PORTAL_IDLE_MINUTES", 30))
+
+
+def ask_for_sign_in_link(request, *, email: str) -> bool:
+    """A sign-in link was asked for on the portal's page. False when the client address has asked too
+    often (the caller answers 429); True otherwise, whether or not a link will be sent."""
+    if not ratelimit.consume(request, action=RATE_PER_CLIENT):
+        return False
+    if ratelimit.consume(request, action=RATE_PER_ADDRESS, key=email.strip().lower()):
+        from requests_engine import tasks  # the job's task, queued once the page's transaction commits
+
+        address = email.strip()
+        transaction.on_commit(lambda: tasks.send_portal_sign_in_link.delay(address))
+    return True
+
+
 def send_sign_in_link(*, email: str) -> bool:
     """Email a link to every active contact with this address, including a controller's directory address
     our letters went to. Says nothing about whether one exists (the caller shows the same message either
@@ -64,6 +93,10 @@ def send_sign_in_link(*, email: str) -> bool:
     for contact in contacts:
         token = new_token(32)
         with transaction.atomic():
+            # Only the newest link works: one forwarded or left in an old email no longer signs in.
+            PortalSignInLink.objects.filter(
+                contact=contact, used_at__isnull=True, expires_at__gt=timezone.now()
+            ).update(expires_at=timezone.now())
             PortalSignInLink.objects.create(
                 contact=contact, token_sha256=_hash(token), expires_at=timezone.now() + link_lifetime()
             )
@@ -105,10 +138,31 @@ def redeem(token: str) -> ControllerContact | None:
         return link.contact
 
 
+def start_session(request, contact: ControllerContact) -> None:
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = contact.pk
+    request.session[SEEN_KEY] = timezone.now().timestamp()
+
+
+def end_session(request) -> None:
+    request.session.pop(SESSION_KEY, None)
+    request.session.pop(SEEN_KEY, None)
+
+
 def current_contact(request) -> ControllerContact | None:
+    """The signed-in contact, while the session is in use and the contact active; otherwise the session
+    is ended (idle for PORTAL_IDLE_MINUTES, or the contact deactivated) and None."""
     contact_id = request.session.get(SESSION_KEY)
     if not contact_id:
         return None
-    return (
+    now = timezone.now().timestamp()
+    seen = request.session.get(SEEN_KEY)
+    contact = (
         ControllerContact.objects.filter(pk=contact_id, is_active=True).select_related("controller").first()
     )
+    if contact is None or (seen is not None and now - seen > idle_limit().total_seconds()):
+        end_session(request)
+        return None
+    if seen is None or now - seen > 60:  # to the minute: no session write on every page
+        request.session[SEEN_KEY] = now
+    return contact

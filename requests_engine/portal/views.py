@@ -65,7 +65,10 @@ def home(request):
     form = forms.EmailForm(request.POST if request.method == "POST" else None)
     sent = False
     if request.method == "POST" and form.is_valid():
-        signin.send_sign_in_link(email=form.cleaned_data["email"])
+        if not signin.ask_for_sign_in_link(request, email=form.cleaned_data["email"]):
+            return render(
+                request, "requests_engine/portal/home.html", {"form": form, "too_many": True}, status=429
+            )
         sent = True  # the same answer whether or not the address is known
     return render(request, "requests_engine/portal/home.html", {"form": form, "sent": sent})
 
@@ -76,8 +79,7 @@ def sign_in(request, token: str):
         contact = signin.redeem(token)
         if contact is None:
             return render(request, "requests_engine/portal/link_invalid.html", status=410)
-        request.session.cycle_key()
-        request.session[signin.SESSION_KEY] = contact.pk
+        signin.start_session(request, contact)
         messages.success(request, f"Signed in as {contact.email} for {contact.controller.name}.")
         return redirect("portal-requests")
     if not signin.link_is_usable(token):
@@ -87,7 +89,7 @@ def sign_in(request, token: str):
 
 @require_POST
 def sign_out(request):
-    request.session.pop(signin.SESSION_KEY, None)
+    signin.end_session(request)
     messages.success(request, "You are signed out.")
     return redirect("portal-home")
 

@@ -22,6 +22,7 @@ def portal(client, controller):
     session = client.session
     session[SESSION_KEY] = contact.pk
     session.save()
+    client.get("/respond/requests/")  # the session's first page records when it was last used
     return client
 
 
