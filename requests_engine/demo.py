@@ -20,9 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.html import escape
 
-from communities import identifier_checks
+from communities import identifier_checks, tenancy
 from communities.mandate_text import MandateChoices, render_mandate_text, text_sha256
-from communities.models import Community, Identifier, Mandate, Member, Purpose, Right
+from communities.models import Community, Identifier, Mandate, Member, Purpose, Right, Role, StaffMembership
 from communities.representation import constitution_store
 from communities.services import identifiers_save, mandate_sign
 from core.audit import Actor
@@ -44,6 +44,11 @@ from requests_engine.models import (
 SAMPLE_CONTROLLERS = Path(__file__).resolve().parent / "data" / "controllers_sample.json"
 COORDINATOR_EMAIL = "coordinator@community.test"
 COORDINATOR_PASSWORD = "demo-coordinator"  # demo only: seed_demo refuses to run in production
+# The back office's other roles in the demo community (communities/tenancy.py): a caseworker answers members
+# and handles the inbox but launches and approves nothing; a viewer only reads.
+CASEWORKER_EMAIL = "caseworker@community.test"
+VIEWER_EMAIL = "viewer@community.test"
+STAFF_PASSWORD = "demo-staff"
 MEMBER_PASSWORD = "demo-member"
 CAMPAIGN_NAME = "Were our books used to train your models?"
 CAMPAIGN_CONTROLLERS = ["openai", "google", "meta", "microsoft"]
@@ -174,6 +179,14 @@ def seed_demo() -> DemoSummary:
         )
         if not community.constitution:
             _record_demo_art80(community)
+        for email, role, first_name in (
+            (COORDINATOR_EMAIL, Role.COORDINATOR, "Coordinator"),
+            (CASEWORKER_EMAIL, Role.CASEWORKER, "Caseworker"),
+            (VIEWER_EMAIL, Role.VIEWER, "Viewer"),
+        ):
+            staff = _user(email, STAFF_PASSWORD, is_staff=True, first_name=first_name)
+            if not StaffMembership.objects.filter(user=staff, community=community).exists():
+                tenancy.staff_role_grant(user=staff, community=community, role=role)
         targets = list(Controller.objects.filter(slug__in=CAMPAIGN_CONTROLLERS))
         ladder_targets = list(Controller.objects.filter(slug__in=LADDER_CONTROLLERS))
         community.controllers.add(*targets, *ladder_targets)

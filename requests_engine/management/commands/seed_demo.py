@@ -20,6 +20,8 @@ class Command(BaseCommand):
             f"Demo data ready: {summary.controllers_created} controllers imported this run; "
             f"campaigns {summary.campaign}: {states}; {len(summary.complaints)} complaints.\n"
             f"  Back office  {site}/admin/   user {demo.COORDINATOR_EMAIL}   password {demo.COORDINATOR_PASSWORD}\n"
+            f"               also {demo.CASEWORKER_EMAIL} (caseworker) and {demo.VIEWER_EMAIL} (viewer), "
+            f"password {demo.STAFF_PASSWORD}\n"
             f"  Members      {site}/me/   {', '.join(summary.members[:2])} … (password {demo.MEMBER_PASSWORD})\n"
             f"  Join         {site}/join/writers/   (the verification link: {mail})\n"
             f"  Controllers  {site}/respond/   e.g. dpo@openai.test (the sign-in link: {mail})\n"

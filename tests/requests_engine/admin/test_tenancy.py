@@ -573,3 +573,18 @@ def test_only_superusers_give_roles(second_community_cast, coordinator):
     assert response.status_code == 302
     assert tenancy.role_in(newcomer, home.community) == Role.CASEWORKER
     assert {g.name for g in newcomer.groups.all()} == {"Caseworker"}
+
+
+def test_the_demo_gives_its_coordinator_a_role_and_prints_a_caseworker_and_a_viewer_too():
+    from requests_engine import demo
+
+    demo.seed_demo()
+    community = Community.objects.get(slug="writers")
+    users = get_user_model().objects
+    for email, role in (
+        (demo.COORDINATOR_EMAIL, Role.COORDINATOR),
+        (demo.CASEWORKER_EMAIL, Role.CASEWORKER),
+        (demo.VIEWER_EMAIL, Role.VIEWER),
+    ):
+        assert tenancy.role_in(users.get(username=email), community) == role
+    assert users.get(username=demo.VIEWER_EMAIL).check_password(demo.STAFF_PASSWORD)
