@@ -91,6 +91,7 @@ SENTENCES = {
     "mandate.name_corrected": "The member corrected their name; a new signature under it is needed.",
     "mandate.expired": "The mandate expired.",
     "mandate.replaced": "The member signed a new mandate that replaces this one.",
+    "mandate.terms_recorded": "The mandate's terms were recorded for the audit log.",
     "request.approved": "The request was approved.",
     "request.dispatched": "The request was sent to the controller.",
     "request.delivery_failed": "The request could not be delivered.",
@@ -248,8 +249,12 @@ def chain_breaks(*, checkpoint: dict[str, tuple[int, str]] | None = None) -> lis
         elif prev_hash != prev:
             breaks.append(ChainBreak(event_id, row_stream, "does not link to the event before it"))
         elif key is None:
-            problem = f"signed with an unknown key {key_id!r}" if key_id else "not signed with an audit key"
-            breaks.append(ChainBreak(event_id, row_stream, f"{problem} (forged, or its key was removed)"))
+            problem = (
+                f"signed with an unknown key {key_id!r} (forged, or its key was removed)"
+                if key_id
+                else "not signed with an audit key (forged, or already broken when the upgrade re-signed)"
+            )
+            breaks.append(ChainBreak(event_id, row_stream, problem))
         elif not hmac.compare_digest(recomputed or "", h):
             breaks.append(ChainBreak(event_id, row_stream, "content does not match its hash (edited)"))
         elif problem := _owner_problem(row_stream, row[13:]):

@@ -22,7 +22,7 @@ from core.audit import Actor, AuditKey, current_key, event_content, event_digest
 from core.models import OutboundMessage
 from requests_engine import services, sweep, tasks
 from requests_engine.audit import verification
-from requests_engine.events import chain_breaks
+from requests_engine.events import chain_breaks, record_event
 from requests_engine.models import DataRightsRequest, RequestEvent
 from tests.factories import full_choices, make_member, make_request
 from tests.tampering import behind_the_engines_back
@@ -241,6 +241,27 @@ def test_a_mandates_signed_text_edited_is_caught(signed_mandate):
     Mandate.objects.filter(pk=signed_mandate.pk).update(text=signed_mandate.text + "And anything else.\n")
     code, message = verify()
     assert code == 1 and "signed text does not match its hash" in message
+
+
+def test_the_upgrade_records_the_terms_of_mandates_signed_before_they_were_recorded(member):
+    """Migration 0022, on a mandate whose signing event predates the terms record."""
+    mandate = member.mandates.get()
+    record_event(
+        subject=mandate,
+        kind="mandate.signed",
+        actor=Actor(Actor.MEMBER, str(member.pk)),
+        to_state="active",
+        payload={"text_sha256": mandate.text_sha256},
+    )
+    migration = importlib.import_module("requests_engine.migrations.0022_terms_of_mandates_signed_before")
+    migration.record_terms(apps, None)
+    migration.record_terms(apps, None)  # once only
+    kinds = list(RequestEvent.objects.filter(mandate=mandate).order_by("seq").values_list("kind", flat=True))
+    assert kinds == ["mandate.signed", "mandate.terms_recorded"]
+    assert verify() == (0, "")
+    Mandate.objects.filter(pk=mandate.pk).update(valid_until=dt.date(2099, 1, 1))
+    code, message = verify()
+    assert code == 1 and "differ from those signed" in message
 
 
 # -- checkpoints -------------------------------------------------------------------------------------------
