@@ -165,6 +165,8 @@ def worker_env(settings, smtp_port: int, **extra: str) -> dict[str, str]:
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "SEAL_DIR": str(settings.SEAL_DIR),
+        # The same audit key as the test process, which checks the events the workers sign.
+        "KEY_DIR": str(settings.KEY_DIR),
         "DEBUG": "false",
         **extra,
     }
