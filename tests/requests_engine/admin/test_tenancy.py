@@ -588,3 +588,16 @@ def test_the_demo_gives_its_coordinator_a_role_and_prints_a_caseworker_and_a_vie
     ):
         assert tenancy.role_in(users.get(username=email), community) == role
     assert users.get(username=demo.VIEWER_EMAIL).check_password(demo.STAFF_PASSWORD)
+
+
+def test_an_operator_gives_and_takes_away_a_role_from_the_command_line(community):
+    from django.core.management import CommandError, call_command
+
+    clerk = get_user_model().objects.create_user("clerk@community.test", "clerk@community.test", "pw")
+    call_command("staff_role", "clerk@community.test", "writers", "caseworker")
+    clerk.refresh_from_db()
+    assert clerk.is_staff and tenancy.role_in(clerk, community) == Role.CASEWORKER
+    call_command("staff_role", "clerk@community.test", "writers", "--remove")
+    assert not StaffMembership.objects.filter(user=clerk).exists() and not clerk.groups.exists()
+    with pytest.raises(CommandError, match="No community"):
+        call_command("staff_role", "clerk@community.test", "nowhere", "viewer")
