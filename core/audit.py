@@ -68,7 +68,8 @@ class AuditKey:
         return f"AuditKey({self.id!r})"
 
 
-def _parse_keys(value: str | list[str] | tuple[str, ...]) -> tuple[AuditKey, ...]:
+@functools.lru_cache(maxsize=8)  # read on every event recorded: parse each setting's value once
+def _parse_keys(value: str | tuple[str, ...]) -> tuple[AuditKey, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
     keys: list[AuditKey] = []
     for position, item in enumerate(i.strip() for i in items):
@@ -118,7 +119,8 @@ def _local_key(key_dir: Path) -> bytes:
 def audit_keys() -> tuple[AuditKey, ...]:
     """The configured keys, current first. Production must configure them (settings refuse to start
     without); elsewhere an empty AUDIT_KEYS means the local key file."""
-    configured = _parse_keys(getattr(settings, "AUDIT_KEYS", "") or "")
+    value = getattr(settings, "AUDIT_KEYS", "") or ""
+    configured = _parse_keys(value if isinstance(value, str) else tuple(value))
     if configured:
         return configured
     if getattr(settings, "PRODUCTION", False):
