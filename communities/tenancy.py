@@ -118,8 +118,10 @@ def _roles(user: Any) -> dict[int, str]:
 
 
 def _forget(user: Any) -> None:
-    if hasattr(user, "_tenancy_roles"):
-        del user._tenancy_roles
+    # Our roles, and ModelBackend's permission caches, are read again on the next check.
+    for cache in ("_tenancy_roles", "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        if hasattr(user, cache):
+            delattr(user, cache)
 
 
 def communities_of(user: Any) -> QuerySet[Community]:
@@ -235,7 +237,8 @@ _register_rules()
 
 
 def role_groups_sync(**kwargs: object) -> None:
-    """Each role's group holds exactly the permissions of ROLE_PERMISSIONS (run after every migrate)."""
+    """Each role's group holds exactly the permissions of ROLE_PERMISSIONS. Run after every migrate, for
+    every app's signal: permissions are created app by app, so the last run sees them all."""
     for role, name in GROUPS.items():
         group = Group.objects.get_or_create(name=name)[0]
         wanted = ROLE_PERMISSIONS[role]

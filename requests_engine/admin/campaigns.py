@@ -90,6 +90,10 @@ class CampaignAdmin(ServiceTransitionAdmin):
         campaign = cast(Campaign | None, self.get_object(request, object_id))
         extra_context = extra_context or {}
         if campaign is not None:
+            # Asking members about a campaign is part of running it: the coordinator's buttons.
+            extra_context["may_run"] = self.has_change_permission(request, campaign) and self.may(
+                request, tenancy.LAUNCH, campaign
+            )
             if campaign.state == Campaign.State.DRAFT:
                 extra_context["preview"] = campaign_selectors.campaign_preview(campaign)
                 extra_context["needs_confirmation"] = bool(

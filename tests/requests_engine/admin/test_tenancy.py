@@ -396,7 +396,8 @@ def test_a_caseworker_records_answers_but_launches_approves_and_escalates_nothin
     draft_request = home.objects["requests_engine.datarightsrequest/draft"]
     complaint = home.objects["requests_engine.complaint"]
 
-    assert 'value="launch"' not in client.get(change_url(draft)).content.decode()
+    page = client.get(change_url(draft)).content.decode()
+    assert 'value="launch"' not in page and "Ask members missing an identifier" not in page
     press(client, change_url(draft), "launch", **campaign_form(draft))
     assert Campaign.objects.get(pk=draft.pk).state == "draft"
     assert 'value="approve"' not in client.get(change_url(draft_request)).content.decode()
@@ -450,6 +451,8 @@ def test_a_coordinator_launches_and_approves_in_their_own_community(second_commu
     )
     assert press(client, change_url(draft_request), "approve").status_code == 302
     assert DataRightsRequest.objects.get(pk=draft_request.pk).state == "queued"
+    page = client.get(change_url(draft)).content.decode()
+    assert 'value="launch"' in page and "Ask members missing an identifier" in page
     assert press(client, change_url(draft), "launch", **campaign_form(draft)).status_code == 302
     assert Campaign.objects.get(pk=draft.pk).state == "launched"
     # The community a new campaign goes in: only theirs is offered.
