@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "core.middleware.IdleSessionMiddleware",
+    "core.middleware.PrivatePagesMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "communities.middleware.StaffMfaMiddleware",
@@ -351,6 +352,12 @@ AUDIT_CHECKPOINT_EMAIL = env.str("AUDIT_CHECKPOINT_EMAIL", default="")
 # Who runs the installation: told, with the coordinators of the communities concerned, when the audit log
 # fails its check.
 OPERATOR_EMAIL = env.str("OPERATOR_EMAIL", default="")
+# Errors to Sentry, personal data scrubbed (core/error_reports.py); unset: nothing leaves the machine.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from core.error_reports import start as _start_error_reports
+
+    _start_error_reports(SENTRY_DSN, environment="production" if PRODUCTION else "embedded")
 # Returned data: upload limits per file and for a ZIP once unpacked.
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=100 * 1024 * 1024)
 UPLOAD_MAX_UNZIPPED_BYTES = env.int("UPLOAD_MAX_UNZIPPED_BYTES", default=1024 * 1024 * 1024)

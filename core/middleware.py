@@ -1,4 +1,6 @@
-"""Signed-in sessions end when left idle: a member or coordinator who walks away from a shared computer is
+"""Sessions and private pages.
+
+Signed-in sessions end when left idle: a member or coordinator who walks away from a shared computer is
 signed out after SESSION_IDLE_MINUTES without a request (0: no idle limit). The controller portal has its
 own, shorter limit (portal/signin.py)."""
 
@@ -11,6 +13,8 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+
+from core.downloads import private
 
 SEEN_KEY = "_last_seen_at"  # epoch seconds, written at most once a minute
 
@@ -30,3 +34,34 @@ class IdleSessionMiddleware:
             elif seen is None or now - seen > 60:
                 request.session[SEEN_KEY] = now
         return self.get_response(request)
+
+
+# Pages that show someone's personal data to whoever holds the link or the session.
+PRIVATE_PREFIXES = (
+    "/me/",
+    "/respond/",
+    "/admin/",
+    "/accounts/",
+    "/api/v1/requests",
+    "/verify/",
+    "/identifiers/",
+)
+
+
+class PrivatePagesMiddleware:
+    """Personal pages, PDFs and downloads are sent with Cache-Control: no-store, so no shared or browser
+    cache keeps a copy after the session ends; public pages (the register, the home page) stay cacheable."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.path.startswith(PRIVATE_PREFIXES)
+            or response.has_header("Content-Disposition")
+            or getattr(request, "user", None) is not None
+            and request.user.is_authenticated
+        ):
+            private(response)
+        return response

@@ -29,6 +29,7 @@ from rest_framework.response import Response
 
 from communities.models import Authority, Identifier
 from core.audit import Actor
+from core.downloads import download
 from requests_engine.api import idempotency
 from requests_engine.api.authentication import (
     ControllerPrincipal,
@@ -335,10 +336,7 @@ class IdentityDocumentView(ControllerAPIView):
         data = identity_documents.identity_document_view(
             document=document, actor=Actor(Actor.CONTROLLER, str(self.principal.contact.pk))
         )
-        response = HttpResponse(data, content_type=document.content_type)
-        response["Content-Disposition"] = f'attachment; filename="{document.original_name}"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return download(data, name=document.original_name, content_type=document.content_type)
 
 
 # -- actions -------------------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from core.audit import Actor
+from core.crypto import CryptoError
+from core.downloads import download
+from core.operator import operator_alert
 from requests_engine import services
 from requests_engine.campaigns import confirmation as campaign_confirmation
 from requests_engine.campaigns import sequencing
@@ -249,13 +252,20 @@ def received_file(request, file_id: int):
         request__member__user=request.user,
         deleted_at__isnull=True,
     )
-    data = returned_files.received_file_download(
-        file_id=received.pk, actor=Actor(Actor.MEMBER, str(received.request.member_id))
-    )
-    response = HttpResponse(data, content_type=received.content_type)
-    response["Content-Disposition"] = f'attachment; filename="{received.original_name.replace(chr(34), "")}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    try:
+        data = returned_files.received_file_download(
+            file_id=received.pk, actor=Actor(Actor.MEMBER, str(received.request.member_id))
+        )
+    except CryptoError as unreadable:
+        # The member gets a page that says what happened; the operator, who can fix the keys, is told.
+        operator_alert(
+            subject="A returned file could not be decrypted",
+            body=f"Received file {received.pk} of request {received.request.reference}: {unreadable}. "
+            "Check FIELD_ENCRYPTION_KEYS (a key removed before `rotate_keys` ran?).",
+            purpose="operator.file_unreadable",
+        )
+        return render(request, "communities/file_unreadable.html", {"file": received}, status=503)
+    return download(data, name=received.original_name, content_type=received.content_type)
 
 
 @login_required

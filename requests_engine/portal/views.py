@@ -11,13 +11,14 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from communities.documents import authority_filename
 from core.audit import Actor
+from core.downloads import download
 from requests_engine.authorities import authority_issue
 from requests_engine.events import describe
 from requests_engine.exceptions import BulkAnswersRefused, RequestEngineError, StatementMissing
@@ -205,10 +206,7 @@ def identity_document(request, reference: str, document_id: int):
         data_request.identity_documents.filter(deleted_at__isnull=True), pk=document_id
     )
     data = identity_documents.identity_document_view(document=document, actor=_actor(request))
-    response = HttpResponse(data, content_type=document.content_type)
-    response["Content-Disposition"] = f'attachment; filename="{document.original_name}"'
-    response["Cache-Control"] = "no-store"
-    return response
+    return download(data, name=document.original_name, content_type=document.content_type)
 
 
 def _uploads(files) -> list[Upload]:
