@@ -361,6 +361,8 @@ if SENTRY_DSN:
 # Returned data: upload limits per file and for a ZIP once unpacked.
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=100 * 1024 * 1024)
 UPLOAD_MAX_UNZIPPED_BYTES = env.int("UPLOAD_MAX_UNZIPPED_BYTES", default=1024 * 1024 * 1024)
+# All the files of one answer together (each file is held to UPLOAD_MAX_BYTES too).
+UPLOAD_MAX_ANSWER_BYTES = env.int("UPLOAD_MAX_ANSWER_BYTES", default=200 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 # Controller portal: how long an emailed sign-in link works.
 PORTAL_LINK_MINUTES = env.int("PORTAL_LINK_MINUTES", default=30)

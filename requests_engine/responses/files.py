@@ -92,18 +92,40 @@ def sniff(data: bytes) -> str:
     return "text/csv" if kind == "application/csv" else kind
 
 
+# Archives inside archives are opened and checked too, to this depth; deeper nesting is refused (a small
+# ZIP stored inside another can hold a bomb the outer check never sees).
+ZIP_MAX_DEPTH = 3
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def check_zip(name: str, data: bytes) -> list[zipfile.ZipInfo]:
-    """Refuse archives that could harm us: paths escaping the folder, links, bombs (ratio and total)."""
+    """Refuse archives that could harm us, from their directory before anything is extracted: paths
+    escaping the folder or written with backslashes, links, control characters, bombs (ratio and total,
+    counting archives nested inside), nesting deeper than ZIP_MAX_DEPTH."""
     limit = getattr(settings, "UPLOAD_MAX_UNZIPPED_BYTES", 1024 * 1024 * 1024)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = archive.infolist()
     except zipfile.BadZipFile:
         raise UploadRefused(f"“{name}” is not a readable ZIP file.") from None
-    total = 0
+    with archive:
+        entries = archive.infolist()
+        total = _check_entries(name, archive, entries, depth=1, limit=limit, used=0)
+    if total > limit:
+        raise UploadRefused(f"“{name}” would unpack to {total:,} bytes, more than the {limit:,} allowed.")
+    return entries
+
+
+def _check_entries(
+    name: str, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], *, depth: int, limit: int, used: int
+) -> int:
+    """`used` plus the bytes the entries declare, nested archives included; UploadRefused at the first bad
+    entry or once the whole would unpack to more than `limit`."""
+    total = used
     for entry in entries:
         path = entry.filename
-        if path.startswith("/") or ".." in path.replace("\\", "/").split("/") or ":" in path.split("/")[0]:
+        if "\\" in path:
+            raise UploadRefused(f"“{name}” contains a name written with a backslash ({path}).")
+        if path.startswith("/") or ".." in path.split("/") or ":" in path.split("/")[0]:
             raise UploadRefused(f"“{name}” contains a path that leaves its folder ({path}).")
         if stat.S_ISLNK(entry.external_attr >> 16):
             raise UploadRefused(f"“{name}” contains a link ({path}); links are not accepted.")
@@ -112,9 +134,39 @@ def check_zip(name: str, data: bytes) -> list[zipfile.ZipInfo]:
         total += entry.file_size
         if entry.compress_size and entry.file_size / entry.compress_size > 200:
             raise UploadRefused(f"“{name}” expands too much ({path}): it looks like a ZIP bomb.")
+        if total > limit:
+            raise UploadRefused(f"“{name}” would unpack to more than the {limit:,} bytes allowed.")
+        if not entry.is_dir() and not entry.flag_bits & 0x1 and _is_zip(archive, entry):
+            if depth >= ZIP_MAX_DEPTH:
+                raise UploadRefused(
+                    f"“{name}” holds archives nested more than {ZIP_MAX_DEPTH} deep ({path}): unpack them "
+                    "and upload the files."
+                )
+            # Opened in place (a ZIP member is seekable): nothing is extracted to check it.
+            try:
+                with archive.open(entry) as member, zipfile.ZipFile(member) as inner:
+                    total = _check_entries(
+                        f"{name}: {path}", inner, inner.infolist(), depth=depth + 1, limit=limit, used=total
+                    )
+            except zipfile.BadZipFile:
+                raise UploadRefused(f"“{name}” holds a damaged archive ({path}).") from None
+    return total
+
+
+def _is_zip(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bool:
+    with archive.open(entry) as member:
+        return member.read(4) == _ZIP_MAGIC
+
+
+def check_uploads(uploads: list[Upload]) -> None:
+    """One answer's files together stay within UPLOAD_MAX_ANSWER_BYTES (each is checked on its own too)."""
+    limit = getattr(settings, "UPLOAD_MAX_ANSWER_BYTES", 200 * 1024 * 1024)
+    total = sum(len(upload.data) for upload in uploads)
     if total > limit:
-        raise UploadRefused(f"“{name}” would unpack to {total:,} bytes, more than the {limit:,} allowed.")
-    return entries
+        raise UploadRefused(
+            f"These files come to {total // (1024 * 1024):,} MB, more than the {limit // (1024 * 1024):,} MB "
+            "one answer may carry: send the rest in a second answer, or as a ZIP."
+        )
 
 
 def check_upload(upload: Upload) -> tuple[str, str]:
@@ -170,6 +222,7 @@ def received_files_store(
 ) -> list[ReceivedFile]:
     """Check every upload, then store them all encrypted with their events; the caller holds the request's
     row lock inside its transaction. Raises UploadRefused before anything is written."""
+    check_uploads(uploads)
     checked = [(check_upload(u), u) for u in uploads]
     retention = request.member.community.retention_days
     stored = []
