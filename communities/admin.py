@@ -156,6 +156,10 @@ class MemberAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_select_related = ["community"]
     inlines = [IdentifierInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A membership stays with the person who joined: their login is not reassigned from the back office.
+        return [*super().get_readonly_fields(request, obj), *(["user"] if obj else [])]
+
 
 @admin.register(Mandate)
 class MandateAdmin(TenantAdminMixin, admin.ModelAdmin):

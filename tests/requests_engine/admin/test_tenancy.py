@@ -604,3 +604,29 @@ def test_an_operator_gives_and_takes_away_a_role_from_the_command_line(community
     assert not StaffMembership.objects.filter(user=clerk).exists() and not clerk.groups.exists()
     with pytest.raises(CommandError, match="No community"):
         call_command("staff_role", "clerk@community.test", "nowhere", "viewer")
+
+
+def test_a_caseworker_corrects_a_member_s_details_in_their_own_community(second_community_cast):
+    home: Tenant = second_community_cast["home"]
+    member = home.objects["communities.member"]
+    client = logged_in(home.staff["caseworker"])
+    page = client.get(change_url(member)).content.decode()
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    fields.pop("csrfmiddlewaretoken", None)
+    response = client.post(
+        change_url(member),
+        {
+            **fields,
+            "community": member.community_id,
+            "full_name": "Alpha Member-Jones",
+            "joined_at_0": "2026-01-05",
+            "joined_at_1": "10:00:00",
+            "notifications": "each",
+            "identifiers-0-kind": "account_id",
+            "identifiers-0-value": "ACCOUNT-ALPHA",
+        },
+    )
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.full_name == "Alpha Member-Jones"
+    assert 'name="community"' in page and "Beta Guild" not in page
