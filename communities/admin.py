@@ -7,6 +7,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.admin import OutboundMessageAdmin
+from core.models import OutboundMessage
+
 from . import representation, tenancy
 from .admin_tenancy import TenantAdminMixin, TenantInlineMixin
 from .models import Community, Identifier, Invite, Mandate, Member, Purpose, StaffMembership
@@ -272,3 +275,17 @@ class StaffMembershipAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for membership in queryset.select_related("user", "community"):
             tenancy.staff_role_revoke(user=membership.user, community=membership.community)
+
+
+# The outbox (core, which knows no community) shown per community: each message with the record it is about.
+class CommunityOutboxAdmin(TenantAdminMixin, OutboundMessageAdmin):
+    @admin.action(description="Send the selected failed emails again", permissions=["send"])
+    def send_again(self, request, queryset):
+        # Only messages of communities where the user's role may send them again.
+        mine = self.tenant_actionable(request, queryset, "core.change_outboundmessage")
+        return super().send_again(request, mine)
+
+
+if admin.site.is_registered(OutboundMessage):
+    admin.site.unregister(OutboundMessage)
+admin.site.register(OutboundMessage, CommunityOutboxAdmin)

@@ -12,7 +12,8 @@ what each role may do, and how each record reaches its community.
   is False for another community's campaign, or for a campaign where the user is only a viewer.
 * `scope(queryset, user)` keeps only the rows of the user's communities; every back-office list, page,
   action, dashboard figure and export starts from it. Controllers and their contacts (the directory) are
-  shared by every community; models this module does not name are for superusers only.
+  shared by every community; the outbox follows the record each message is about; models this module does
+  not name are for superusers only.
 
 This module imports no requests_engine code: models are named by label, relations by lookup path.
 """
@@ -23,9 +24,11 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import rules
+from django.apps import apps
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Cast
 
 from communities.models import Community, Role, StaffMembership
 
@@ -61,6 +64,18 @@ TENANT_MODELS: dict[str, tuple[str, ...]] = {
 # Records that belong to no community yet: a reply the mailbox could not match. On an installation with one
 # community they are its own; with several, only superusers see them (and attach them where they belong).
 UNASSIGNED: dict[str, Q] = {"requests_engine.inboundmessage": Q(request__isnull=True, batch__isnull=True)}
+# The outbox names what each message is about generically (core imports no app): (subject_type, subject_id).
+# A message belongs to the community of the record it is about; those about a controller, a contact or an
+# account, and members' daily digests, are for superusers.
+OUTBOX = "core.outboundmessage"
+OUTBOX_SUBJECTS = {
+    "request": ("requests_engine.datarightsrequest", "pk"),
+    "batch": ("requests_engine.batch", "pk"),
+    "complaint": ("requests_engine.complaint", "pk"),
+    "mandate": ("communities.mandate", "pk"),
+    "notice": ("communities.notice", "pk"),
+    "member": ("communities.member", "reference"),
+}
 # Shared by every community on the installation: the controller directory.
 SHARED_MODELS = frozenset({"requests_engine.controller", "requests_engine.controllercontact"})
 
@@ -73,7 +88,7 @@ def _perms(model: str, *actions: str) -> set[str]:
     return {f"{app}.{action}_{name}" for action in actions}
 
 
-_VIEWER = set().union(*(_perms(model, "view") for model in (*TENANT_MODELS, *SHARED_MODELS)))
+_VIEWER = set().union(*(_perms(model, "view") for model in (*TENANT_MODELS, *SHARED_MODELS, OUTBOX)))
 _CASEWORKER = _VIEWER | set().union(
     _perms("requests_engine.datarightsrequest", "change"),  # record answers, questions, extensions
     _perms("requests_engine.inboundmessage", "change"),  # attach or dismiss replies
@@ -93,6 +108,7 @@ _COORDINATOR = (
         _perms("requests_engine.receivedfile", "change"),
         _perms("requests_engine.controller", "add", "change"),
         _perms("requests_engine.controllercontact", "add", "change"),
+        _perms(OUTBOX, "change"),  # send a failed message again
     )
 )
 # What each role may do, as Django permissions "app_label.codename"; its group holds exactly these.
@@ -145,11 +161,40 @@ def community_ids_where(user: Any, perm: str) -> list[int]:
 
 
 def is_tenant_model(model: type[models.Model]) -> bool:
-    return model._meta.label_lower in TENANT_MODELS
+    return model._meta.label_lower in TENANT_MODELS or model._meta.label_lower == OUTBOX
+
+
+def _outbox_in(ids: list[int]) -> Q:
+    """Outbox messages about a record of these communities, or a community summary ("<id>:<day>")."""
+    q = Q(pk__in=[])
+    for subject_type, (label, key) in OUTBOX_SUBJECTS.items():
+        model = apps.get_model(label)
+        keys = model._default_manager.filter(_in(model, ids)).annotate(
+            _key=Cast(key, output_field=models.CharField())
+        )
+        q |= Q(subject_type=subject_type, subject_id__in=keys.values("_key"))
+    for community_id in ids:
+        q |= Q(subject_type="community", subject_id__startswith=f"{community_id}:")
+    return q
+
+
+def _outbox_community(message: Any) -> Community | None:
+    if message.subject_type == "community":
+        community_id = message.subject_id.split(":", 1)[0]
+        return Community.objects.filter(pk=community_id).first() if community_id.isdigit() else None
+    if message.subject_type not in OUTBOX_SUBJECTS:
+        return None
+    label, key = OUTBOX_SUBJECTS[message.subject_type]
+    if key == "pk" and not message.subject_id.isdigit():
+        return None
+    record = apps.get_model(label)._default_manager.filter(**{key: message.subject_id}).first()
+    return community_of(record) if record is not None else None
 
 
 def community_of(obj: models.Model) -> Community | None:
     """The community a record belongs to, following its paths in TENANT_MODELS (None if it has none)."""
+    if obj._meta.label_lower == OUTBOX:
+        return _outbox_community(obj)
     for path in TENANT_MODELS.get(obj._meta.label_lower, ()):
         target: Any = obj
         for step in path.split("__") if path else []:
@@ -184,9 +229,11 @@ def scope(queryset: _QS, user: Any, *, perm: str | None = None) -> _QS:
     label = queryset.model._meta.label_lower
     if label in SHARED_MODELS:
         return queryset
-    if label not in TENANT_MODELS:
+    if label not in TENANT_MODELS and label != OUTBOX:
         return queryset.none()
     ids = community_ids_where(user, perm) if perm else list(_roles(user))
+    if label == OUTBOX:
+        return queryset.filter(_outbox_in(ids))
     q = _in(queryset.model, ids)
     only = _only_community() if label in UNASSIGNED and ids else None
     if only is not None and only.pk in ids:
@@ -221,12 +268,11 @@ def may(user: Any, perm: str, obj: models.Model) -> bool:
 
 
 def _register_rules() -> None:
-    tenant_apps = {label.split(".")[0] for label in TENANT_MODELS}
     every = set().union(*ROLE_PERMISSIONS.values())
     for perm in sorted(every):
         app, codename = perm.split(".")
-        model = codename.split("_", 1)[1]
-        if perm in (LAUNCH, APPROVE) or (app in tenant_apps and f"{app}.{model}" in TENANT_MODELS):
+        model = f"{app}.{codename.split('_', 1)[1]}"
+        if perm in (LAUNCH, APPROVE) or model in TENANT_MODELS or model == OUTBOX:
             rules.set_perm(perm, _granted(perm))
 
 

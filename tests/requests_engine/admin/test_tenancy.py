@@ -72,7 +72,7 @@ class Tenant:
             Community.objects.filter(pk=community.pk).values_list("name", "contact_email", "purpose").get(),
             ReceivedFile.objects.filter(request__member__community=community).count(),
             sorted(StaffMembership.objects.values_list("user_id", "community_id", "role")),
-            OutboundMessage.objects.count(),
+            sorted(OutboundMessage.objects.values_list("pk", "status", "attempts")),
         )
 
 
@@ -148,6 +148,16 @@ def build_tenant(community: Community, controller, word: str) -> Tenant:
         status=InboundMessage.Status.MATCHED,
         request=sent,
     )
+    mail = OutboundMessage.objects.create(
+        to=["dpo@acme.test"],
+        from_email="community@host.test",
+        subject=f"Mail about the {word} request",
+        body_text="Hello.",
+        message_id=f"<{word}@host.test>",
+        subject_type="request",
+        subject_id=str(sent.pk),
+        status=OutboundMessage.Status.FAILED,
+    )
     tenant.objects = {
         "communities.community": community,
         "communities.member": member,
@@ -164,6 +174,7 @@ def build_tenant(community: Community, controller, word: str) -> Tenant:
         "requests_engine.complaint": complaint,
         "requests_engine.inboundmessage": inbound,
         "requests_engine.requestevent": RequestEvent.objects.filter(request=sent).first(),
+        "core.outboundmessage": mail,
     }
     tenant.markers = {
         f"{word} Member",
@@ -185,6 +196,7 @@ def build_tenant(community: Community, controller, word: str) -> Tenant:
         complaint.reference,
         inbound.subject,
         f"{word} Guild",
+        mail.subject,
     }
     return tenant
 
@@ -276,7 +288,7 @@ def admin_urls(model_admin, obj) -> list[str]:
     return urls
 
 
-EXPECTED_ATTEMPTS = 1452
+EXPECTED_ATTEMPTS = 1488
 AUTOCOMPLETE_USERS = (
     "/admin/autocomplete/?app_label=communities&model_name=staffmembership&field_name=user&term=alpha"
 )
@@ -352,8 +364,8 @@ def test_no_admin_url_or_action_shows_or_changes_another_community_s_records(sec
         # The one autocomplete over people: choosing whom to give a role.
         attempt(client, "get", AUTOCOMPLETE_USERS, who=who)
     assert leaks == [], "\n".join(leaks)
-    # Four intruders × (the index, 20 admins' lists, searches and add pages, every URL and action on each of
-    # 15 records, one autocomplete): if a new admin, URL or action appears, this number says so.
+    # Four intruders × (the index, 19 admins' lists, searches and add pages, every URL and action on each of
+    # 16 records, one autocomplete): if a new admin, URL or action appears, this number says so.
     assert (attempts, len(leaks)) == (EXPECTED_ATTEMPTS, 0), f"{attempts} attempts, {len(leaks)} leaks"
 
 
@@ -630,3 +642,19 @@ def test_a_caseworker_corrects_a_member_s_details_in_their_own_community(second_
     member.refresh_from_db()
     assert member.full_name == "Alpha Member-Jones"
     assert 'name="community"' in page and "Beta Guild" not in page
+
+
+def test_the_outbox_lists_each_community_s_messages_to_its_own_staff(second_community_cast, coordinator):
+    home: Tenant = second_community_cast["home"]
+    ours, theirs = "Mail about the Alpha request", "Mail about the Beta request"
+    outbox = "/admin/core/outboundmessage/"
+    listing = logged_in(home.staff["viewer"]).get(outbox).content.decode()
+    assert ours in listing and theirs not in listing
+    everything = logged_in(coordinator).get(outbox).content.decode()
+    assert ours in everything and theirs in everything
+    mail = home.objects["core.outboundmessage"]
+    data = {"action": "send_again", "_selected_action": [mail.pk], "index": "0"}
+    logged_in(home.staff["caseworker"]).post(outbox, data)
+    assert OutboundMessage.objects.get(pk=mail.pk).status == "failed"
+    logged_in(home.staff["coordinator"]).post(outbox, data)
+    assert OutboundMessage.objects.get(pk=mail.pk).status != "failed"
