@@ -167,6 +167,8 @@ def start_worker(index: int, log_dir: Path, env: dict[str, str]) -> subprocess.P
         "-A",
         "config",
         "worker",
+        "-Q",
+        "celery,mail",  # outgoing mail has its own queue (settings.CELERY_TASK_ROUTES)
         "-l",
         log_level,
         "-P",

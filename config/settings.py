@@ -225,7 +225,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Data Community <comm
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="community.localhost")
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
 OUTBOX_RETRY_DELAY_SECONDS = env.int("OUTBOX_RETRY_DELAY_SECONDS", default=60)
-OUTBOX_STUCK_AFTER_MINUTES = env.int("OUTBOX_STUCK_AFTER_MINUTES", default=15)
+# A row left "sending" this long is taken as its worker's death and sent again; it must outlast one SMTP
+# conversation (EMAIL_TIMEOUT). Fractions of a minute are allowed.
+OUTBOX_STUCK_AFTER_MINUTES = env.float("OUTBOX_STUCK_AFTER_MINUTES", default=15)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Celery: eager in the embedded default so the same code path runs without a broker.
@@ -237,6 +239,14 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None) or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Outgoing mail has a queue of its own, served by workers of one process each (deploy/: the mail-worker),
+# so that a worker killed, or cut off from SMTP or the database, mid-send has handed at most one message to
+# the SMTP server without recording it: at most one duplicate per worker and fault. Scale out with more
+# mail workers (processes or machines), never more processes in one.
+CELERY_TASK_ROUTES = {
+    "core.tasks.send_outbound_message": {"queue": "mail"},
+    "core.tasks.send_outbound_messages": {"queue": "mail"},
+}
 # Redis hands an unacknowledged task to another worker after the visibility timeout (one hour by default).
 # Emails held back by a controller's send rate and outbox retries wait in the broker for hours (tasks ack
 # late), so the timeout must outlast them or they are handed out again; sending stays idempotent regardless.

@@ -339,7 +339,8 @@ def test_a_celery_worker_retries_after_each_backoff_until_the_last_attempt_fails
     )
     celery_app.conf.task_always_eager = False
     try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False):
+        # Outgoing mail has its own queue (settings.CELERY_TASK_ROUTES); this worker serves both.
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=["celery", "mail"]):
             send_outbound_message.delay(message.pk)
             deadline = time.monotonic() + 30
             while state(message)["status"] != Status.FAILED and time.monotonic() < deadline:

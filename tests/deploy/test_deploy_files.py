@@ -14,7 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 VENV_BIN = "/srv/datacommunity/.venv/bin/"
-UNITS = ["datacommunity-web", "datacommunity-worker", "datacommunity-beat"]
+UNITS = ["datacommunity-web", "datacommunity-worker", "datacommunity-mail-worker@", "datacommunity-beat"]
 
 PRODUCTION_VARIABLES = [
     "DJANGO_ENV",
@@ -88,8 +88,31 @@ def unit(name: str) -> configparser.ConfigParser:
 # compose.yaml
 
 
-def test_compose_defines_the_five_services():
-    assert set(compose()["services"]) == {"postgres", "redis", "web", "worker", "beat"}
+def test_compose_defines_the_six_services():
+    assert set(compose()["services"]) == {"postgres", "redis", "web", "worker", "mail-worker", "beat"}
+
+
+def queues_of(words: list[str]) -> str:
+    return words[words.index("-Q") + 1] if "-Q" in words else "celery"
+
+
+def test_outgoing_mail_has_its_own_one_process_workers_and_the_others_leave_it_alone():
+    # One message in flight per worker process bounds the duplicates a crash can cause (deploy/README.md).
+    from config import settings
+
+    mail_tasks = {name for name, route in settings.CELERY_TASK_ROUTES.items() if route["queue"] == "mail"}
+    assert mail_tasks == {"core.tasks.send_outbound_message", "core.tasks.send_outbound_messages"}
+    services = compose()["services"]
+    mail = command_words(services["mail-worker"])
+    assert runs_celery(mail, "worker") and queues_of(mail) == "mail"
+    assert (
+        mail[mail.index("--concurrency") + 1] == "1" and mail[mail.index("--prefetch-multiplier") + 1] == "1"
+    )
+    assert queues_of(command_words(services["worker"])) == "celery"
+    unit_mail = shlex.split(unit("datacommunity-mail-worker@")["Service"]["ExecStart"])
+    assert queues_of(unit_mail) == "mail" and unit_mail[unit_mail.index("--concurrency") + 1] == "1"
+    unit_worker = shlex.split(unit("datacommunity-worker")["Service"]["ExecStart"])
+    assert queues_of(unit_worker) == "celery"
 
 
 def test_worker_and_beat_start_celery_on_the_config_app():
@@ -144,9 +167,11 @@ def test_web_unit_serves_the_wsgi_application_on_loopback():
     assert "--bind 127.0.0.1:8000" in exec_start
 
 
-@pytest.mark.parametrize("program", ["worker", "beat"])
-def test_celery_units_start_celery_on_the_config_app(program):
-    exec_start = unit(f"datacommunity-{program}")["Service"]["ExecStart"]
+@pytest.mark.parametrize(
+    ("name", "program"), [("worker", "worker"), ("mail-worker@", "worker"), ("beat", "beat")]
+)
+def test_celery_units_start_celery_on_the_config_app(name, program):
+    exec_start = unit(f"datacommunity-{name}")["Service"]["ExecStart"]
     assert runs_celery(shlex.split(exec_start), program)
 
 

@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
-            type=int,
+            type=float,
             default=getattr(settings, "OUTBOX_STUCK_AFTER_MINUTES", 15),
             metavar="MINUTES",
             help="how long a row must have been stuck (default: %(default)s)",
