@@ -327,6 +327,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Requests addressed to a controller, and the actions it can take on them.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Inputs get components of their own, so the schema can say what the server enforces on them (a
+    # required text is not blank: minLength 1).
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "requests_engine.api.schema.server_rules",
+    ],
     # Swagger UI's files come from the sidecar package and are served locally, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -92,6 +92,22 @@ class RequestFilterSerializer(serializers.Serializer):
     due_before = serializers.DateField(required=False, help_text="Due on or before this date.")
     due_after = serializers.DateField(required=False, help_text="Due on or after this date.")
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A filter given empty ("?right=") is a mistake, not "no filter": DRF would silently drop it, so
+        # it is refused here, as the schema says (minLength 1, an enum, a date).
+        given = self.initial_data
+        empty = [
+            name
+            for name in self.fields
+            if name in given
+            and any(not str(v).strip() for v in given.getlist(name) if hasattr(given, "getlist"))
+        ]
+        if empty:
+            raise serializers.ValidationError(
+                {name: ["Give a value, or leave the filter out."] for name in empty}
+            )
+        return attrs
+
 
 # -- output ------------------------------------------------------------------------------------------------
 

@@ -153,6 +153,25 @@ class RequestPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_page_size(self, request) -> int:
+        # DRF falls back to the default for a page size that is not a number; the schema says an integer
+        # from 1 to 200, so anything else is refused rather than silently replaced.
+        given = request.query_params.get(self.page_size_query_param)
+        if given is not None and not (given.isdigit() and 1 <= int(given) <= self.max_page_size):
+            raise exceptions.ValidationError(
+                {"page_size": [f"Give a whole number from 1 to {self.max_page_size}."]}
+            )
+        return super().get_page_size(request) or self.page_size
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"].update({"minimum": 1})
+        return parameters
+
 
 class ControllerAPIView(generics.GenericAPIView):
     authentication_classes = [ControllerTokenAuthentication]

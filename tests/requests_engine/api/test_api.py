@@ -811,3 +811,20 @@ def test_options_on_every_action_endpoint_describes_what_its_post_takes(api, sen
         assert "POST" in response.json()["actions"], step
     assert "recipients_told" in api.options(url(sent.reference, "fulfil")).json()["actions"]["POST"]
     assert APIClient().options(url(sent.reference, "fulfil")).status_code == 401
+
+
+def test_a_filter_given_empty_or_a_bad_page_size_is_refused_not_ignored(api, sent):
+    for query in ("right=", "campaign=", "due_after=", "page_size=", "page_size=0", "page_size=x"):
+        response = api.get(f"/api/v1/requests/?{query}")
+        assert response.status_code == 400, query
+    assert api.get("/api/v1/requests/?right=access&page_size=5").status_code == 200
+
+
+def test_the_schema_states_what_the_server_enforces_on_text(api):
+    schema = api.get("/api/schema/?format=json").json()
+    extend = schema["components"]["schemas"]["ExtendInputRequest"]["properties"]["reason"]
+    assert extend["minLength"] == 1 and extend["pattern"] == "^[^\\u0000]*$"
+    listing = {p["name"]: p for p in schema["paths"]["/api/v1/requests/"]["get"]["parameters"]}
+    assert (
+        listing["campaign"]["schema"]["minLength"] == 1 and listing["page_size"]["schema"]["maximum"] == 200
+    )

@@ -115,6 +115,9 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_headers_conformance,
     checks.response_schema_conformance,
+    checks.missing_required_header,
+    checks.unsupported_method,
+    checks.ignored_auth,
 ]
 
 
@@ -136,6 +139,10 @@ def test_the_api_keeps_to_its_schema(api_schema, api_token, mode):
         )
         @given(case=operation.as_strategy(mode))
         def conforms(case):
+            # Generated keys repeat across different bodies, which the server rightly refuses (422, per
+            # the Idempotency-Key draft); keys are tested in test_idempotency.py.
+            if case.headers:
+                case.headers.pop("Idempotency-Key", None)
             case.call_and_validate(headers={"Authorization": f"Bearer {api_token}"}, checks=CHECKS)
 
         conforms()
