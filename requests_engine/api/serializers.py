@@ -96,9 +96,10 @@ class RequestFilterSerializer(serializers.Serializer):
         # A filter given empty ("?right=") is a mistake, not "no filter": DRF would silently drop it, so
         # it is refused here, as the schema says (minLength 1, an enum, a date).
         given = self.initial_data
+        names: list[str] = list(self.fields.keys())
         empty = [
             name
-            for name in self.fields
+            for name in names
             if name in given
             and any(not str(v).strip() for v in given.getlist(name) if hasattr(given, "getlist"))
         ]
