@@ -136,7 +136,13 @@ def build_tenant(community: Community, controller, word: str) -> Tenant:
         grounds=f"Grounds of the {word} complaint.",
     )
     complaint.requests.add(refused)
-    complaint.evidence_pack.save(f"{word}-complaint.pdf", ContentFile(b"%PDF-1.4 evidence"), save=True)
+    # Stored as the complaint service stores its file (encrypted, where core.crypto encrypts files).
+    store = getattr(crypto, "save_encrypted_file", None)
+    if store is not None:
+        store(complaint.evidence_pack, f"{word}-complaint.pdf", b"%PDF-1.4 evidence")
+        complaint.save(update_fields=["evidence_pack"])
+    else:
+        complaint.evidence_pack.save(f"{word}-complaint.pdf", ContentFile(b"%PDF-1.4 evidence"), save=True)
     inbound = InboundMessage.objects.create(
         mailbox="replies@host/INBOX",
         uid_validity=1,
