@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.concurrency.test_dispatch_crash import REDIS_URL, ROOT, SlowMailbox, Worker, _redis_reason
+from tests.concurrency.test_dispatch_crash import (  # noqa: F401  (slow_smtp is a fixture used here)
+    REDIS_URL,
+    ROOT,
+    Worker,
+    _redis_reason,
+    slow_smtp,
+)
 from tests.smtp import free_port
 
 MESSAGES = 60
@@ -96,17 +102,6 @@ def second_postgres():
     shutil.rmtree(pg.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller as SMTPController
-
-    box = SlowMailbox()
-    server = SMTPController(box, hostname="127.0.0.1", port=free_port())
-    server.start()
-    yield box, server.port
-    server.stop()
-
-
 def manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
@@ -116,12 +111,12 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def test_a_database_outage_mid_send_loses_nothing_and_costs_at_most_one_duplicate(
-    second_postgres, smtp, tmp_path
+    second_postgres, slow_smtp, tmp_path
 ):
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    mailbox, port = smtp
+    mailbox, port = slow_smtp
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
