@@ -547,17 +547,26 @@ def test_an_unmatched_reply_is_the_only_community_s_or_else_the_superusers(
     community, controller, coordinator
 ):
     home = build_tenant(community, controller, "Alpha")
-    InboundMessage.objects.create(
+    stray = InboundMessage.objects.create(
         mailbox="replies@host/INBOX",
         uid_validity=1,
         uid=999,
         subject="Who is this for?",
-        raw="x",
+        raw=crypto.save_encrypted("inbound/stray.eml.enc", b"Subject: Who is this for?\n\nHello.\n"),
         raw_sha256="-",
     )
     caseworker = get_user_model().objects.get(pk=home.staff["caseworker"].pk)
     inbox = "/admin/requests_engine/inboundmessage/"
     assert "Who is this for?" in logged_in(caseworker).get(inbox).content.decode()
+    # A caseworker handles the inbox: attaches a stray reply to one of the community's requests.
+    attach = {"action": "attach_by_reference", "_selected_action": [stray.pk], "index": "0"}
+    logged_in(caseworker).post(inbox, {**attach, "reference": "R-ALPHA-SENT"})
+    stray.refresh_from_db()
+    assert (stray.status, stray.request_id) == (
+        "handled",
+        home.objects["requests_engine.datarightsrequest"].pk,
+    )
+    InboundMessage.objects.filter(pk=stray.pk).update(status="unmatched", request=None, batch=None)
     Community.objects.create(slug="readers", name="Beta Guild", purpose="Reading.", contact_email="r@r.test")
     assert "Who is this for?" not in logged_in(caseworker).get(inbox).content.decode()
     assert "Who is this for?" in logged_in(coordinator).get(inbox).content.decode()
