@@ -148,20 +148,35 @@ LIST_COLUMNS = (
 )
 
 
+def _whole_number(given: str, *, at_most: int | None = None) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²", which int() refuses."""
+    if not (given.isascii() and given.isdigit()):
+        return False
+    return 1 <= int(given) and (at_most is None or int(given) <= at_most)
+
+
 class RequestPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    last_page_strings = ()  # the schema says a page is a number: "last" is not one
 
     def get_page_size(self, request) -> int:
         # DRF falls back to the default for a page size that is not a number; the schema says an integer
         # from 1 to 200, so anything else is refused rather than silently replaced.
         given = request.query_params.get(self.page_size_query_param)
-        if given is not None and not (given.isdigit() and 1 <= int(given) <= self.max_page_size):
+        if given is not None and not _whole_number(given, at_most=self.max_page_size):
             raise exceptions.ValidationError(
                 {"page_size": [f"Give a whole number from 1 to {self.max_page_size}."]}
             )
         return super().get_page_size(request) or self.page_size
+
+    def get_page_number(self, request, paginator) -> int | str:
+        # DRF reads an empty page as the first; the schema says an integer from 1, so it is refused too.
+        given = request.query_params.get(self.page_query_param)
+        if given is not None and not _whole_number(given):
+            raise exceptions.ValidationError({"page": ["Give a whole number from 1."]})
+        return super().get_page_number(request, paginator)
 
     def get_schema_operation_parameters(self, view) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)

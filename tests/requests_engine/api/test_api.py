@@ -820,6 +820,14 @@ def test_a_filter_given_empty_or_a_bad_page_size_is_refused_not_ignored(api, sen
     assert api.get("/api/v1/requests/?right=access&page_size=5").status_code == 200
 
 
+def test_a_page_that_is_not_a_whole_number_is_refused(api, sent):
+    # "²" passes str.isdigit() but not int(): it was a server error as a page size.
+    for query in ("page=", "page=0", "page=last", "page=x", "page=%C2%B2", "page_size=%C2%B2"):
+        response = api.get(f"/api/v1/requests/?{query}")
+        assert response.status_code == 400, query
+    assert api.get("/api/v1/requests/?page=1").status_code == 200
+
+
 def test_the_schema_states_what_the_server_enforces_on_text(api):
     schema = api.get("/api/schema/?format=json").json()
     extend = schema["components"]["schemas"]["ExtendInputRequest"]["properties"]["reason"]
