@@ -4,6 +4,7 @@ Idempotency-Key, uploads kept safe, throttling and the OpenAPI schema."""
 from __future__ import annotations
 
 import io
+import re
 import threading
 import types
 import zipfile
@@ -830,9 +831,31 @@ def test_a_page_that_is_not_a_whole_number_is_refused(api, sent):
 
 def test_the_schema_states_what_the_server_enforces_on_text(api):
     schema = api.get("/api/schema/?format=json").json()
-    extend = schema["components"]["schemas"]["ExtendInputRequest"]["properties"]["reason"]
-    assert extend["minLength"] == 1 and extend["pattern"] == "^[^\\u0000]*$"
+    inputs = schema["components"]["schemas"]
+    # A required text needs one character that is neither NUL nor whitespace (DRF strips it first).
+    reason = inputs["ExtendInputRequest"]["properties"]["reason"]
+    assert reason["minLength"] == 1 and reason["pattern"] == "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+    assert re.fullmatch(reason["pattern"], " \t\n") is None and re.fullmatch(reason["pattern"], " ok ")
+    assert inputs["AcknowledgeInputRequest"]["properties"]["note"]["pattern"] == "^[^\\u0000]*$"
     listing = {p["name"]: p for p in schema["paths"]["/api/v1/requests/"]["get"]["parameters"]}
     assert (
         listing["campaign"]["schema"]["minLength"] == 1 and listing["page_size"]["schema"]["maximum"] == 200
     )
+
+
+def test_a_text_of_spaces_alone_is_refused_as_blank(api, sent):
+    response = api.post(url(sent.reference, "extend"), {"months": 1, "reason": " \t "}, format="json")
+    assert response.status_code == 400 and "reason" in response.json()
+
+
+def test_the_schema_links_each_answer_to_the_calls_it_makes_possible(api):
+    paths = api.get("/api/schema/?format=json").json()["paths"]
+    listed = paths["/api/v1/requests/"]["get"]["responses"]["200"]["links"]
+    assert listed["requests_read"]["parameters"] == {"reference": "$response.body#/results/0/reference"}
+    assert listed["requests_refuse"]["operationId"] == "requests_refuse"
+    read = paths["/api/v1/requests/{reference}/"]["get"]["responses"]["200"]["links"]
+    assert read["requests_identity_document"]["parameters"]["document_id"] == (
+        "$response.body#/identity_documents/0/id"
+    )
+    fulfilled = paths["/api/v1/requests/{reference}/fulfil/"]["post"]["responses"]["200"]["links"]
+    assert fulfilled["requests_read"]["parameters"] == {"reference": "$response.body#/reference"}
