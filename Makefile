@@ -55,6 +55,7 @@ bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/dispatch.py
 	$(PY) benchmarks/portal.py
+	$(PY) benchmarks/uploads.py
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

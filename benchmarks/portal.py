@@ -31,13 +31,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def setup() -> tuple[str, str]:
-    """Create the data; return (a portal session cookie value, an API token)."""
+def setup(url: str = BENCH_URL, requests: int = REQUESTS) -> tuple[str, str]:
+    """Create a controller with `requests` sent access requests in a fresh database at `url`; return (a
+    portal session cookie value, an API token)."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.run import recreate_database
 
-    recreate_database(BENCH_URL)
-    os.environ["DATABASE_URL"] = BENCH_URL
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
@@ -55,6 +56,7 @@ def setup() -> tuple[str, str]:
         slug="bench", name="Bench", purpose="x", contact_email="b@x.test", rights=["access"]
     )
     controller = Controller.objects.create(slug="acme", name="Acme", email="dpo@acme.test")
+    community.controllers.add(controller)  # the mandates' "all organisations" names it
     contact = ControllerContact.objects.create(controller=controller, email="dpo@acme.test")
     with connection.cursor() as c:
         c.execute(
@@ -62,7 +64,7 @@ def setup() -> tuple[str, str]:
                      is_staff, is_active, date_joined)
                      SELECT '!', false, 'p' || g, '', '', 'p' || g || '@x.test', false, true, now()
                      FROM generate_series(1, %s) g""",
-            [REQUESTS],
+            [requests],
         )
         c.execute(
             """INSERT INTO communities_member (user_id, community_id, reference, full_name, joined_at,
@@ -78,6 +80,12 @@ def setup() -> tuple[str, str]:
                      SELECT id, 'A' || id, '["access"]', true, current_date - 1, current_date + 365, true,
                      false, false, false, 'v1', 'text', '', full_name, now(), '', '', '', 'tok' || id, 'active', now(), 0, '',
                      'community' FROM communities_member""")
+        # The organisations a mandate names when signed (its "all organisations" at that moment).
+        c.execute(
+            "INSERT INTO communities_mandate_controllers (mandate_id, controller_id) "
+            "SELECT id, %s FROM communities_mandate",
+            [controller.pk],
+        )
         c.execute(f"""INSERT INTO requests_engine_datarightsrequest (reference, member_id, mandate_id, controller_id,
                      "right", state, received_on, clock_start_on, due_on, extension_months, extension_reason,
                      paused_days, clock_paused, info_kind, info_question, message_id, delivery_error, drp_request_id,

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from pathlib import PurePosixPath
 
 from django import forms
 from django.conf import settings
@@ -190,11 +191,16 @@ class MandateAdmin(TenantAdminMixin, admin.ModelAdmin):
         "signed_at",
         "signed_ip",
         "signed_user_agent",
-        "pdf",
+        "pdf_file",
         "pdf_sha256",
         "state",
         "ended_at",
     ]
+
+    @admin.display(description="PDF")
+    def pdf_file(self, obj: Mandate) -> str:
+        # Stored encrypted, with no URL: the member downloads it from their own pages.
+        return PurePosixPath(str(obj.pdf.name)).name if obj.pdf else "—"
 
     def has_add_permission(self, request):
         return False

@@ -337,7 +337,9 @@ class Mandate(ConcurrentTransitionMixin, ChainedHistory):
     signed_at = models.DateTimeField()
     signed_ip = models.GenericIPAddressField(null=True, blank=True)
     signed_user_agent = models.TextField(blank=True)
-    pdf = models.FileField(upload_to="mandates/", blank=True)
+    pdf = models.FileField(
+        upload_to="mandates/", blank=True, editable=False, storage=crypto.encrypted_storage
+    )
     pdf_sha256 = models.CharField(max_length=64, blank=True)
     verification_token = models.CharField(
         max_length=64, unique=True, default=new_mandate_token, editable=False
@@ -406,7 +408,9 @@ class Authority(models.Model):
     # As issued: [{"label", "value", "checked"}], so the document and its check page say the same thing.
     identifiers = models.JSONField(default=list, editable=False)
     signer_email_verified = models.BooleanField(default=False, editable=False)
-    pdf = models.FileField(upload_to="authorities/", blank=True)
+    pdf = models.FileField(
+        upload_to="authorities/", blank=True, editable=False, storage=crypto.encrypted_storage
+    )
     pdf_sha256 = models.CharField(max_length=64, blank=True)
     # Earlier versions, when the member changed how this controller knows them: [{"sha256", "replaced_at"}],
     # so a controller holding an older PDF can still check it was ours.

@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "core.middleware.IdleSessionMiddleware",
     "core.middleware.PrivatePagesMiddleware",
+    "core.middleware.UnreadableFileMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "communities.middleware.StaffMfaMiddleware",

@@ -1,4 +1,4 @@
-"""Sessions and private pages.
+"""Sessions, private pages and files that cannot be read.
 
 Signed-in sessions end when left idle: a member or coordinator who walks away from a shared computer is
 signed out after SESSION_IDLE_MINUTES without a request (0: no idle limit). The controller portal has its
@@ -12,9 +12,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 
+from core.crypto import CryptoError
 from core.downloads import private
+from core.operator import operator_alert
 
 SEEN_KEY = "_last_seen_at"  # epoch seconds, written at most once a minute
 
@@ -65,3 +68,26 @@ class PrivatePagesMiddleware:
         ):
             private(response)
         return response
+
+
+class UnreadableFileMiddleware:
+    """A stored file that fails to decrypt (a key removed too soon, a damaged file) gives whoever asked a
+    page saying so, never a 500, and tells the operator, who can put the keys right. Views with more to say
+    (the member's returned files) catch it themselves."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, CryptoError):
+            return None
+        operator_alert(
+            subject="A stored file could not be decrypted",
+            body=f"{request.method} {request.path}: {exception} Check FIELD_ENCRYPTION_KEYS (a key removed "
+            "before `rotate_keys` ran?).",
+            purpose="operator.file_unreadable",
+        )
+        return private(render(request, "file_unreadable.html", status=503))

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core import crypto
+
 
 class OutboundMessage(models.Model):
     """One message to send: who to, what, about which case, and what happened when we tried."""
@@ -80,7 +82,9 @@ class OutboundAttachment(models.Model):
     message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="attachments")
     # The stored name is a random token (the original name may hold personal data); `filename` is what
     # the recipient sees.
-    file = models.FileField(upload_to="outbox/", max_length=300)
+    file = models.FileField(
+        upload_to="outbox/", max_length=300, editable=False, storage=crypto.encrypted_storage
+    )
     filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=100)
     size = models.PositiveBigIntegerField()

@@ -182,6 +182,18 @@ def queue_drafts(drafts: Sequence[Draft]) -> list[OutboundMessage]:
     return messages
 
 
+def attachments_erase(*, message_ids: Iterable[int], sha256: str) -> int:
+    """Delete the stored copies of a file sent with these messages (its retention period is over). The
+    attachment rows stay, with the name, size and hash of what was sent, as the record."""
+    erased = 0
+    for attachment in OutboundAttachment.objects.filter(message_id__in=list(message_ids), sha256=sha256):
+        if attachment.file:
+            attachment.file.storage.delete(str(attachment.file.name))
+            OutboundAttachment.objects.filter(pk=attachment.pk).update(file="")
+            erased += 1
+    return erased
+
+
 def _addresses(value: str | Iterable[str] | None, field: str) -> list[str]:
     """Each address as given ("a@b.example" or "Name <a@b.example>"), after checking it is exactly one."""
     if value is None:
@@ -425,6 +437,10 @@ def _build_email(message: OutboundMessage, connection=None) -> EmailMultiAlterna
     if message.body_html:
         email.attach_alternative(message.body_html, "text/html")
     for attachment in message.attachments.all():
+        if not attachment.file:
+            raise AttachmentChanged(
+                f"Attachment {attachment.filename!r} was deleted under the retention policy before it was sent."
+            )
         with attachment.file.open("rb") as stored:
             content = stored.read()
         if hashlib.sha256(content).hexdigest() != attachment.sha256:

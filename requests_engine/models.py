@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from communities.models import Community, Mandate, Member, Purpose, Right
+from core import crypto
 from core.audit import ChainedHistory
 from core.references import new_reference, new_token
 from requests_engine import deadlines
@@ -208,9 +209,13 @@ class Batch(ConcurrentTransitionMixin, ChainedHistory):
     posted_on = models.DateField(null=True, blank=True, help_text="Letters: the day the pack was posted.")
     reference = models.CharField(max_length=16, unique=True, default=new_batch_reference, editable=False)
     state = FSMField(default=State.PENDING, choices=State.choices, protected=True)
-    letter_pdf = models.FileField(upload_to="batches/", blank=True)
+    letter_pdf = models.FileField(
+        upload_to="batches/", blank=True, editable=False, storage=crypto.encrypted_storage
+    )
     letter_sha256 = models.CharField(max_length=64, blank=True)
-    manifest = models.FileField(upload_to="batches/", blank=True)
+    manifest = models.FileField(
+        upload_to="batches/", blank=True, editable=False, storage=crypto.encrypted_storage
+    )
     # Replies to <reply_token>@… thread back to this batch without trusting the sender's address.
     reply_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -780,7 +785,9 @@ class Complaint(ConcurrentTransitionMixin, ChainedHistory):
     acknowledged_on = models.DateField(null=True, blank=True, editable=False)
     outcome = models.TextField(blank=True)
     ico_case_reference = models.CharField(max_length=60, blank=True)
-    evidence_pack = models.FileField(upload_to="complaints/", blank=True)
+    evidence_pack = models.FileField(
+        upload_to="complaints/", blank=True, editable=False, storage=crypto.encrypted_storage
+    )
     evidence_pack_sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -1024,3 +1031,10 @@ class PortabilityForward(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file} to {self.to_controller}"
+
+
+# These files are encrypted by their services (chunked, under names the services choose) in the default
+# storage; registered here, with the models, so rotate_keys finds them whatever else is imported.
+crypto.register_encrypted_file_field("requests_engine.ReceivedFile", "stored")
+crypto.register_encrypted_file_field("requests_engine.IdentityDocument", "stored")
+crypto.register_encrypted_file_field("requests_engine.InboundMessage", "raw")

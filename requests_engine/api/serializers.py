@@ -350,7 +350,7 @@ def _files_field(help_text: str) -> FileListField:
 def _checked_uploads(files) -> list[Upload]:
     """Run the returned-data checks (name, emptiness, size, sniffed type, ZIP safety) before any action, so
     a refused file is a 400 on `files` and nothing is stored."""
-    uploads = [Upload(name=f.name or "", data=f.read()) for f in files]
+    uploads = [Upload(name=f.name or "", data=f) for f in files]
     errors = []
     for upload in uploads:
         try:

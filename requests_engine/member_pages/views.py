@@ -82,7 +82,7 @@ def request_detail(request, reference: str):
                     request_id=data_request.pk,
                     answer=form.cleaned_data["answer"],
                     actor=Actor(Actor.MEMBER, str(data_request.member_id)),
-                    document=returned_files.Upload(name=sent.name, data=sent.read()) if sent else None,
+                    document=returned_files.Upload(name=sent.name, data=sent) if sent else None,
                 )
             except UploadRefused as error:
                 form.add_error("document", str(error))

@@ -210,7 +210,7 @@ def identity_document(request, reference: str, document_id: int):
 
 
 def _uploads(files) -> list[Upload]:
-    return [Upload(name=f.name, data=f.read()) for f in files]
+    return [Upload(name=f.name, data=f) for f in files]
 
 
 # The form each portal action takes (acknowledging takes none).
@@ -396,7 +396,7 @@ def _answers_from_zip(request, zipped, *, rows):
     try:
         context["answers"] = bulk_answers.answers_apply(
             controller_id=request.contact.controller_id,
-            archive=Upload(name=zipped.name, data=zipped.read()),
+            archive=Upload(name=zipped.name, data=zipped),
             rows=rows,
             actor=_actor(request),
         )

@@ -8,11 +8,11 @@ a failure there rolls all of them back and removes the files already stored."""
 
 from __future__ import annotations
 
-import io
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import IO, cast
 
 from django.db import transaction
 from django_fsm import can_proceed
@@ -50,9 +50,39 @@ class Answer:
         return [PurePosixPath(upload.name).name for upload in self.files]
 
 
-def folders_in_zip(archive: Upload) -> dict[str, list[Upload]]:
+def _foreign_folders(opened: zipfile.ZipFile, controller_id: int) -> list[str]:
+    """Top-level folders that are not one of this controller's requests, read from the directory alone."""
+    named = {
+        parts[0]
+        for entry in opened.infolist()
+        if (parts := [part for part in entry.filename.split("/") if part])
+        and not ARCHIVER_LITTER & set(parts)
+        and (len(parts) > 1 or entry.is_dir())
+    }
+    mine = set(
+        request_answers.requests_for_controller(controller_id)
+        .filter(reference__in=named)
+        .values_list("reference", flat=True)
+    )
+    return sorted(named - mine)
+
+
+def folders_in_zip(archive: Upload, *, controller_id: int) -> dict[str, list[Upload]]:
     """The files of each top-level folder, every one checked as a single upload is (size, emptiness, sniffed
-    type, nested archives). Raises BulkAnswersRefused listing every bad file."""
+    type, nested archives). Names, sizes and folders (each must be one of the controller's requests) are
+    checked from the ZIP's directory before anything is unpacked; each file is then unpacked to a temporary
+    file, never whole into memory. Raises BulkAnswersRefused listing every bad file."""
+    foreign: list[str] = []
+    if returned_files.sniff(archive.head()) == "application/zip":
+        try:
+            with zipfile.ZipFile(cast(IO[bytes], archive.opened())) as opened:
+                foreign = _foreign_folders(opened, controller_id)
+        except zipfile.BadZipFile:
+            pass  # check_upload says what is wrong with it
+    if foreign:
+        raise BulkAnswersRefused(
+            [f"Folder {reference}: {reference} is not one of your requests." for reference in foreign]
+        )
     try:
         name, kind = returned_files.check_upload(archive)  # size, links, `../`, bombs, control characters
     except UploadRefused as refused:
@@ -61,7 +91,7 @@ def folders_in_zip(archive: Upload) -> dict[str, list[Upload]]:
         raise BulkAnswersRefused([f"“{name}” is not a ZIP file (it is {kind})."])
     folders: dict[str, list[Upload]] = {}
     problems = []
-    with zipfile.ZipFile(io.BytesIO(archive.data)) as opened:
+    with zipfile.ZipFile(cast(IO[bytes], archive.opened())) as opened:
         for entry in opened.infolist():
             parts = [part for part in entry.filename.replace("\\", "/").split("/") if part]
             if not parts or ARCHIVER_LITTER & set(parts):
@@ -80,11 +110,11 @@ def folders_in_zip(archive: Upload) -> dict[str, list[Upload]]:
                 continue
             try:
                 # zipfile stops at the declared size and checks the CRC: a lying header cannot make it more.
-                data = opened.read(entry)
+                with opened.open(entry) as member:
+                    upload = returned_files.unpacked("/".join(parts[1:]), member)
             except (zipfile.BadZipFile, NotImplementedError, OSError) as error:
                 problems.append(f"“{entry.filename}” cannot be unpacked ({error}).")
                 continue
-            upload = Upload(name="/".join(parts[1:]), data=data)
             try:
                 returned_files.check_upload(upload)
             except UploadRefused as refused:
@@ -200,7 +230,9 @@ def answers_apply(
 ) -> list[Answer]:
     """Check the whole upload, then apply every answer in one transaction: all of them, or none (with the
     files stored meanwhile removed). Raises BulkAnswersRefused naming each problem."""
-    answers = answer_plan(controller_id=controller_id, folders=folders_in_zip(archive), rows=rows)
+    answers = answer_plan(
+        controller_id=controller_id, folders=folders_in_zip(archive, controller_id=controller_id), rows=rows
+    )
     problems: list[str] = []
     # Rows are locked in reference order, so two uploads touching the same requests cannot deadlock.
     with returned_files.files_removed_on_failure(), transaction.atomic():

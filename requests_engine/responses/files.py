@@ -7,7 +7,9 @@ import datetime
 import hashlib
 import io
 import logging
+import shutil
 import stat
+import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Iterator
@@ -15,22 +17,21 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import IO, cast
 
 import magic
 from django.conf import settings
+from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from core import crypto
+from core import crypto, outbox
 from core.audit import Actor
 from requests_engine.events import record_event
 from requests_engine.exceptions import RequestEngineError, UploadRefused
 from requests_engine.models import DataRightsRequest, ReceivedFile
 from requests_engine.notices.member import files_notice_send
-
-crypto.register_encrypted_file_field("requests_engine.ReceivedFile", "stored")
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,38 @@ MACHINE_READABLE = {
 
 @dataclass(frozen=True)
 class Upload:
+    """A file to check and store: its name, and its content as bytes or as a file that is read in chunks
+    (a browser's or API client's upload, which Django spools to a temporary file, or a ZIP member unpacked
+    to one), so that a large upload is never held whole in memory."""
+
     name: str
-    data: bytes
+    data: bytes | File
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if isinstance(self.data, bytes) else int(self.data.size or 0)
+
+    def head(self, size: int = 65536) -> bytes:
+        """The first bytes, for sniffing the type."""
+        if isinstance(self.data, bytes):
+            return self.data[:size]
+        self.data.seek(0)
+        return self.data.read(size)
+
+    def opened(self) -> crypto.Readable:
+        """The content from its start, as a seekable file."""
+        if isinstance(self.data, bytes):
+            return io.BytesIO(self.data)
+        self.data.seek(0)
+        return cast(crypto.Readable, self.data)
+
+
+def unpacked(name: str, member: crypto.Readable) -> Upload:
+    """A ZIP member as an Upload, copied to a temporary file that stays in memory only while small."""
+    spool = tempfile.SpooledTemporaryFile(max_size=crypto.CHUNK_BYTES)  # noqa: SIM115 - closed with the File
+    shutil.copyfileobj(member, spool, crypto.CHUNK_BYTES)
+    spool.seek(0)
+    return Upload(name=name, data=File(spool, name=name))
 
 
 def _max_bytes() -> int:
@@ -87,8 +118,9 @@ def _clean_name(name: str) -> str:
     return base[:255]
 
 
-def sniff(data: bytes) -> str:
-    kind = magic.from_buffer(data[:65536], mime=True)
+def sniff(head: bytes) -> str:
+    """The type of a file from its first bytes (64 KiB are enough for libmagic)."""
+    kind = magic.from_buffer(head[:65536], mime=True)
     return "text/csv" if kind == "application/csv" else kind
 
 
@@ -98,13 +130,13 @@ ZIP_MAX_DEPTH = 3
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def check_zip(name: str, data: bytes) -> list[zipfile.ZipInfo]:
+def check_zip(name: str, data: bytes | crypto.Readable) -> list[zipfile.ZipInfo]:
     """Refuse archives that could harm us, from their directory before anything is extracted: paths
     escaping the folder or written with backslashes, links, control characters, bombs (ratio and total,
     counting archives nested inside), nesting deeper than ZIP_MAX_DEPTH."""
     limit = getattr(settings, "UPLOAD_MAX_UNZIPPED_BYTES", 1024 * 1024 * 1024)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else cast(IO[bytes], data))
     except zipfile.BadZipFile:
         raise UploadRefused(f"“{name}” is not a readable ZIP file.") from None
     with archive:
@@ -154,14 +186,17 @@ def _check_entries(
 
 
 def _is_zip(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bool:
-    with archive.open(entry) as member:
-        return member.read(4) == _ZIP_MAGIC
+    try:
+        with archive.open(entry) as member:
+            return member.read(4) == _ZIP_MAGIC
+    except (zipfile.BadZipFile, NotImplementedError, OSError) as error:  # a small entry is read, CRC and all
+        raise UploadRefused(f"“{entry.filename}” in the ZIP cannot be unpacked ({error}).") from None
 
 
 def check_uploads(uploads: list[Upload]) -> None:
     """One answer's files together stay within UPLOAD_MAX_ANSWER_BYTES (each is checked on its own too)."""
     limit = getattr(settings, "UPLOAD_MAX_ANSWER_BYTES", 200 * 1024 * 1024)
-    total = sum(len(upload.data) for upload in uploads)
+    total = sum(upload.size for upload in uploads)
     if total > limit:
         raise UploadRefused(
             f"These files come to {total // (1024 * 1024):,} MB, more than the {limit // (1024 * 1024):,} MB "
@@ -172,15 +207,15 @@ def check_uploads(uploads: list[Upload]) -> None:
 def check_upload(upload: Upload) -> tuple[str, str]:
     """(clean name, sniffed type) or UploadRefused."""
     name = _clean_name(upload.name)
-    if not upload.data:
+    if not upload.size:
         raise UploadRefused(f"“{name}” is empty.")
-    if len(upload.data) > _max_bytes():
+    if upload.size > _max_bytes():
         raise UploadRefused(f"“{name}” is larger than the {_max_bytes() // (1024 * 1024)} MB allowed.")
-    kind = sniff(upload.data)
+    kind = sniff(upload.head())
     if kind not in ACCEPTED_TYPES:
         raise UploadRefused(f"“{name}” is a {kind} file, which we do not accept.")
     if kind == "application/zip":
-        check_zip(name, upload.data)
+        check_zip(name, upload.opened())
     return name, kind
 
 
@@ -227,16 +262,16 @@ def received_files_store(
     retention = request.member.community.retention_days
     stored = []
     for (name, kind), upload in checked:
-        stored_name = crypto.save_encrypted(f"received/{request.pk}/file", upload.data)
-        remove_on_failure(stored_name)
+        saved = crypto.save_encrypted_file(f"received/{request.pk}/file", upload.opened())
+        remove_on_failure(saved.name)
         stored.append(
             ReceivedFile.objects.create(
                 request=request,
                 original_name=name,
-                stored=stored_name,
-                size=len(upload.data),
+                stored=saved.name,
+                size=saved.size,
                 content_type=kind,
-                sha256=hashlib.sha256(upload.data).hexdigest(),
+                sha256=saved.sha256,
                 delete_after=timezone.localdate() + timedelta(days=retention),
             )
         )
@@ -327,6 +362,11 @@ def received_files_expire(*, today: datetime.date | None = None) -> int:
     deleted = 0
     for received in ReceivedFile.objects.filter(delete_after__lt=today, keep=False, deleted_at__isnull=True):
         default_storage.delete(cast(str, received.stored.name))
+        # The copies forwarded to other controllers (Art 20(2)) go with it: what was sent stays recorded.
+        outbox.attachments_erase(
+            message_ids=received.forwards.exclude(message=None).values_list("message_id", flat=True),
+            sha256=received.sha256,
+        )
         ReceivedFile.objects.filter(pk=received.pk).update(deleted_at=timezone.now())
         deleted += 1
     return deleted

@@ -26,8 +26,6 @@ from requests_engine.exceptions import UploadRefused
 from requests_engine.models import OPEN_STATES, DataRightsRequest, IdentityDocument
 from requests_engine.responses.files import Upload, check_upload, remove_on_failure
 
-crypto.register_encrypted_file_field("requests_engine.IdentityDocument", "stored")
-
 logger = logging.getLogger(__name__)
 
 ACCEPTED = {"application/pdf", "image/png", "image/jpeg", "image/webp"}
@@ -37,20 +35,20 @@ KEPT_AFTER_CLOSE = timedelta(days=30)
 
 def identity_document_store(*, request: DataRightsRequest, upload: Upload, actor: Actor) -> IdentityDocument:
     """Check and store one document; the caller holds the request's row lock in its transaction."""
-    if len(upload.data) > MAX_BYTES:
+    if upload.size > MAX_BYTES:
         raise UploadRefused(f"“{upload.name}” is larger than the {MAX_BYTES // (1024 * 1024)} MB allowed.")
     name, kind = check_upload(upload)
     if kind not in ACCEPTED:
         raise UploadRefused(f"“{name}” is not a PDF or a photo (PNG, JPEG or WebP); upload one of those.")
-    stored = crypto.save_encrypted(f"identity/{request.pk}/document", upload.data)
-    remove_on_failure(stored)  # the caller wraps its transaction in files_removed_on_failure()
+    saved = crypto.save_encrypted_file(f"identity/{request.pk}/document", upload.opened())
+    remove_on_failure(saved.name)  # the caller wraps its transaction in files_removed_on_failure()
     document = IdentityDocument.objects.create(
         request=request,
         original_name=name,
-        stored=stored,
-        size=len(upload.data),
+        stored=saved.name,
+        size=saved.size,
         content_type=kind,
-        sha256=hashlib.sha256(upload.data).hexdigest(),
+        sha256=saved.sha256,
     )
     record_event(
         subject=request,

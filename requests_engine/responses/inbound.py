@@ -46,7 +46,6 @@ from requests_engine.models import Batch, DataRightsRequest, InboundMessage
 
 logger = logging.getLogger(__name__)
 
-crypto.register_encrypted_file_field("requests_engine.InboundMessage", "raw")
 
 EXCERPT_CHARS = 1000
 MAILBOX_ACTOR = Actor.system("mailbox")

@@ -3,6 +3,7 @@ gives the member a page that says so while the operator is told."""
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core.files.base import ContentFile
 
 from core.audit import Actor
 from core.downloads import filename_for
@@ -66,3 +67,21 @@ def test_a_file_that_cannot_be_decrypted_gives_a_page_and_tells_the_operator(
     assert "This file cannot be opened just now" in response.content.decode()
     [alert] = OutboundMessage.objects.filter(purpose="operator.file_unreadable")
     assert alert.to == ["ops@community.test"] and member.full_name not in alert.body_text
+
+
+@pytest.mark.django_db
+def test_a_signed_mandate_that_cannot_be_decrypted_gives_a_page_too(client, member, settings):
+    mandate = member.mandates.get()
+    mandate.pdf.save(f"{mandate.reference}.pdf", ContentFile(b"%PDF-1.7 mandate"))
+    client.force_login(member.user)
+    response = client.get(f"/me/mandates/{mandate.reference}/pdf/")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b"%PDF-1.7 mandate"
+    assert response["Content-Length"] == "16" and "no-store" in response["Cache-Control"]
+
+    settings.OPERATOR_EMAIL = "ops@community.test"
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the file's key was lost
+    response = client.get(f"/me/mandates/{mandate.reference}/pdf/")
+    assert response.status_code == 503 and "no-store" in response["Cache-Control"]
+    assert "This file cannot be opened just now" in response.content.decode()
+    [alert] = OutboundMessage.objects.filter(purpose="operator.file_unreadable")
+    assert f"/me/mandates/{mandate.reference}/pdf/" in alert.body_text

@@ -5,6 +5,7 @@ import html
 import io
 import re
 import zipfile
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -14,6 +15,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from communities.models import Mandate, Member
+from core import crypto
 from core.models import OutboundMessage
 from requests_engine import demo
 from requests_engine.admin import dashboard as admin_dashboard
@@ -232,3 +234,13 @@ def test_a_coordinator_takes_a_silent_demo_controller_from_overdue_to_an_ico_pac
     response = client.get(download)
     assert response.status_code == 200
     pack_is_sound(b"".join(response.streaming_content))
+
+
+@pytest.mark.django_db
+def test_every_file_the_demo_stores_is_encrypted_at_rest(settings):
+    call_command("seed_demo")
+    stored = [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+    folders = {path.relative_to(settings.MEDIA_ROOT).parts[0] for path in stored}
+    assert {"mandates", "outbox", "complaints", "constitutions"} <= folders, folders
+    plain = [str(path) for path in stored if not path.read_bytes().startswith(crypto.STREAM_MAGIC)]
+    assert plain == []

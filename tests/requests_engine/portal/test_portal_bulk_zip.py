@@ -101,6 +101,18 @@ def test_a_zip_alone_fulfils_each_request_named_by_a_folder(
     assert told == ["ada@community.test", "sam@community.test"]
 
 
+def test_an_upload_spooled_to_disk_is_unpacked_and_stored_in_chunks(portal, acme_requests, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # Django writes every upload to a temporary file
+    big = b"row,value\n" + b"".join(b"%d,%d\n" % (n, n * n) for n in range(300_000))  # ~4.6 MB: 5 chunks
+    upload = zipped({"B1-M0-AC/export.csv": big, "B1-M2-AC/data.json": JSON})
+    response = portal.post("/respond/requests/csv/", {"answers_zip": upload})
+    assert response.status_code == 200 and "Answers applied" in response.content.decode()
+    stored = DataRightsRequest.objects.get(reference="B1-M0-AC").files.get()
+    assert (stored.size, stored.content_type) == (len(big), "text/csv")
+    assert received_file_data(stored) == big
+    assert all(b"299999," not in path.read_bytes() for path in stored_on_disk(settings))
+
+
 def test_a_zip_with_the_csv_partly_fulfils_acknowledges_and_fulfils_in_one_go(
     portal, acme_requests, django_capture_on_commit_callbacks
 ):
@@ -139,6 +151,36 @@ def test_a_folder_for_another_controllers_request_refuses_the_whole_upload(
     assert "Folder B2-M9-AC: B2-M9-AC is not one of your requests" in page
     assert "Folder NOPE: NOPE is not one of your requests" in page
     assert DataRightsRequest.objects.get(pk=theirs.pk).state == "sent"
+    assert_nothing_applied(settings)
+
+
+def test_folders_are_checked_against_the_callers_requests_before_anything_is_unpacked(
+    portal, acme_requests, settings
+):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("B1-M0-AC/data.json", JSON)
+        archive.writestr("NOT-OURS/data.json", b"x" * 64 + b"SECRET" + b"x" * 64)
+    damaged = bytearray(buffer.getvalue())
+    at = damaged.index(b"SECRET")
+    damaged[at : at + 6] = b"S3CRET"  # unpacking this entry would fail its CRC check
+    upload = io.BytesIO(bytes(damaged))
+    upload.name = "answers.zip"
+    page = portal.post("/respond/requests/csv/", {"answers_zip": upload}).content.decode()
+    assert "Folder NOT-OURS: NOT-OURS is not one of your requests" in page
+    assert "cannot be unpacked" not in page  # refused from the directory: the entry was never read
+    assert_nothing_applied(settings)
+
+
+def test_a_damaged_entry_is_refused_in_plain_words(portal, acme_requests, settings):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("B1-M0-AC/data.json", b'{"secret": "SECRET"}')
+    damaged = buffer.getvalue().replace(b'"SECRET"', b'"S3CRET"')  # fails its CRC check
+    upload = io.BytesIO(damaged)
+    upload.name = "answers.zip"
+    response = portal.post("/respond/requests/csv/", {"answers_zip": upload})
+    assert response.status_code == 400 and "cannot be unpacked" in response.content.decode()
     assert_nothing_applied(settings)
 
 

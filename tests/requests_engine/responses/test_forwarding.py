@@ -2,6 +2,7 @@
 real SMTP server, with every refusal explained and nobody else's file reachable."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -13,8 +14,9 @@ from core.models import OutboundMessage
 from requests_engine import services
 from requests_engine.events import describe
 from requests_engine.exceptions import ForwardingError
-from requests_engine.models import Controller, PortabilityForward, RequestEvent
+from requests_engine.models import Controller, PortabilityForward, ReceivedFile, RequestEvent
 from requests_engine.responses import answers, forwarding
+from requests_engine.responses import files as returned_files
 from requests_engine.responses.files import Upload
 from tests.factories import make_covered_request, make_mandate, make_member, make_request
 
@@ -218,3 +220,35 @@ def test_an_access_request_offers_no_forwarding(client, porter, controller):
     assert (
         "Only data returned for a data portability request" in page and "<form" not in page.split("</h1>")[1]
     )
+
+
+def test_the_forwarded_copy_is_encrypted_and_goes_when_the_returned_file_expires(
+    settings, portability, globex, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        forward(portability, globex)
+    received = portability.files.get()
+    message = PortabilityForward.objects.get().message
+    copy = message.attachments.get(filename="history.json")
+    on_disk = Path(settings.MEDIA_ROOT, copy.file.name).read_bytes()
+    assert EXPORT not in on_disk and b"Blue Monday" not in on_disk  # encrypted at rest
+    with copy.file.open("rb") as stored:
+        assert stored.read() == EXPORT
+
+    ReceivedFile.objects.filter(pk=received.pk).update(
+        delete_after=timezone.localdate() - dt.timedelta(days=1)
+    )
+    assert returned_files.received_files_expire() == 1
+
+    copy.refresh_from_db()
+    assert not copy.file and not Path(settings.MEDIA_ROOT, on_disk_name(received)).exists()
+    assert (copy.sha256, copy.size) == (received.sha256, len(EXPORT))  # what was sent stays recorded
+    authority = message.attachments.exclude(pk=copy.pk).get()
+    assert authority.file  # the member's authority document is not returned data: it stays
+    assert not any(
+        EXPORT in path.read_bytes() for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()
+    )
+
+
+def on_disk_name(received):
+    return received.stored.name
