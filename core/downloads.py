@@ -9,10 +9,14 @@ from __future__ import annotations
 import mimetypes
 import unicodedata
 from pathlib import PurePath
+from typing import IO, TypeVar
 
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
+
+R = TypeVar("R", bound=HttpResponseBase)
 
 # What mimetypes lacks or guesses oddly for the types we accept.
 _EXTENSIONS = {
@@ -27,7 +31,7 @@ _EXTENSIONS = {
 }
 
 
-def private(response: HttpResponse) -> HttpResponse:
+def private(response: R) -> R:
     """Personal data: never stored by a cache, never shared between users of one browser."""
     patch_cache_control(response, no_store=True, private=True)
     return response
@@ -47,8 +51,13 @@ def filename_for(name: str, content_type: str) -> str:
     return f"{stem or 'file'}{wanted}"
 
 
-def download(data: bytes, *, name: str, content_type: str) -> HttpResponse:
-    response = HttpResponse(data, content_type=content_type)
+def download(data: bytes | IO[bytes], *, name: str, content_type: str) -> HttpResponseBase:
+    """The file as an attachment; a file object is streamed (and closed when sent), never read whole."""
+    response: HttpResponse | FileResponse
+    if isinstance(data, bytes):
+        response = HttpResponse(data, content_type=content_type)
+    else:
+        response = FileResponse(data, content_type=content_type)
     response["Content-Disposition"] = content_disposition_header(True, filename_for(name, content_type))
     response["X-Content-Type-Options"] = "nosniff"
     return private(response)

@@ -15,9 +15,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation, TooManyFilesSent
 from django.db.models import F, Prefetch, Q, QuerySet
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -362,7 +363,7 @@ class RequestDetailView(ControllerAPIView, generics.RetrieveAPIView):
     )
 )
 class IdentityDocumentView(ControllerAPIView):
-    def get(self, request, reference: str, document_id: int) -> HttpResponse:
+    def get(self, request, reference: str, document_id: int) -> HttpResponseBase:
         data_request = self.get_object()
         document = data_request.identity_documents.filter(pk=document_id, deleted_at__isnull=True).first()
         if document is None:

@@ -313,17 +313,31 @@ def received_files_record(*, request_id: int, uploads: list[Upload], actor: Acto
         return stored
 
 
-def received_file_data(received: ReceivedFile) -> bytes:
-    data = crypto.read_encrypted(cast(str, received.stored.name))
-    if hashlib.sha256(data).hexdigest() != received.sha256:
+def received_file_open(received: ReceivedFile) -> IO[bytes]:
+    """The file's data, decrypted into a temporary file (in memory only while small) and checked against
+    its checksum; the caller closes it."""
+    with default_storage.open(cast(str, received.stored.name), "rb") as stored:
+        copy = crypto.decrypted_copy(stored)
+    digest = hashlib.sha256()
+    while chunk := copy.read(crypto.CHUNK_BYTES):
+        digest.update(chunk)
+    if digest.hexdigest() != received.sha256:
+        copy.close()
         raise crypto.CryptoError(f"File {received.pk} does not match its checksum.")
-    return data
+    copy.seek(0)
+    return copy
 
 
-def received_file_download(*, file_id: int, actor: Actor) -> bytes:
-    """The file's data, decrypted and checked against its checksum; each download is recorded."""
+def received_file_data(received: ReceivedFile) -> bytes:
+    with received_file_open(received) as copy:
+        return copy.read()
+
+
+def received_file_download(*, file_id: int, actor: Actor) -> IO[bytes]:
+    """The file's data, decrypted and checked against its checksum, as a file to stream; each download is
+    recorded."""
     received = ReceivedFile.objects.get(pk=file_id)
-    data = received_file_data(received)
+    data = received_file_open(received)
     with transaction.atomic():
         request = DataRightsRequest.objects.select_for_update().get(pk=received.request_id)
         record_event(

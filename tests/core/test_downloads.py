@@ -46,7 +46,7 @@ def returned_pdf(member, controller):
 def test_the_member_gets_the_file_under_its_real_type_and_no_cache_keeps_it(client, member, returned_pdf):
     client.force_login(member.user)
     response = client.get(f"/me/files/{returned_pdf.pk}/")
-    assert response.status_code == 200 and response.content == PDF
+    assert response.status_code == 200 and response.getvalue() == PDF
     assert response["Content-Disposition"] == 'attachment; filename="statement.pdf"'
     assert "no-store" in response["Cache-Control"] and response["X-Content-Type-Options"] == "nosniff"
     for page in ("/me/", f"/me/requests/{returned_pdf.request.reference}/"):

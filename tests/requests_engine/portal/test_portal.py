@@ -221,7 +221,7 @@ def test_the_member_downloads_the_returned_file_and_others_cannot(
     stored = request.files.get()
     client.force_login(request.member.user)
     response = client.get(f"/me/files/{stored.pk}/")
-    assert response.status_code == 200 and response.content == b"a,b\n1,2\n"
+    assert response.status_code == 200 and response.getvalue() == b"a,b\n1,2\n"
     client.force_login(acme_requests[1].member.user)
     assert client.get(f"/me/files/{stored.pk}/").status_code == 404
 
