@@ -100,7 +100,8 @@ class InboundMessageAdmin(TenantAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         form = ReplyUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            outcome = inbound.inbound_upload(raw=form.cleaned_data["eml"])
+            mine = None if request.user.is_superuser else tenancy.community_ids_where(request.user, CHANGE)
+            outcome = inbound.inbound_upload(raw=form.cleaned_data["eml"], communities=mine)
             text = {
                 "matched": "The reply was matched and recorded on its batch or request.",
                 "unmatched": "The reply matched no batch or request: it waits in the inbox to be attached.",

@@ -23,6 +23,7 @@ import logging
 import re
 import ssl
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -376,11 +377,30 @@ def _record_reply(inbound: InboundMessage, *, actor: Actor, excerpt: str) -> Non
     )
 
 
-def inbound_receive(*, mailbox: str, uid_validity: int, uid: int, raw: bytes, received_at: datetime) -> str:
+def _match_community(match: Match) -> int | None:
+    if match.request_id:
+        rows = DataRightsRequest.objects.filter(pk=match.request_id)
+        return rows.values_list("member__community_id", flat=True).first()
+    return Batch.objects.filter(pk=match.batch_id).values_list("campaign__community_id", flat=True).first()
+
+
+def inbound_receive(
+    *,
+    mailbox: str,
+    uid_validity: int,
+    uid: int,
+    raw: bytes,
+    received_at: datetime,
+    communities: Collection[int] | None = None,
+) -> str:
     """Store one message read from `mailbox` and record it: returns "matched", "unmatched", or "duplicate"
-    when this (mailbox, UIDVALIDITY, UID) was already stored (by us earlier, or by a poller racing us)."""
+    when this (mailbox, UIDVALIDITY, UID) was already stored (by us earlier, or by a poller racing us).
+    With `communities`, it is recorded only on a request or batch of one of them; otherwise it is kept
+    unmatched, so that staff of one community cannot add to another's history."""
     message = cast(EmailMessage, email.message_from_bytes(raw, policy=default_policy))
     match = message_match(message)
+    if match and communities is not None and _match_community(match) not in communities:
+        match = None
     raw_field = cast(models.FileField, InboundMessage._meta.get_field("raw"))
     stored_name = crypto.save_encrypted(
         raw_field.generate_filename(None, "message.eml"),  # type: ignore[arg-type]  # upload_to is a path, not a callable
@@ -430,10 +450,10 @@ def looks_like_email(raw: bytes) -> bool:
 UPLOADED = "uploaded .eml files"
 
 
-def inbound_upload(*, raw: bytes) -> str:
-    """A coordinator adds a reply saved as an .eml file: stored and matched as the poller would. Its UID is
-    taken from the file's SHA-256, so adding the same file twice is a duplicate. Returns as
-    `inbound_receive`."""
+def inbound_upload(*, raw: bytes, communities: Collection[int] | None = None) -> str:
+    """A coordinator adds a reply saved as an .eml file: stored and matched as the poller would, but only
+    to a request or batch of `communities` (theirs; None for a superuser). Its UID is taken from the
+    file's SHA-256, so adding the same file twice is a duplicate. Returns as `inbound_receive`."""
     uid = int(hashlib.sha256(raw).hexdigest()[:15], 16)  # 60 bits: fits the BigInteger column
     return inbound_receive(
         mailbox=UPLOADED,
@@ -441,6 +461,7 @@ def inbound_upload(*, raw: bytes) -> str:
         uid=uid,
         raw=raw,
         received_at=timezone.now(),
+        communities=communities,
     )
 
 

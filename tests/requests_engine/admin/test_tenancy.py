@@ -6,6 +6,7 @@ this community's records: none may show them or change them. Then what each role
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,13 +137,7 @@ def build_tenant(community: Community, controller, word: str) -> Tenant:
         grounds=f"Grounds of the {word} complaint.",
     )
     complaint.requests.add(refused)
-    # Stored as the complaint service stores its file (encrypted, where core.crypto encrypts files).
-    store = getattr(crypto, "save_encrypted_file", None)
-    if store is not None:
-        store(complaint.evidence_pack, f"{word}-complaint.pdf", b"%PDF-1.4 evidence")
-        complaint.save(update_fields=["evidence_pack"])
-    else:
-        complaint.evidence_pack.save(f"{word}-complaint.pdf", ContentFile(b"%PDF-1.4 evidence"), save=True)
+    complaint.evidence_pack.save(f"{word}-complaint.pdf", ContentFile(b"%PDF-1.4 evidence"), save=True)
     inbound = InboundMessage.objects.create(
         mailbox="replies@host/INBOX",
         uid_validity=1,
@@ -570,6 +565,28 @@ def test_an_unmatched_reply_is_the_only_community_s_or_else_the_superusers(
     Community.objects.create(slug="readers", name="Beta Guild", purpose="Reading.", contact_email="r@r.test")
     assert "Who is this for?" not in logged_in(caseworker).get(inbox).content.decode()
     assert "Who is this for?" in logged_in(coordinator).get(inbox).content.decode()
+
+
+def test_a_reply_uploaded_by_one_community_s_staff_is_never_recorded_on_another_s_request(
+    second_community_cast, coordinator
+):
+    home: Tenant = second_community_cast["home"]
+    theirs = DataRightsRequest.objects.get(reference="R-BETA-SENT")
+    events = theirs.events.count()
+    eml = io.BytesIO(
+        b"From: dpo@acme.test\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+        b"Subject: Re: your request R-BETA-SENT\r\n\r\nHere is the data.\r\n"
+    )
+    eml.name = "reply.eml"
+    url = "/admin/requests_engine/inboundmessage/upload/"
+    response = logged_in(home.staff["caseworker"]).post(url, {"eml": eml}, follow=True)
+    assert "matched no batch or request" in response.content.decode()
+    stored = InboundMessage.objects.get(subject="Re: your request R-BETA-SENT")
+    assert (stored.status, stored.request_id, theirs.events.count()) == ("unmatched", None, events)
+    eml.seek(0)
+    InboundMessage.objects.all().delete()
+    logged_in(coordinator).post(url, {"eml": eml})  # a superuser's upload is matched as the poller would
+    assert InboundMessage.objects.get().request_id == theirs.pk and theirs.events.count() == events + 1
 
 
 def test_existing_staff_become_coordinators_of_every_community_so_nobody_loses_access(community, coordinator):
