@@ -1,10 +1,14 @@
 from datetime import timedelta
 from pathlib import PurePosixPath
+from typing import cast
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -13,7 +17,8 @@ from core.models import OutboundMessage
 
 from . import representation, tenancy
 from .admin_tenancy import TenantAdminMixin, TenantInlineMixin
-from .models import Community, Identifier, Invite, Mandate, Member, Purpose, StaffMembership
+from .invitations import imports, letters
+from .models import Community, Identifier, Invitation, Invite, Mandate, Member, Purpose, StaffMembership
 from .services import CommunityError
 
 
@@ -236,6 +241,113 @@ class InviteAdmin(TenantAdminMixin, admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+class MembersImportForm(forms.Form):
+    community = forms.ModelChoiceField(queryset=Community.objects.none())
+    membership_list = forms.FileField(
+        label="Membership list (CSV)",
+        help_text="The first line names the columns: name, and email or postal address (or both); "
+        "membership number is optional. People already invited or already members are left alone.",
+    )
+    dry_run = forms.BooleanField(
+        required=False, initial=True, label="Dry run: check the list and report, but invite nobody yet"
+    )
+
+    def __init__(self, *args, communities=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        cast(forms.ModelChoiceField, self.fields["community"]).queryset = communities
+        if communities is not None and communities.count() == 1:
+            self.fields["community"].initial = communities.first()
+
+    def clean_membership_list(self) -> str:
+        upload = self.cleaned_data["membership_list"]
+        if upload.size > 20 * 1024 * 1024:
+            raise forms.ValidationError("The list is larger than 20 MB: split it into several files.")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError(
+                "The list is not UTF-8 text: save it from the spreadsheet as CSV UTF-8."
+            ) from None
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantAdminMixin, admin.ModelAdmin):
+    """People from the community's membership list, invited to join by email or by letter."""
+
+    list_display = ["name", "community", "channel", "email", "membership_number", "sent_at", "joined"]
+    list_filter = ["community", "channel"]
+    search_fields = ["name", "email", "membership_number"]
+    readonly_fields = [
+        "community",
+        "name",
+        "email",
+        "postal_address",
+        "membership_number",
+        "channel",
+        "imported_at",
+        "sent_at",
+        "joined",
+    ]
+    fields = list(readonly_fields)
+    actions = ["print_letters"]
+
+    def has_add_permission(self, request):
+        return False  # people come in through "Import members"
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(boolean=True, description="joined")
+    def joined(self, obj: Invitation) -> bool:
+        return obj.invite.uses > 0
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="communities_invitation_import"), *super().get_urls()]
+
+    def _import_communities(self, request):
+        mine = Community.objects.all()
+        if not request.user.is_superuser:
+            mine = mine.filter(pk__in=tenancy.community_ids_where(request.user, "communities.add_invitation"))
+        return mine
+
+    def import_view(self, request):
+        communities = self._import_communities(request)
+        if not communities.exists():
+            raise PermissionDenied
+        form = MembersImportForm(request.POST or None, request.FILES or None, communities=communities)
+        report = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = imports.invitations_import(
+                    community=form.cleaned_data["community"],
+                    text=form.cleaned_data["membership_list"],
+                    dry_run=form.cleaned_data["dry_run"],
+                    by=request.user,
+                )
+            except imports.ListRefused as refused:
+                form.add_error("membership_list", str(refused))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import members",
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/communities/invitation/import.html", context)
+
+    @admin.action(description="Print the invitation letters of the selected people without email")
+    def print_letters(self, request, queryset):
+        mine = self.tenant_actionable(request, queryset, "communities.change_invitation")
+        pdf, count = letters.letters_print(invitation_ids=list(mine.values_list("pk", flat=True)))
+        if not count:
+            self.message_user(request, "None of the selected people is invited by letter.", messages.WARNING)
+            return None
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="invitation-letters-{count}.pdf"'
+        return response
 
 
 @admin.register(StaffMembership)

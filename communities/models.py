@@ -196,6 +196,43 @@ class Invite(models.Model):
         return self.uses < self.max_uses and timezone.now() < self.expires_at
 
 
+class Invitation(models.Model):
+    """Someone on the community's membership list, invited to join: by email with a link, or by letter
+    (for those without email) with the same link printed and as a QR code. Importing the list again
+    changes nothing for people already on it: they are known by email address or membership number."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        POST = "post", "Letter"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="invitations")
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True, help_text="Stored in lower case.")
+    postal_address = models.TextField(blank=True)
+    membership_number = models.CharField(max_length=60, blank=True)
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    # A single-use link of its own: the invitation is accepted when it is used.
+    invite = models.OneToOneField(Invite, on_delete=models.PROTECT, related_name="invitation")
+    imported_at = models.DateTimeField(default=timezone.now, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="Emailed, or its letter printed.")
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["community", "email"], condition=~models.Q(email=""), name="one_invitation_per_email"
+            ),
+            models.UniqueConstraint(
+                fields=["community", "membership_number"],
+                condition=~models.Q(membership_number=""),
+                name="one_invitation_per_membership_number",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.email or 'by letter'})"
+
+
 def new_member_reference() -> str:
     return new_reference("M", 8)
 

@@ -43,6 +43,7 @@ TENANT_MODELS: dict[str, tuple[str, ...]] = {
     "communities.community": ("",),
     "communities.purpose": ("community",),
     "communities.invite": ("community",),
+    "communities.invitation": ("community",),
     "communities.member": ("community",),
     "communities.identifier": ("member__community",),
     "communities.mandate": ("member__community",),
@@ -102,6 +103,7 @@ _COORDINATOR = (
         _perms("communities.community", "change"),
         _perms("communities.purpose", "add", "change"),
         _perms("communities.invite", "add", "change", "delete"),
+        _perms("communities.invitation", "add", "change"),  # import the membership list, print letters
         _perms("requests_engine.campaign", "add", "change"),
         _perms("requests_engine.batch", "change"),
         _perms("requests_engine.complaint", "change"),

@@ -19,7 +19,7 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from communities import tenancy
-from communities.models import Community, Identifier, Invite, Role, StaffMembership
+from communities.models import Community, Identifier, Invitation, Invite, Role, StaffMembership
 from core import crypto
 from core.audit import Actor
 from core.models import OutboundMessage
@@ -98,6 +98,13 @@ def build_tenant(community: Community, controller, word: str) -> Tenant:
     invite = Invite.objects.create(
         community=community, note=f"Invite for {word}", expires_at=timezone.now() + dt.timedelta(days=3)
     )
+    invitation = Invitation.objects.create(
+        community=community,
+        name=f"{word} Invitee",
+        postal_address=f"1 {word} Street",
+        channel=Invitation.Channel.POST,
+        invite=Invite.objects.create(community=community, expires_at=timezone.now() + dt.timedelta(days=3)),
+    )
     draft = make_campaign(
         community, name=f"{word} draft campaign", rights=["access"], purpose=purpose, controllers=[controller]
     )
@@ -164,6 +171,7 @@ def build_tenant(community: Community, controller, word: str) -> Tenant:
         "communities.member": member,
         "communities.mandate": mandate,
         "communities.invite": invite,
+        "communities.invitation": invitation,
         "requests_engine.campaign": draft,
         "requests_engine.campaign/launched": launched,
         "requests_engine.batch": batch,
@@ -289,7 +297,7 @@ def admin_urls(model_admin, obj) -> list[str]:
     return urls
 
 
-EXPECTED_ATTEMPTS = 1488
+EXPECTED_ATTEMPTS = 1536
 AUTOCOMPLETE_USERS = (
     "/admin/autocomplete/?app_label=communities&model_name=staffmembership&field_name=user&term=alpha"
 )
