@@ -27,6 +27,7 @@ from requests_engine.models import (
 )
 
 from . import identifier_checks, notices, services, tasks
+from .accounts import SESSION_JOINING
 from .forms import (
     DeleteAccountForm,
     EndingForm,
@@ -68,6 +69,9 @@ def home(request):
 @require_http_methods(["GET", "POST"])
 def join(request, slug: str):
     community = get_object_or_404(Community, slug=slug)
+    if request.session.get(SESSION_JOINING) != community.slug:
+        # The sign-up, verification and sign-in pages and emails that follow speak for this community.
+        request.session[SESSION_JOINING] = community.slug
     invite_token = request.GET.get("invite") or request.POST.get("invite") or ""
     invite = Invite.objects.filter(community=community, token=invite_token).first() if invite_token else None
     invite_problem = ""

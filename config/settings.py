@@ -117,6 +117,9 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # mail scanners open links: confirming takes a button press
 ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 ACCOUNT_LOGOUT_ON_GET = False
+# The account holder is told of every change to their sign-in (password, email, two-step sign-in), so a
+# change they did not make does not go unnoticed.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 # Behind the reverse proxy every request comes from the proxy's address: the client's is the one the
 # trusted proxies append to X-Forwarded-For (counted from the right, so a client cannot forge it). One
@@ -154,6 +157,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # allauth's pages carry the community's name and contact (communities/accounts.py).
+                "communities.accounts.account_community",
             ],
         },
     },

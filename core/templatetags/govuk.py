@@ -193,8 +193,11 @@ def _choice_options(bound: BoundField, kind: str) -> list[_Option]:
 
 
 @register.simple_tag
-def govuk_error_summary(*forms_with_errors: forms.BaseForm) -> SafeString | str:
-    """'There is a problem' with a link per error; nothing at all when every form is valid."""
+def govuk_error_summary(*forms_with_errors: forms.BaseForm, name_fields: bool = False) -> SafeString | str:
+    """'There is a problem' with a link per error; nothing at all when every form is valid.
+
+    `name_fields` starts each field's error with its label, for forms whose messages do not say which field
+    they are about (allauth's "This field is required.")."""
     items: list[dict[str, str]] = []
     for form in forms_with_errors:
         if not isinstance(form, forms.BaseForm) or not form.is_bound:
@@ -206,7 +209,8 @@ def govuk_error_summary(*forms_with_errors: forms.BaseForm) -> SafeString | str:
                 if bound.is_hidden:
                     items.append({"text": f"{bound.label}: {error}", "href": ""})
                 else:
-                    items.append({"text": str(error), "href": f"#{anchor_id(bound)}"})
+                    text = f"{bound.label}: {error}" if name_fields and bound.label else str(error)
+                    items.append({"text": text, "href": f"#{anchor_id(bound)}"})
     if not items:
         return ""
     return render_to_string("includes/error_summary.html", {"items": items})
