@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Collection, Iterable
 from datetime import date, timedelta
 from functools import partial
-from typing import Any
+from typing import IO, Any
 
 from allauth.account.models import EmailAddress
 from django.core.serializers.json import DjangoJSONEncoder
@@ -18,13 +19,18 @@ from django.utils import timezone
 
 from communities import tasks
 from communities.notices import notify_member
+from core import crypto
 from core.audit import Actor
+from core.crypto import CryptoError
+from core.downloads import filename_for
+from core.operator import operator_alert
 from requests_engine import services as engine
 from requests_engine import tasks as engine_tasks
 from requests_engine.campaigns.eligibility import request_covered
 from requests_engine.dispatch.withdrawals import EXPIRED, NARROWED, REVOKED
 from requests_engine.events import describe, record_event
-from requests_engine.models import HANDOVER_STATES, OPEN_STATES, DataRightsRequest, RequestEvent
+from requests_engine.models import HANDOVER_STATES, OPEN_STATES, DataRightsRequest, ReceivedFile, RequestEvent
+from requests_engine.responses.files import received_file_open
 
 from .mandate_text import TEMPLATE_VERSION, MandateChoices, render_mandate_text, terms_sha256, text_sha256
 from .models import IRREVERSIBLE_RIGHTS, Community, Identifier, Invite, Mandate, Member, Notice, Right
@@ -378,8 +384,12 @@ def _end_authority(
     return withdrawn_count, len(kept)
 
 
-def account_export(*, user) -> bytes:
-    """Everything the service holds on the member, as a ZIP: data.json plus their signed mandate PDFs."""
+def account_export(*, user) -> IO[bytes]:
+    """Everything the service holds on the member, as a ZIP: data.json, their signed mandate PDFs and the
+    files controllers returned to them (those not yet deleted), each under its request's reference.
+
+    Written to a temporary file, never held in memory (returned files may be large), and handed back at its
+    start; the caller closes it. Each returned file put in it is recorded as downloaded by the member."""
 
     members = list(Member.objects.filter(user=user).select_related("community"))
     data: dict[str, Any] = {
@@ -387,8 +397,8 @@ def account_export(*, user) -> bytes:
         "account": {"email": user.email, "date_joined": user.date_joined, "last_login": user.last_login},
         "memberships": [],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    spool = tempfile.TemporaryFile()
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for member in members:
             entry: dict[str, Any] = {
                 "community": member.community.name,
@@ -442,11 +452,68 @@ def account_export(*, user) -> bytes:
                         "history": [
                             {"at": e.created_at, "what": describe(e), "code": e.kind} for e in events
                         ],
+                        "returned_files": _export_returned_files(archive, request, member=member),
                     }
                 )
             data["memberships"].append(entry)
         archive.writestr("data.json", json.dumps(data, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False))
-    return buffer.getvalue()
+    spool.seek(0)
+    return spool
+
+
+# zipfile must know before writing an entry whether it may pass 2 GiB (deflate can grow incompressible data).
+ZIP64_FROM = 2**30
+
+
+def _export_returned_files(
+    archive: zipfile.ZipFile, request: DataRightsRequest, *, member: Member
+) -> list[dict]:
+    """Copy the request's returned files into the export as `returned-files/<reference>/<name>`, each
+    decrypted and checked against its checksum on the way; one that cannot be decrypted is listed, not
+    included, and the operator told."""
+    listed: list[dict] = []
+    taken: set[str] = set()
+    for received in ReceivedFile.objects.filter(request=request, deleted_at__isnull=True).order_by(
+        "received_at", "pk"
+    ):
+        name = filename_for(received.original_name, received.content_type)
+        path = f"returned-files/{request.reference}/{name}"
+        copy = 2
+        while path in taken:  # two files of one answer with the same name
+            path = f"returned-files/{request.reference}/{copy}-{name}"
+            copy += 1
+        taken.add(path)
+        entry = {
+            "name": received.original_name,
+            "received_at": received.received_at,
+            "size": received.size,
+            "sha256": received.sha256,
+        }
+        try:
+            data = received_file_open(received)
+        except CryptoError as unreadable:
+            operator_alert(
+                subject="A returned file could not be decrypted for a member's export",
+                body=f"Received file {received.pk} of request {request.reference}: {unreadable}. "
+                "Check FIELD_ENCRYPTION_KEYS (a key removed before `rotate_keys` ran?).",
+                purpose="operator.file_unreadable",
+            )
+            listed.append(
+                {**entry, "in_this_zip": None, "why": "It could not be decrypted; we are looking into it."}
+            )
+            continue
+        with data, archive.open(path, "w", force_zip64=received.size > ZIP64_FROM) as target:
+            shutil.copyfileobj(data, target, crypto.CHUNK_BYTES)
+        with transaction.atomic():
+            locked = DataRightsRequest.objects.select_for_update().get(pk=request.pk)
+            record_event(
+                subject=locked,
+                kind="request.file_downloaded",
+                actor=Actor(Actor.MEMBER, str(member.pk)),
+                payload={"file": received.pk, "sha256": received.sha256, "in": "account export"},
+            )
+        listed.append({**entry, "in_this_zip": path})
+    return listed
 
 
 def account_delete(*, user) -> dict[str, int]:

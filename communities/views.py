@@ -8,7 +8,7 @@ from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.audit import Actor
 from core.client_ip import client_ip
+from core.downloads import download
 from requests_engine.authorities import authority_context, authority_issue
 from requests_engine.models import (
     OPEN_STATES,
@@ -482,10 +483,11 @@ def mandate_revoke(request, reference: str):
 
 @login_required
 def account_export(request):
-    data = services.account_export(user=request.user)
-    response = HttpResponse(data, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="my-data-{timezone.localdate():%Y-%m-%d}.zip"'
-    return response
+    archive = services.account_export(user=request.user)
+    # Streamed from its temporary file (closed when sent); personal data, so no cache keeps a copy.
+    return download(
+        archive, name=f"my-data-{timezone.localdate():%Y-%m-%d}.zip", content_type="application/zip"
+    )
 
 
 @login_required

@@ -149,7 +149,6 @@ def test_export_holds_everything_and_delete_erases_the_login_but_keeps_evidence(
 ):
     import json
     import zipfile
-    from io import BytesIO
 
     member, _ = services.member_join(user=person, community=community, full_name="Ada Lovelace")
     services.identifiers_save(member=member, entries=[(None, "email", "", "ada@elsewhere.test")])
@@ -163,7 +162,7 @@ def test_export_holds_everything_and_delete_erases_the_login_but_keeps_evidence(
             ip=None,
             user_agent="",
         )
-    archive = zipfile.ZipFile(BytesIO(services.account_export(user=person)))
+    archive = zipfile.ZipFile(services.account_export(user=person))
     data = json.loads(archive.read("data.json"))
     assert data["memberships"][0]["identifiers"][0]["value"] == "ada@elsewhere.test"
     assert f"mandates/{mandate.reference}.pdf" in archive.namelist()
