@@ -4,6 +4,7 @@ from django.shortcuts import redirect
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from communities import account_views
 from core.views import healthz
 from requests_engine.register import views as register_views
 
@@ -21,6 +22,17 @@ admin.site.login = admin_login  # type: ignore[method-assign]  # one sign-in for
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Before allauth's own: a used or expired confirmation link says so and offers the way forward.
+    path(
+        "accounts/confirm-email/<str:key>/",
+        account_views.ConfirmEmailView.as_view(),
+        name="account_confirm_email",
+    ),
+    path(
+        "accounts/confirm-email/<str:key>/new-link/",
+        account_views.confirmation_new_link,
+        name="account_confirm_email_new_link",
+    ),
     path("accounts/", include("allauth.urls")),
     path("respond/", include("requests_engine.portal.urls")),
     path("register/", include("requests_engine.register.urls")),
