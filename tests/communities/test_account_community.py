@@ -136,6 +136,7 @@ def test_a_password_reset_email_comes_from_the_members_community(
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/accounts/password/reset/", {"email": "ada@union.test"})
     body = assert_speaks_for(mailbox, unions, purpose="account.password_reset_key")
+    assert OutboundMessage.objects.get().subject == "Smith, Jones & Co Union: Reset your password"
     assert "/accounts/password/reset/key/" in body
     assert member.user.email == "ada@union.test"
 
