@@ -71,6 +71,7 @@ def test_a_newcomer_joins_signs_answers_and_revokes_on_a_phone(
     axe_check(page)
     screenshot(page, "01-join")
     page.get_by_role("link", name="Create an account").click()
+    expect(page).to_have_title(re.compile("Writers' Data Collective$"))  # the community's, not the host's
 
     page.fill("#id_email", EMAIL)
     page.fill("#id_password1", PASSWORD)
@@ -81,6 +82,12 @@ def test_a_newcomer_joins_signs_answers_and_revokes_on_a_phone(
 
     page.goto(confirm_link(mailbox))
     page.get_by_role("button", name=re.compile("Confirm", re.I)).click()
+    # The same link opened again (from the email, later) says it was used and where to go next.
+    page.goto(confirm_link(mailbox))
+    expect(page.get_by_role("heading", level=1)).to_have_text("This link has already been used")
+    expect(page.get_by_role("link", name="Go to your requests")).to_be_visible()
+    expect(page.locator("footer")).to_contain_text("hello@writers.test")
+    axe_check(page)
 
     page.goto(f"{live_server.url}/join/writers/")
     page.fill("#id_full_name", NAME)
