@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from communities import identifier_checks, tenancy
+from communities.invitations import imports as invitations
 from communities.mandate_text import MandateChoices, render_mandate_text, text_sha256
 from communities.models import Community, Identifier, Mandate, Member, Purpose, Right, Role, StaffMembership
 from communities.representation import constitution_store
@@ -111,6 +112,15 @@ class DemoSummary:
     campaign: str = ""
     requests_by_state: dict[str, int] = field(default_factory=dict)
     complaints: list[str] = field(default_factory=list)
+
+
+# People on the community's own membership list who are not members yet: invited by email, and one by letter.
+MEMBERSHIP_LIST = (
+    "name,email,postal address,membership number\n"
+    "Elizabeth Gaskell,elizabeth@community.test,,W-0101\n"
+    "Anne Brontë,anne@community.test,,W-0102\n"
+    'George Eliot,,"Griff House, Nuneaton CV10 7PJ",W-0103\n'
+)
 
 
 def _user(email: str, password: str, **extra) -> Any:
@@ -212,6 +222,10 @@ def seed_demo() -> DemoSummary:
             if not member.mandates.exists():
                 _sign_demo_mandate(member, community, purposes, today=today)
         coordinator = get_user_model().objects.get(username=COORDINATOR_EMAIL)
+        # Part of the union's membership list, as imported in the admin (again: nothing changes).
+        invitations.invitations_import(
+            community=community, text=MEMBERSHIP_LIST, dry_run=False, by=coordinator
+        )
         campaign, created = Campaign.objects.get_or_create(
             community=community,
             name=CAMPAIGN_NAME,

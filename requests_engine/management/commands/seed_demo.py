@@ -27,5 +27,7 @@ class Command(BaseCommand):
             f"  Controllers  {site}/respond/   e.g. dpo@openai.test (the sign-in link: {mail})\n"
             f"  Complaints   {site}/admin/requests_engine/complaint/   (a draft to approve, one awaiting "
             "acknowledgement, an ICO pack to download)\n"
+            f"  Invitations  {site}/admin/communities/invitation/   (people from the membership list; "
+            '"Import members" takes a CSV)\n'
             f"  Health       {site}/healthz"
         )
