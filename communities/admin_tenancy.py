@@ -16,6 +16,7 @@ from django.db import models
 from django.http import Http404, HttpRequest
 
 from communities import tenancy
+from communities.admin_widgets import LabelledSplitDateTime
 
 
 def _perm(model: type[models.Model], action: str) -> str:
@@ -32,6 +33,9 @@ def _allows(request: HttpRequest, model: type[models.Model], action: str, obj: A
 
 class TenantAdminMixin(admin.ModelAdmin):
     """Put first in the bases of every model admin of a community's records (or a shared one)."""
+
+    # Every back-office page's date-and-time fields label their date and time inputs.
+    formfield_overrides = {models.DateTimeField: {"widget": LabelledSplitDateTime}}
 
     def get_queryset(self, request: HttpRequest):
         return tenancy.scope(super().get_queryset(request), request.user)
