@@ -57,32 +57,16 @@ def cast(transactional_db, settings, live_server, coordinator, community, contro
     return {"acme": controller, "postbox": postbox, "ada": ada, "mary": mary, "sam": sam}
 
 
-# Serious axe findings in Django's own admin markup and styles, not in ours: its "filter horizontal" widget
-# (SelectFilter2.js) puts aria-label on a bare <span> icon, and its breadcrumbs tell links from the current
-# page's name by colour alone (axe flags it once that name is long).
-DJANGO_FINDINGS = {"aria-prohibited-attr": ".search-label-icon", "link-in-text-block": ".breadcrumbs > a"}
-
-
 def axe_check_admin(page: Page, traffic: Traffic) -> None:
-    """axe_check on a back-office page: every serious finding fails except Django's own, listed above.
+    """axe_check on a back-office page.
 
     To read a stylesheet's @import (Django's forms.css has one) axe adds a <style> element, which our
     Content-Security-Policy rightly refuses: that refusal, logged while axe runs, is axe's, not the page's."""
     logged = len(traffic.console_errors)
-    results = axe_check(page, blocking=("critical",))
+    axe_check(page)
     traffic.console_errors[logged:] = [
         error for error in traffic.console_errors[logged:] if not error.startswith("Applying inline style")
     ]
-    serious = [
-        violation
-        for violation in results
-        if violation["impact"] == "serious"
-        and not (
-            violation["id"] in DJANGO_FINDINGS
-            and all(DJANGO_FINDINGS[violation["id"]] in node["target"] for node in violation["nodes"])
-        )
-    ]
-    assert not serious, f"axe-core found serious problems on {page.url}: {serious}"
 
 
 def wait_for(condition, timeout: float = 10.0):
