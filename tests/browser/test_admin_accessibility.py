@@ -15,7 +15,8 @@ from django.utils import timezone
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 
 from communities import tenancy
-from communities.models import Identifier, Invite, Role
+from communities.invitations.imports import invitations_import
+from communities.models import Identifier, Invitation, Invite, Role
 from core import crypto
 from core.audit import Actor
 from core.models import OutboundMessage
@@ -64,6 +65,12 @@ def back_office(transactional_db, community, controller):
     invite = Invite.objects.create(
         community=community, note="For the reading group", expires_at=timezone.now() + dt.timedelta(days=7)
     )
+    invitations_import(
+        community=community,
+        text='name,email,postal address\nElizabeth Gaskell,liz@mail.test,\nGeorge Eliot,,"1 Griff Lane, Nuneaton"\n',
+        dry_run=False,
+    )
+    invitation = Invitation.objects.get(name="George Eliot")
     draft = make_campaign(
         community,
         name="Training data 2026",
@@ -136,6 +143,7 @@ def back_office(transactional_db, community, controller):
             member=ada.pk,
             mandate=mandate.pk,
             invite=invite.pk,
+            invitation=invitation.pk,
             draft=draft.pk,
             launched=launched.pk,
             batch=batch.pk,
@@ -202,6 +210,9 @@ def pages_used(**pk: int) -> dict[str, list[str]]:
         f"{RE}/controller/add/",
         f"{RE}/controllercontact/add/",
         f"{CO}/invite/add/",
+        f"{CO}/invitation/",
+        f"{CO}/invitation/{pk['invitation']}/change/",
+        f"{CO}/invitation/import/",
     ]
     return {Role.CASEWORKER.value: caseworker, Role.COORDINATOR.value: coordinator}
 
