@@ -86,7 +86,6 @@ def set_up(community_name: str = "Bench") -> int:
     """A community of MESSAGES members with mandates, one controller, a launched campaign; returns its id."""
     from django.contrib.auth import get_user_model
     from django.core.files.base import ContentFile
-    from django.core.files.storage import default_storage
     from django.utils import timezone
 
     from communities.documents import mandate_pdf_bytes
@@ -137,7 +136,7 @@ def set_up(community_name: str = "Bench") -> int:
     )
     # Mandates are rendered when members sign, not at dispatch: one rendered PDF stands in for all.
     pdf = mandate_pdf_bytes(mandates[0])
-    name = default_storage.save("mandates/bench.pdf", ContentFile(pdf))
+    name = Mandate._meta.get_field("pdf").storage.save("mandates/bench.pdf", ContentFile(pdf))
     Mandate.objects.update(pdf=name, pdf_sha256=hashlib.sha256(pdf).hexdigest())
     # Likewise each member's authority document for the controller, issued when first needed.
     mandates_named = Mandate.controllers.through.objects.bulk_create(
