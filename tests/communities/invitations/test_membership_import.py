@@ -4,6 +4,7 @@ by email through a real SMTP server and by printed letter, and a second import t
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 
 import pytest
@@ -81,7 +82,9 @@ def test_the_letters_carry_the_address_and_the_link_and_are_marked_printed(commu
     pdf, count = letters.letters_print(invitation_ids=list(Invitation.objects.values_list("pk", flat=True)))
     assert count == 1 and pdf.startswith(b"%PDF")
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
-    assert "Mary Shelley" in text and "Marlow Road" in text and mary.invite.token in text.replace("\n", "")
+    assert "Mary Shelley" in text and "Marlow Road" in text
+    # A long link wraps, and may break at a hyphen of the token: compare without line breaks and hyphens.
+    assert re.sub(r"[\s-]", "", mary.invite.token) in re.sub(r"[\s-]", "", text)
     mary.refresh_from_db()
     assert mary.sent_at is not None
 
