@@ -7,6 +7,7 @@ re-created each run. Prints figures; no pass/fail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,6 +31,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn serving the project on a free loopback port with these options, once /healthz answers;
+    yields (its base URL, its master process)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            *options,
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def setup(url: str = BENCH_URL, requests: int = REQUESTS) -> tuple[str, str]:
@@ -136,32 +170,8 @@ def main() -> int:
         print("The benchmark needs PostgreSQL: set BENCH_DATABASE_URL=postgres://…", file=sys.stderr)
         return 2
     session_key, token = setup()
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": BENCH_URL, "DEBUG": "false", "CONN_MAX_AGE": "60"}
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with serve(env, "--workers", "2", "--threads", "4") as (base, _server):
         print(
             f"Portal and API latency, {REQUESTS:,} requests for one controller, {SAMPLES} samples, gunicorn 2×4"
         )
@@ -179,9 +189,6 @@ def main() -> int:
             report("API list /api/v1/requests/", measure(f"{base}/api/v1/requests/", api_headers), 100)
         else:
             print("  API list: skipped (no API in this build)")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     return 0
 
 

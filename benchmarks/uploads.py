@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.portal import free_port, setup  # noqa: E402
+from benchmarks.portal import serve, setup  # noqa: E402
 
 BENCH_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/datacommunity_bench_uploads"
@@ -151,7 +151,6 @@ def main() -> int:
         f"{single.name}: {single.stat().st_size / 1e6:.0f} MB",
         flush=True,
     )
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": BENCH_URL,
@@ -161,66 +160,44 @@ def main() -> int:
         "UPLOAD_MAX_BYTES": str(256 * MIB),
         "UPLOAD_MAX_ANSWER_BYTES": str(256 * MIB),
     }
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--timeout",
-            "600",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        pid = worker_pid(server.pid)
-        api = {"Authorization": f"Bearer {token}"}
-        urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/requests/", headers=api)).read()
+        with serve(env, "--workers", "1", "--timeout", "600") as (base, server):
+            pid = worker_pid(server.pid)
+            api = {"Authorization": f"Bearer {token}"}
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/requests/", headers=api)).read()
 
-        def api_fulfil(reference: str, path: Path) -> int:
-            content_type, length = multipart(path, "files", {"note": "Your data."}, work / "body")
-            return post(
-                f"{base}/api/v1/requests/{reference}/fulfil/", work / "body", content_type, length, api
-            )
+            def api_fulfil(reference: str, path: Path) -> int:
+                content_type, length = multipart(path, "files", {"note": "Your data."}, work / "body")
+                return post(
+                    f"{base}/api/v1/requests/{reference}/fulfil/", work / "body", content_type, length, api
+                )
 
-        cookie = {"Cookie": f"sessionid={session_key}"}
-        page = urllib.request.urlopen(urllib.request.Request(f"{base}/respond/requests/", headers=cookie))
-        csrf_cookie = re.search(r"csrftoken=([^;]+)", page.headers.get("Set-Cookie", "")).group(1)
-        csrf = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.read()).group(1).decode()
+            cookie = {"Cookie": f"sessionid={session_key}"}
+            page = urllib.request.urlopen(urllib.request.Request(f"{base}/respond/requests/", headers=cookie))
+            csrf_cookie = re.search(r"csrftoken=([^;]+)", page.headers.get("Set-Cookie", "")).group(1)
+            csrf = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.read()).group(1).decode()
 
-        def portal_zip() -> int:
-            content_type, length = multipart(
-                folder_zip, "answers_zip", {"csrfmiddlewaretoken": csrf}, work / "body"
-            )
-            headers = {"Cookie": f"sessionid={session_key}; csrftoken={csrf_cookie}"}
-            return post(f"{base}/respond/requests/csv/", work / "body", content_type, length, headers)
+            def portal_zip() -> int:
+                content_type, length = multipart(
+                    folder_zip, "answers_zip", {"csrfmiddlewaretoken": csrf}, work / "body"
+                )
+                headers = {"Cookie": f"sessionid={session_key}; csrftoken={csrf_cookie}"}
+                return post(f"{base}/respond/requests/csv/", work / "body", content_type, length, headers)
 
-        rises = [
-            measured(pid, f"API, {flat_zip.name} as one file", lambda: api_fulfil(references[0], flat_zip)),
-            measured(pid, f"portal answers ZIP, {ENTRIES} folders unpacked and stored", portal_zip),
-            measured(
-                pid,
-                f"API, a single {SINGLE_BYTES // 10**6} MB file",
-                lambda: api_fulfil(references[1], single),
-            ),
-        ]
-        stored = sum(1 for path in (work / "media").rglob("*") if path.is_file())
-        print(f"  files stored: {stored}; largest rise {max(rises):.1f} MiB (target < {TARGET_MIB} MiB)")
+            rises = [
+                measured(
+                    pid, f"API, {flat_zip.name} as one file", lambda: api_fulfil(references[0], flat_zip)
+                ),
+                measured(pid, f"portal answers ZIP, {ENTRIES} folders unpacked and stored", portal_zip),
+                measured(
+                    pid,
+                    f"API, a single {SINGLE_BYTES // 10**6} MB file",
+                    lambda: api_fulfil(references[1], single),
+                ),
+            ]
+            stored = sum(1 for path in (work / "media").rglob("*") if path.is_file())
+            print(f"  files stored: {stored}; largest rise {max(rises):.1f} MiB (target < {TARGET_MIB} MiB)")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         subprocess.run(["rm", "-rf", str(work)], check=False)
     return 0
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the keys fixture is imported, then named as test arguments)
 """Files encrypted at rest in chunks: what is on disk, what tampering is caught, the storage models use,
 sealing files written before, and rotate_keys over every kind of encrypted file."""
 
@@ -16,23 +17,11 @@ from django.core.management import call_command
 
 from core import crypto
 from requests_engine.models import Complaint
+from tests.core.test_crypto import NEW, OLD, keys  # noqa: F401 - the key settings fixture, shared
 from tests.factories import make_mandate, make_member
 
-OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 # Three and a half chunks, so that order, truncation and the last-chunk flag all matter.
 DATA = os.urandom(crypto.CHUNK_BYTES * 3 + crypto.CHUNK_BYTES // 2)
-
-
-@pytest.fixture
-def keys(settings, tmp_path):
-    settings.PRODUCTION = False
-    settings.KEY_DIR = str(tmp_path / "keys")
-
-    def use(*configured: str) -> None:
-        settings.FIELD_ENCRYPTION_KEYS = list(configured)
-
-    use(OLD)
-    return use
 
 
 def encrypted(data: bytes = DATA) -> bytes:
